@@ -1,0 +1,145 @@
+//! The one place this workspace uses `unsafe`: the call into matrixmultiply.
+//!
+//! matrixmultiply's `sgemm`/`dgemm` take raw pointers plus strides, which is what lets a
+//! transposed or sliced view reach the kernel without a copy (W5t in the benchmarks). A safe
+//! triple loop would be about ten times slower than the packed kernel (W5: 82 GFLOP/s on one
+//! core here), so the call stays, behind the bounds checks below.
+//!
+//! Safety argument, in one place: [`MatrixView`] can only be built by [`MatrixView::new`], which
+//! proves that every element the kernel can read, `offset + i * row_stride + j * col_stride` for
+//! `i < rows`, `j < cols`, lies inside the borrowed slice. The output is a `&mut [T]` of exactly
+//! `rows * cols` elements written row-major, so it cannot alias the inputs (the borrow checker
+//! forbids it) and every write is in bounds.
+#![allow(unsafe_code)]
+
+/// A read-only strided matrix inside a borrowed slice, checked to lie within it.
+#[derive(Clone, Copy, Debug)]
+pub struct MatrixView<'a, T> {
+    data: &'a [T],
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a, T> MatrixView<'a, T> {
+    /// Returns `None` if some element of the `rows x cols` matrix would fall outside `data`.
+    pub fn new(
+        data: &'a [T],
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Option<Self> {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1)
+                .checked_mul(row_stride)?
+                .checked_add((cols - 1).checked_mul(col_stride)?)?
+                .checked_add(offset)?;
+            if last >= data.len() {
+                return None;
+            }
+            // Strides are passed to matrixmultiply as isize.
+            isize::try_from(row_stride).ok()?;
+            isize::try_from(col_stride).ok()?;
+        }
+        Some(MatrixView {
+            data,
+            offset,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn start_pointer(&self) -> *const T {
+        // `wrapping_add` keeps this safe even for an empty view whose offset is past the end;
+        // the kernel never dereferences it in that case.
+        self.data.as_ptr().wrapping_add(self.offset)
+    }
+}
+
+macro_rules! checked_gemm {
+    ($name:ident, $t:ty, $kernel:path) => {
+        /// C = alpha * A B + beta * C with C row-major and contiguous.
+        ///
+        /// Panics if the shapes disagree; callers check shapes first and report them by name.
+        pub fn $name(
+            alpha: $t,
+            a: MatrixView<'_, $t>,
+            b: MatrixView<'_, $t>,
+            beta: $t,
+            c: &mut [$t],
+        ) {
+            let (m, k, n) = (a.rows, a.cols, b.cols);
+            assert_eq!(b.rows, k, "gemm: inner dimensions differ");
+            assert_eq!(c.len(), m * n, "gemm: output buffer has the wrong length");
+            if m == 0 || n == 0 {
+                return;
+            }
+            // SAFETY: `a` and `b` were bounds-checked by `MatrixView::new` for exactly these
+            // rows, columns and strides; `c` holds m * n elements written with row stride n and
+            // column stride 1, all in bounds; `c` is a unique borrow, so it aliases neither input.
+            unsafe {
+                $kernel(
+                    m,
+                    k,
+                    n,
+                    alpha,
+                    a.start_pointer(),
+                    a.row_stride as isize,
+                    a.col_stride as isize,
+                    b.start_pointer(),
+                    b.row_stride as isize,
+                    b.col_stride as isize,
+                    beta,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+        }
+    };
+}
+
+checked_gemm!(sgemm, f32, matrixmultiply::sgemm);
+checked_gemm!(dgemm, f64, matrixmultiply::dgemm);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_outside_the_slice_is_refused() {
+        let data = [0.0_f32; 6];
+        assert!(MatrixView::new(&data, 0, 2, 3, 3, 1).is_some());
+        assert!(MatrixView::new(&data, 1, 2, 3, 3, 1).is_none());
+        assert!(MatrixView::new(&data, 0, 3, 3, 3, 1).is_none());
+        assert!(MatrixView::new(&data, 100, 0, 3, 3, 1).is_some());
+    }
+
+    #[test]
+    fn gemm_with_transposed_strides_matches_hand_product() {
+        // A = [[1, 2], [3, 4]] stored column-major, B = identity scaled by 2.
+        let a_col_major = [1.0_f64, 3.0, 2.0, 4.0];
+        let b = [2.0_f64, 0.0, 0.0, 2.0];
+        let mut c = [0.0_f64; 4];
+        let a = MatrixView::new(&a_col_major, 0, 2, 2, 1, 2).unwrap();
+        let b = MatrixView::new(&b, 0, 2, 2, 2, 1).unwrap();
+        dgemm(1.0, a, b, 0.0, &mut c);
+        assert_eq!(c, [2.0, 4.0, 6.0, 8.0]);
+    }
+}

@@ -1,0 +1,53 @@
+//! n-dimensional arrays for the autograd library.
+//!
+//! A [`Tensor`] is shared, immutable storage (`Arc<[T]>`) plus a [`Layout`] (shape, strides,
+//! offset; inline for up to four axes). Views — [`permute`](Tensor::permute),
+//! [`transpose`](Tensor::transpose), [`broadcast_to`](Tensor::broadcast_to),
+//! [`narrow`](Tensor::narrow), [`reshape`](Tensor::reshape) of contiguous data,
+//! [`squeeze`](Tensor::squeeze), [`unsqueeze`](Tensor::unsqueeze) — only make a new layout.
+//! Kernels take a contiguous fast path when they can and a strided path that is correct for
+//! every view; the two agree bit for bit. [`matmul`](Tensor::matmul) hands the views' strides
+//! straight to matrixmultiply, so a transposed operand is never copied.
+//!
+//! The crate knows nothing of gradients; `autograd` builds on it.
+//!
+//! ```
+//! use tensor::Tensor;
+//! let x = Tensor::from_vec(vec![1.0_f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap();
+//! let w = Tensor::<f32>::ones([3, 2]);
+//! let y = (x.matmul(&w) + 1.0).relu();
+//! assert_eq!(y.to_vec(), vec![7.0, 7.0, 16.0, 16.0]);
+//! println!("{y}");
+//! ```
+//!
+//! # Errors
+//! Operations panic on programmer errors with a message naming the op and shapes
+//! (`matmul: inner dimensions differ: [3, 4] x [5, 2]`); every one has a `try_` form returning
+//! [`TensorError`]. Constructors from data return `Result`. Nothing is written before all checks
+//! pass.
+//!
+//! # Threads
+//! With the default feature `threading`, large matrix products run on
+//! `MATMUL_NUM_THREADS` threads (an environment variable read once, at the first large product;
+//! unset means 1). Small products, and every other kernel, stay on the calling thread.
+#![cfg_attr(not(test), deny(unsafe_code))]
+
+mod display;
+mod elementwise;
+mod error;
+mod float;
+#[doc(hidden)]
+pub mod gemm;
+mod index;
+mod layout;
+mod matmul;
+mod reduce;
+mod shape;
+mod tensor;
+
+pub use error::{Result, TensorError};
+pub use float::{DType, Float};
+pub use index::Indices;
+pub use layout::Layout;
+pub use shape::{Dims, Shape};
+pub use tensor::Tensor;

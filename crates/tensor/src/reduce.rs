@@ -1,0 +1,476 @@
+//! Reductions over one, several or all axes: sum, mean, variance, max, min, argmax,
+//! logsumexp, and `sum_to` (the reverse of broadcasting).
+//!
+//! Determinism: every output element is accumulated sequentially over its reduced elements in
+//! row-major logical order, whatever the memory layout. The kernel may run the loops in either
+//! nesting (output-major, or reduction-major when outputs are contiguous so the inner loop
+//! vectorises across outputs), but each output sees the same additions in the same order, so
+//! a strided view reduces to exactly the same bits as its contiguous copy.
+
+use smallvec::SmallVec;
+
+use crate::error::{Result, TensorError, or_panic};
+use crate::float::Float;
+use crate::layout::for_each_row;
+use crate::shape::{Dims, Shape};
+use crate::tensor::Tensor;
+
+/// One row of a strided walk: start position (relative), length, stride.
+type Row = (usize, usize, usize);
+
+/// The rows of a walk over `dims` with `strides`, relative to position 0.
+fn rows_of(dims: &[usize], strides: &[usize]) -> SmallVec<[Row; 4]> {
+    let mut rows = SmallVec::new();
+    for_each_row(dims, [strides], [0], |[start], len, [stride]| {
+        rows.push((start, len, stride))
+    });
+    rows
+}
+
+/// Reduces the axes in `mask` with `combine`, starting every output at `init`.
+fn reduce_kernel<T: Float>(
+    source: &Tensor<T>,
+    mask: u64,
+    keepdim: bool,
+    init: T,
+    combine: impl Fn(T, T) -> T,
+) -> Tensor<T> {
+    let shape = source.shape();
+    let (mut kept_dims, mut kept_strides, mut reduced_dims, mut reduced_strides) =
+        (Dims::new(), Dims::new(), Dims::new(), Dims::new());
+    for (axis, (&d, &s)) in shape.dims().iter().zip(source.strides()).enumerate() {
+        if mask & (1 << axis) == 0 {
+            kept_dims.push(d);
+            kept_strides.push(s);
+        } else {
+            reduced_dims.push(d);
+            reduced_strides.push(s);
+        }
+    }
+    let out_shape = shape.reduced(mask, keepdim);
+    let kept_rows = rows_of(&kept_dims, &kept_strides);
+    let reduced_rows = rows_of(&reduced_dims, &reduced_strides);
+    let data = source.storage();
+    let base = source.layout().offset();
+    let outputs_contiguous = kept_rows
+        .first()
+        .is_some_and(|&(_, len, stride)| stride == 1 && len > 1);
+    let reduction_contiguous = reduced_rows
+        .first()
+        .is_some_and(|&(_, _, stride)| stride == 1);
+    Tensor::from_fill(out_shape, |out| {
+        out.fill(init);
+        if outputs_contiguous && !reduction_contiguous {
+            // Reduction-major: one pass over the inputs per reduced position, vectorised across
+            // contiguous outputs.
+            for &(r_start, r_len, r_stride) in &reduced_rows {
+                for i in 0..r_len {
+                    let position = base + r_start + i * r_stride;
+                    let mut next = 0;
+                    for &(o_start, o_len, o_stride) in &kept_rows {
+                        let row = &mut out[next..next + o_len];
+                        let start = position + o_start;
+                        if o_stride == 1 {
+                            for (o, &x) in row.iter_mut().zip(&data[start..start + o_len]) {
+                                *o = combine(*o, x);
+                            }
+                        } else {
+                            for (j, o) in row.iter_mut().enumerate() {
+                                *o = combine(*o, data[start + j * o_stride]);
+                            }
+                        }
+                        next += o_len;
+                    }
+                }
+            }
+        } else {
+            // Output-major: each output accumulates its reduced elements in one go.
+            let mut next = 0;
+            for &(o_start, o_len, o_stride) in &kept_rows {
+                for j in 0..o_len {
+                    let position = base + o_start + j * o_stride;
+                    let mut accumulator = init;
+                    for &(r_start, r_len, r_stride) in &reduced_rows {
+                        let start = position + r_start;
+                        if r_stride == 1 {
+                            for &x in &data[start..start + r_len] {
+                                accumulator = combine(accumulator, x);
+                            }
+                        } else {
+                            for i in 0..r_len {
+                                accumulator = combine(accumulator, data[start + i * r_stride]);
+                            }
+                        }
+                    }
+                    out[next] = accumulator;
+                    next += 1;
+                }
+            }
+        }
+    })
+}
+
+/// Checks the axes of a reduction and, for reductions without an identity, that no reduced
+/// axis is empty while outputs exist.
+fn reduction_mask<T: Float>(
+    source: &Tensor<T>,
+    op: &'static str,
+    axes: &[usize],
+    needs_elements: bool,
+) -> Result<u64> {
+    let mask = source.shape().axis_mask(op, axes)?;
+    if needs_elements {
+        let empty_reduced = source
+            .dims()
+            .iter()
+            .enumerate()
+            .any(|(axis, &d)| d == 0 && mask & (1 << axis) != 0);
+        let outputs_exist = source
+            .dims()
+            .iter()
+            .enumerate()
+            .all(|(axis, &d)| d != 0 || mask & (1 << axis) != 0);
+        if empty_reduced && outputs_exist {
+            return Err(TensorError::EmptyReduction {
+                op,
+                shape: source.shape().clone(),
+            });
+        }
+    }
+    Ok(mask)
+}
+
+fn all_axes(rank: usize) -> Dims {
+    (0..rank).collect()
+}
+
+impl<T: Float> Tensor<T> {
+    /// Sum over `axes`; `keepdim` keeps them as size-1 axes. An empty `axes` returns a copy.
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// let t = Tensor::<f32>::arange(0.0, 6.0, 1.0).unwrap().reshape([2, 3]);
+    /// assert_eq!(t.sum(&[0], false).to_vec(), vec![3.0, 5.0, 7.0]);
+    /// assert_eq!(t.sum(&[1], true).dims(), &[2, 1]);
+    /// ```
+    #[track_caller]
+    pub fn sum(&self, axes: &[usize], keepdim: bool) -> Tensor<T> {
+        or_panic(self.try_sum(axes, keepdim))
+    }
+
+    /// Fallible [`sum`](Tensor::sum).
+    pub fn try_sum(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
+        let mask = reduction_mask(self, "sum", axes, false)?;
+        Ok(reduce_kernel(self, mask, keepdim, T::ZERO, |a, b| a + b))
+    }
+
+    /// Sum of all elements, as a rank-0 tensor.
+    pub fn sum_all(&self) -> Tensor<T> {
+        self.sum(&all_axes(self.rank()), false)
+    }
+
+    /// Mean over `axes` (NaN over an empty axis, as 0/0).
+    #[track_caller]
+    pub fn mean(&self, axes: &[usize], keepdim: bool) -> Tensor<T> {
+        or_panic(self.try_mean(axes, keepdim))
+    }
+
+    /// Fallible [`mean`](Tensor::mean).
+    pub fn try_mean(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
+        let count: usize = axes
+            .iter()
+            .map(|&a| self.dims().get(a).copied().unwrap_or(1))
+            .product();
+        let total = self.try_sum(axes, keepdim)?;
+        let count = T::from_usize(count);
+        Ok(total.map(|x| x / count))
+    }
+
+    /// Mean of all elements, as a rank-0 tensor.
+    pub fn mean_all(&self) -> Tensor<T> {
+        self.mean(&all_axes(self.rank()), false)
+    }
+
+    /// Variance over `axes`: the mean squared deviation from the mean, divided by `n` when
+    /// `unbiased` is false and by `n - 1` (Bessel's correction) when it is true.
+    #[track_caller]
+    pub fn variance(&self, axes: &[usize], keepdim: bool, unbiased: bool) -> Tensor<T> {
+        or_panic(self.try_variance(axes, keepdim, unbiased))
+    }
+
+    /// Fallible [`variance`](Tensor::variance).
+    pub fn try_variance(&self, axes: &[usize], keepdim: bool, unbiased: bool) -> Result<Tensor<T>> {
+        let mean = self.try_mean(axes, true)?;
+        let squared = (self - &mean).square();
+        let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
+        let divisor = T::from_usize(if unbiased {
+            count.saturating_sub(1)
+        } else {
+            count
+        });
+        Ok(squared.try_sum(axes, keepdim)?.map(|x| x / divisor))
+    }
+
+    /// Maximum over `axes` (NaN if any reduced element is NaN). Errors on an empty axis.
+    #[track_caller]
+    pub fn max(&self, axes: &[usize], keepdim: bool) -> Tensor<T> {
+        or_panic(self.try_max(axes, keepdim))
+    }
+
+    /// Fallible [`max`](Tensor::max).
+    pub fn try_max(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
+        let mask = reduction_mask(self, "max", axes, true)?;
+        Ok(reduce_kernel(
+            self,
+            mask,
+            keepdim,
+            T::NEG_INFINITY,
+            T::max_propagate_nan,
+        ))
+    }
+
+    /// Maximum of all elements, as a rank-0 tensor. Panics on an empty tensor.
+    pub fn max_all(&self) -> Tensor<T> {
+        self.max(&all_axes(self.rank()), false)
+    }
+
+    /// Minimum over `axes` (NaN if any reduced element is NaN). Errors on an empty axis.
+    #[track_caller]
+    pub fn min(&self, axes: &[usize], keepdim: bool) -> Tensor<T> {
+        or_panic(self.try_min(axes, keepdim))
+    }
+
+    /// Fallible [`min`](Tensor::min).
+    pub fn try_min(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
+        let mask = reduction_mask(self, "min", axes, true)?;
+        Ok(reduce_kernel(
+            self,
+            mask,
+            keepdim,
+            T::INFINITY,
+            T::min_propagate_nan,
+        ))
+    }
+
+    /// Minimum of all elements, as a rank-0 tensor. Panics on an empty tensor.
+    pub fn min_all(&self) -> Tensor<T> {
+        self.min(&all_axes(self.rank()), false)
+    }
+
+    /// log(sum(exp(x))) over `axes`, computed stably: the maximum is subtracted before `exp` and
+    /// added back after `log`, so logits of ±1e4 give finite results.
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// let x = Tensor::from_vec(vec![1e4_f32, 1e4], [2]).unwrap();
+    /// let lse = x.logsumexp(&[0], false).item();
+    /// assert!((lse - (1e4 + 2.0_f32.ln())).abs() < 1e-2);
+    /// ```
+    #[track_caller]
+    pub fn logsumexp(&self, axes: &[usize], keepdim: bool) -> Tensor<T> {
+        or_panic(self.try_logsumexp(axes, keepdim))
+    }
+
+    /// Fallible [`logsumexp`](Tensor::logsumexp).
+    pub fn try_logsumexp(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
+        let mask = reduction_mask(self, "logsumexp", axes, true)?;
+        // An infinite maximum (all -inf, or some +inf) is replaced by 0 as the shift, which
+        // gives the right limits: -inf and +inf respectively.
+        let shift = reduce_kernel(self, mask, true, T::NEG_INFINITY, T::max_propagate_nan)
+            .map(|m| if m.is_finite() { m } else { T::ZERO });
+        let total = (self - &shift).exp().try_sum(axes, true)?;
+        let result = &total.log() + &shift;
+        Ok(if keepdim {
+            result
+        } else {
+            result.reshape(self.shape().reduced(mask, false))
+        })
+    }
+
+    /// Index of the largest element along `axis`, for every position of the other axes, in
+    /// row-major order of the remaining axes. Ties go to the first occurrence; NaN counts as the
+    /// largest value (as PyTorch does).
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// let t = Tensor::from_vec(vec![0.1_f32, 0.7, 0.2, 0.9, 0.05, 0.05], [2, 3]).unwrap();
+    /// assert_eq!(t.argmax(1), vec![1, 0]);
+    /// ```
+    #[track_caller]
+    pub fn argmax(&self, axis: usize) -> Vec<usize> {
+        or_panic(self.try_argmax(axis))
+    }
+
+    /// Fallible [`argmax`](Tensor::argmax).
+    pub fn try_argmax(&self, axis: usize) -> Result<Vec<usize>> {
+        self.arg_extreme("argmax", axis, |candidate, best| candidate > best)
+    }
+
+    /// Index of the smallest element along `axis` (see [`argmax`](Tensor::argmax)).
+    #[track_caller]
+    pub fn argmin(&self, axis: usize) -> Vec<usize> {
+        or_panic(self.try_argmin(axis))
+    }
+
+    /// Fallible [`argmin`](Tensor::argmin).
+    pub fn try_argmin(&self, axis: usize) -> Result<Vec<usize>> {
+        self.arg_extreme("argmin", axis, |candidate, best| candidate < best)
+    }
+
+    fn arg_extreme(
+        &self,
+        op: &'static str,
+        axis: usize,
+        better: impl Fn(T, T) -> bool,
+    ) -> Result<Vec<usize>> {
+        reduction_mask(self, op, &[axis], true)?;
+        let moved = self.transpose(axis, self.rank() - 1);
+        let length = self.dims()[axis];
+        let values = moved.to_vec();
+        if length == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(values
+            .chunks(length)
+            .map(|lane| {
+                let mut best = 0;
+                for (i, &x) in lane.iter().enumerate().skip(1) {
+                    if !lane[best].is_nan() && (x.is_nan() || better(x, lane[best])) {
+                        best = i;
+                    }
+                }
+                best
+            })
+            .collect())
+    }
+
+    /// Sums over the axes that broadcasting `shape` to `self.shape()` would have repeated, so
+    /// the result has `shape`: the reverse of [`broadcast_to`](Tensor::broadcast_to), and the
+    /// gradient rule of every broadcast.
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// let g = Tensor::<f32>::ones([4, 3]);
+    /// assert_eq!(g.sum_to([3]).to_vec(), vec![4.0, 4.0, 4.0]);
+    /// assert_eq!(g.sum_to([4, 1]).to_vec(), vec![3.0; 4]);
+    /// ```
+    #[track_caller]
+    pub fn sum_to(&self, shape: impl Into<Shape>) -> Tensor<T> {
+        or_panic(self.try_sum_to(shape))
+    }
+
+    /// Fallible [`sum_to`](Tensor::sum_to).
+    pub fn try_sum_to(&self, shape: impl Into<Shape>) -> Result<Tensor<T>> {
+        let target = shape.into();
+        if &target == self.shape() {
+            return Ok(self.clone());
+        }
+        let error = || TensorError::BroadcastTo {
+            op: "sum_to",
+            from: target.clone(),
+            to: self.shape().clone(),
+        };
+        if target.rank() > self.rank() {
+            return Err(error());
+        }
+        let lead = self.rank() - target.rank();
+        let mut axes = Dims::new();
+        for axis in 0..self.rank() {
+            if axis < lead {
+                axes.push(axis);
+                continue;
+            }
+            match (target.dims()[axis - lead], self.dims()[axis]) {
+                (t, s) if t == s => {}
+                (1, _) => axes.push(axis),
+                _ => return Err(error()),
+            }
+        }
+        let mask = self.shape().axis_mask("sum_to", &axes)?;
+        Ok(reduce_kernel(self, mask, true, T::ZERO, |a, b| a + b).reshape(target))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> Tensor<f64> {
+        Tensor::from_vec((0..24).map(f64::from).collect(), [2, 3, 4]).unwrap()
+    }
+
+    #[test]
+    fn sums_over_axes_match_hand_sums() {
+        let t = grid();
+        assert_eq!(t.sum_all().item(), 276.0);
+        let over_middle = t.sum(&[1], false);
+        assert_eq!(over_middle.dims(), &[2, 4]);
+        assert_eq!(over_middle.get(&[1, 2]), 14.0 + 18.0 + 22.0);
+        let outer = t.sum(&[0, 2], true);
+        assert_eq!(outer.dims(), &[1, 3, 1]);
+        assert_eq!(
+            outer.get(&[0, 1, 0]),
+            (4..8).sum::<i32>() as f64 + (16..20).sum::<i32>() as f64
+        );
+        assert_eq!(t.sum(&[], false), t);
+    }
+
+    #[test]
+    fn mean_variance_max_min() {
+        let t = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2]).unwrap();
+        assert_eq!(t.mean(&[0], false).to_vec(), vec![2.0, 3.0]);
+        assert_eq!(t.variance(&[1], false, false).to_vec(), vec![0.25, 0.25]);
+        assert_eq!(t.variance(&[1], false, true).to_vec(), vec![0.5, 0.5]);
+        assert_eq!(t.max(&[1], false).to_vec(), vec![2.0, 4.0]);
+        assert_eq!(t.min_all().item(), 1.0);
+        assert!(
+            Tensor::from_vec(vec![1.0, f64::NAN], [2])
+                .unwrap()
+                .max_all()
+                .item()
+                .is_nan()
+        );
+    }
+
+    #[test]
+    fn empty_reductions() {
+        let empty = Tensor::<f32>::zeros([0, 3]);
+        assert_eq!(empty.sum(&[0], false).to_vec(), vec![0.0; 3]);
+        assert_eq!(
+            empty.try_max(&[0], false).unwrap_err().to_string(),
+            "max: cannot reduce over an empty axis of shape [0, 3]"
+        );
+        assert_eq!(empty.max(&[1], false).numel(), 0);
+    }
+
+    #[test]
+    fn logsumexp_is_finite_at_large_magnitudes() {
+        let x = Tensor::from_vec(vec![1e4_f32, -1e4, 0.0, -1e4], [2, 2]).unwrap();
+        let lse = x.logsumexp(&[1], false).to_vec();
+        assert_eq!(lse[0], 1e4);
+        assert!((lse[1] - 0.0).abs() < 1e-6);
+        let all_minus_inf = Tensor::from_vec(vec![f64::NEG_INFINITY; 2], [2]).unwrap();
+        assert_eq!(
+            all_minus_inf.logsumexp(&[0], false).item(),
+            f64::NEG_INFINITY
+        );
+    }
+
+    #[test]
+    fn argmax_takes_first_tie_and_nan() {
+        let t = Tensor::from_vec(vec![1.0, 3.0, 3.0, f64::NAN, 0.0, 5.0], [2, 3]).unwrap();
+        assert_eq!(t.argmax(1), vec![1, 0]);
+        assert_eq!(t.argmax(0), vec![1, 0, 1]);
+        assert_eq!(t.argmin(1), vec![0, 0]);
+    }
+
+    #[test]
+    fn sum_to_reverses_broadcast() {
+        let g = grid();
+        assert_eq!(g.sum_to([3, 1]).to_vec(), g.sum(&[0, 2], false).to_vec());
+        assert_eq!(
+            g.try_sum_to([5]).unwrap_err().to_string(),
+            "sum_to: cannot broadcast [5] to [2, 3, 4]"
+        );
+    }
+}
