@@ -1,0 +1,339 @@
+//! Composite ops: built only from primitives, so they have no backward code of their own and
+//! their gradients (and higher-order gradients) are derived by the tape.
+
+use tensor::{Float, TensorError};
+
+use crate::error::{Result, or_panic};
+use crate::tape::Var;
+
+impl<'t, T: Float> Var<'t, T> {
+    /// x * x (the gradient 2x arrives as two contributions of x).
+    #[track_caller]
+    pub fn square(self) -> Var<'t, T> {
+        self * self
+    }
+
+    /// Mean over `axes`: the sum times 1/n (a multiplication, so the last bit may differ from
+    /// a division by n).
+    #[track_caller]
+    pub fn mean(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+        or_panic(self.try_mean(axes, keepdim))
+    }
+
+    /// Fallible [`mean`](Var::mean).
+    #[track_caller]
+    pub fn try_mean(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
+        let shape = self.shape();
+        shape.axis_mask("mean", axes)?;
+        let count: usize = axes.iter().map(|&a| shape.dims()[a]).product();
+        Ok(self
+            .try_sum(axes, keepdim)?
+            .mul_scalar(T::ONE / T::from_usize(count)))
+    }
+
+    /// Mean of all elements (a rank-0 result).
+    #[track_caller]
+    pub fn mean_all(self) -> Var<'t, T> {
+        let axes: Vec<usize> = (0..self.shape().rank()).collect();
+        self.mean(&axes, false)
+    }
+
+    /// Variance over `axes`: mean squared deviation from the mean, divided by n (`unbiased =
+    /// false`, as batch norm uses) or by n - 1 (`unbiased = true`, Bessel's correction).
+    ///
+    /// ```
+    /// use autograd::Tape;
+    /// use tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.leaf(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [4]).unwrap());
+    /// assert_eq!(x.variance(&[0], false, false).value().item(), 1.25);
+    /// assert!((x.variance(&[0], false, true).value().item() - 5.0 / 3.0).abs() < 1e-15);
+    /// ```
+    #[track_caller]
+    pub fn variance(self, axes: &[usize], keepdim: bool, unbiased: bool) -> Var<'t, T> {
+        or_panic(self.try_variance(axes, keepdim, unbiased))
+    }
+
+    /// Fallible [`variance`](Var::variance).
+    #[track_caller]
+    pub fn try_variance(self, axes: &[usize], keepdim: bool, unbiased: bool) -> Result<Var<'t, T>> {
+        let shape = self.shape();
+        shape.axis_mask("variance", axes)?;
+        let count: usize = axes.iter().map(|&a| shape.dims()[a]).product();
+        let divisor = if unbiased {
+            count.saturating_sub(1)
+        } else {
+            count
+        };
+        let deviation = self - self.try_mean(axes, true)?;
+        Ok(deviation
+            .square()
+            .try_sum(axes, keepdim)?
+            .mul_scalar(T::ONE / T::from_usize(divisor)))
+    }
+
+    /// Minimum over `axes`, as -max(-x) (ties share the gradient equally).
+    #[track_caller]
+    pub fn min(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+        or_panic(self.try_min(axes, keepdim))
+    }
+
+    /// Fallible [`min`](Var::min).
+    #[track_caller]
+    pub fn try_min(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
+        // Validate before recording the negation.
+        self.value().try_min(axes, keepdim)?;
+        Ok(-(-self).try_max(axes, keepdim)?)
+    }
+
+    /// log(sum(exp(x))) over `axes`, stable at any magnitude: the maximum m is subtracted
+    /// before `exp` and added back after `log`. m enters as a constant, which is exact: the
+    /// result does not depend on the shift, so neither does its gradient (softmax).
+    #[track_caller]
+    pub fn logsumexp(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+        or_panic(self.try_logsumexp(axes, keepdim))
+    }
+
+    /// Fallible [`logsumexp`](Var::logsumexp).
+    #[track_caller]
+    pub fn try_logsumexp(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
+        let shape = self.shape();
+        let mask = shape.axis_mask("logsumexp", axes)?;
+        let shift = self
+            .value()
+            .try_max(axes, true)?
+            .map(|m| if m.is_finite() { m } else { T::ZERO });
+        let shift = self.tape.constant(shift);
+        let total = (self - shift).exp().sum(axes, true);
+        let result = total.log() + shift;
+        Ok(if keepdim {
+            result
+        } else {
+            result.reshape(shape.reduced(mask, false))
+        })
+    }
+
+    /// x - logsumexp(x) along `axis`: log-probabilities, finite for logits of any magnitude.
+    #[track_caller]
+    pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
+        or_panic(self.try_log_softmax(axis))
+    }
+
+    /// Fallible [`log_softmax`](Var::log_softmax).
+    #[track_caller]
+    pub fn try_log_softmax(self, axis: usize) -> Result<Var<'t, T>> {
+        let normaliser = self.try_logsumexp(&[axis], true)?;
+        Ok(self - normaliser)
+    }
+
+    /// exp(log_softmax(x)) along `axis`: probabilities summing to 1.
+    #[track_caller]
+    pub fn softmax(self, axis: usize) -> Var<'t, T> {
+        or_panic(self.try_softmax(axis))
+    }
+
+    /// Fallible [`softmax`](Var::softmax).
+    #[track_caller]
+    pub fn try_softmax(self, axis: usize) -> Result<Var<'t, T>> {
+        Ok(self.try_log_softmax(axis)?.exp())
+    }
+
+    /// ln(1 + e^x), stable at any magnitude: logsumexp over the pair (0, x), so its derivative
+    /// is sigmoid(x) everywhere, including x = 0.
+    #[track_caller]
+    pub fn softplus(self) -> Var<'t, T> {
+        let shift = self.value().map(|x| if x > T::ZERO { x } else { T::ZERO });
+        let shift = self.tape.constant(shift);
+        // e^(0 - m) + e^(x - m) with m = max(0, x): both exponents are <= 0.
+        let total = (-shift).exp() + (self - shift).exp();
+        total.log() + shift
+    }
+
+    /// Element-wise maximum with broadcasting. Where a = b the gradient is split in half.
+    #[track_caller]
+    pub fn maximum(self, other: Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_extremum(other, "maximum", |a, b| a > b))
+    }
+
+    /// Fallible [`maximum`](Var::maximum).
+    #[track_caller]
+    pub fn try_maximum(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
+        self.try_extremum(other, "maximum", |a, b| a > b)
+    }
+
+    /// Element-wise minimum with broadcasting. Where a = b the gradient is split in half.
+    #[track_caller]
+    pub fn minimum(self, other: Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_extremum(other, "minimum", |a, b| a < b))
+    }
+
+    /// Fallible [`minimum`](Var::minimum).
+    #[track_caller]
+    pub fn try_minimum(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
+        self.try_extremum(other, "minimum", |a, b| a < b)
+    }
+
+    /// `self` where `wins(self, other)`, `other` where `wins(other, self)`, their mean on ties
+    /// (and NaN if either is NaN, through the mean).
+    fn try_extremum(
+        self,
+        other: Var<'t, T>,
+        op: &'static str,
+        wins: fn(T, T) -> bool,
+    ) -> Result<Var<'t, T>> {
+        let (a, b) = self.broadcast_pair(other, op)?;
+        let (va, vb) = (a.value(), b.value());
+        let first = va.zip_map(&vb, op, |x, y| if wins(x, y) { T::ONE } else { T::ZERO });
+        let second = va.zip_map(&vb, op, |x, y| if wins(y, x) { T::ONE } else { T::ZERO });
+        let tie = (a + b).mul_scalar(T::from_f64(0.5));
+        Ok(Var::select(&first, a, Var::select(&second, b, tie)))
+    }
+
+    /// Joins Vars along an existing `axis` (all other axes equal), composed of `pad` and `add`.
+    #[track_caller]
+    pub fn concat(parts: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
+        or_panic(Var::try_concat(parts, axis))
+    }
+
+    /// Fallible [`concat`](Var::concat).
+    #[track_caller]
+    pub fn try_concat(parts: &[Var<'t, T>], axis: usize) -> Result<Var<'t, T>> {
+        let Some(first) = parts.first() else {
+            return Err(TensorError::InvalidArgument {
+                op: "concat",
+                message: "needs at least one Var".to_string(),
+            }
+            .into());
+        };
+        let shapes: Vec<_> = parts.iter().map(Var::shape).collect();
+        for part in parts {
+            first.tape.check_owns("concat", part)?;
+        }
+        let reference = &shapes[0];
+        reference.check_axis("concat", axis)?;
+        for shape in &shapes {
+            let compatible = shape.rank() == reference.rank()
+                && (0..reference.rank())
+                    .all(|d| d == axis || shape.dims()[d] == reference.dims()[d]);
+            if !compatible {
+                return Err(TensorError::ShapeMismatch {
+                    op: "concat",
+                    lhs: reference.clone(),
+                    rhs: shape.clone(),
+                }
+                .into());
+            }
+        }
+        let total: usize = shapes.iter().map(|s| s.dims()[axis]).sum();
+        let mut before = 0;
+        let mut joined: Option<Var<'t, T>> = None;
+        for (part, shape) in parts.iter().zip(&shapes) {
+            let len = shape.dims()[axis];
+            let placed = part.pad(axis, before, total - before - len);
+            joined = Some(match joined {
+                None => placed,
+                Some(sum) => sum + placed,
+            });
+            before += len;
+        }
+        Ok(joined.expect("at least one part"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::assert_gradcheck;
+    use crate::tape::Tape;
+    use tensor::Tensor;
+
+    fn grid() -> Tensor<f64> {
+        Tensor::from_vec(
+            (0..12)
+                .map(|v| ((v * 5) % 12) as f64 * 0.43 - 2.1)
+                .collect(),
+            [3, 4],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn composite_gradients() {
+        assert_gradcheck(|x| x[0].mean(&[1], false), &[grid()]);
+        assert_gradcheck(|x| x[0].variance(&[0], true, false), &[grid()]);
+        assert_gradcheck(|x| x[0].variance(&[0, 1], false, true), &[grid()]);
+        assert_gradcheck(|x| x[0].min(&[1], false), &[grid()]);
+        assert_gradcheck(|x| x[0].logsumexp(&[1], false), &[grid()]);
+        assert_gradcheck(|x| x[0].log_softmax(0), &[grid()]);
+        assert_gradcheck(|x| x[0].softmax(1), &[grid()]);
+        assert_gradcheck(|x| x[0].softplus(), &[grid()]);
+        let other = grid().map(|v| -v * 0.8 + 0.1);
+        assert_gradcheck(|x| x[0].maximum(x[1]), &[grid(), other.clone()]);
+        assert_gradcheck(|x| x[0].minimum(x[1]), &[grid(), other]);
+        assert_gradcheck(
+            |x| Var::concat(&[x[0], x[1].t(), x[0]], 0),
+            &[grid().narrow(0, 0, 2), grid().t()],
+        );
+    }
+
+    #[test]
+    fn softmax_gradient_matches_closed_form() {
+        // d/dx_i sum_j w_j softmax(x)_j = s_i (w_i - sum_j w_j s_j)
+        let tape = Tape::<f64>::new();
+        let values = [0.2, -1.0, 2.5, 0.7];
+        let weights = [1.0, -2.0, 0.5, 3.0];
+        let x = tape.leaf(Tensor::from_vec(values.to_vec(), [4]).unwrap());
+        let w = tape.constant(Tensor::from_vec(weights.to_vec(), [4]).unwrap());
+        let grad = (x.softmax(0) * w).sum_all().backward().wrt(x).to_vec();
+        let exps: Vec<f64> = values.iter().map(|v| v.exp()).collect();
+        let total: f64 = exps.iter().sum();
+        let s: Vec<f64> = exps.iter().map(|e| e / total).collect();
+        let mean_w: f64 = weights.iter().zip(&s).map(|(w, s)| w * s).sum();
+        for i in 0..4 {
+            assert!((grad[i] - s[i] * (weights[i] - mean_w)).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn logsumexp_and_softplus_stay_finite_at_large_magnitudes() {
+        let tape = Tape::<f32>::new();
+        let x = tape.leaf(Tensor::from_vec(vec![1e4_f32, -1e4, 0.0], [3]).unwrap());
+        let lse = x.logsumexp(&[0], false);
+        assert_eq!(lse.value().item(), 1e4);
+        let softplus = x.softplus();
+        assert_eq!(softplus.value().to_vec(), vec![1e4, 0.0, 2.0_f32.ln()]);
+        let grads = (lse + softplus.sum_all()).backward().wrt(x).to_vec();
+        assert!(grads.iter().all(|g| g.is_finite()), "{grads:?}");
+        assert_eq!(grads, vec![2.0, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn maximum_splits_ties_in_half() {
+        let tape = Tape::<f64>::new();
+        let a = tape.leaf(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]).unwrap());
+        let b = tape.leaf(Tensor::from_vec(vec![1.0, 5.0, 0.0], [3]).unwrap());
+        let m = a.maximum(b);
+        assert_eq!(m.value().to_vec(), vec![1.0, 5.0, 3.0]);
+        let grads = m.sum_all().backward();
+        assert_eq!(grads.wrt(a).to_vec(), vec![0.5, 0.0, 1.0]);
+        assert_eq!(grads.wrt(b).to_vec(), vec![0.5, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn composite_errors_record_nothing() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(grid());
+        let before = tape.len();
+        assert!(x.try_mean(&[2], false).is_err());
+        assert!(x.try_variance(&[0, 0], false, false).is_err());
+        assert!(x.try_logsumexp(&[5], false).is_err());
+        assert!(x.try_softmax(2).is_err());
+        assert!(x.try_min(&[3], false).is_err());
+        let y = tape.leaf(Tensor::zeros([2, 5]));
+        assert_eq!(
+            Var::try_concat(&[x, y], 0).unwrap_err().to_string(),
+            "concat: shapes differ: [3, 4] vs [2, 5]"
+        );
+        assert_eq!(tape.len(), before + 1);
+    }
+}

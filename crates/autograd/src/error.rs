@@ -1,0 +1,113 @@
+//! The error type of the autograd crate.
+
+use std::fmt;
+
+use tensor::{Shape, TensorError};
+
+/// What went wrong while recording an op or running backward. Messages name the op and the
+/// shapes or values involved.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum AutogradError {
+    /// A tensor-level check failed (shape mismatch, bad axis, ...); the message names the op.
+    Tensor(TensorError),
+    /// A `Var` recorded on one tape was combined with a `Var` or `Gradients` of another.
+    ForeignVar {
+        /// The operation.
+        op: &'static str,
+    },
+    /// `backward()` was called on an output with more than one element.
+    NonScalarOutput {
+        /// The output's shape.
+        shape: Shape,
+    },
+    /// The seed given to `backward_with` does not have the output's shape.
+    SeedShape {
+        /// The output's shape.
+        output: Shape,
+        /// The seed's shape.
+        seed: Shape,
+    },
+    /// The output of `backward` does not depend on any leaf that requires a gradient.
+    NoGradientPath,
+    /// A custom op's forward failed or its backward broke its contract.
+    CustomOp {
+        /// The op's name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Higher-order gradients were requested through an op that cannot provide them.
+    HigherOrderUnsupported {
+        /// The op's name.
+        op: String,
+    },
+    /// An argument is outside its domain.
+    InvalidArgument {
+        /// The operation.
+        op: &'static str,
+        /// What was wrong, with the value.
+        message: String,
+    },
+}
+
+/// Result alias for fallible autograd operations.
+pub type Result<T> = std::result::Result<T, AutogradError>;
+
+impl fmt::Display for AutogradError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AutogradError::Tensor(error) => write!(f, "{error}"),
+            AutogradError::ForeignVar { op } => write!(
+                f,
+                "{op}: a Var from another tape was used; every Var of an expression must come from the same tape"
+            ),
+            AutogradError::NonScalarOutput { shape } => write!(
+                f,
+                "backward: the output has shape {shape} ({} elements); call backward_with(seed) for a non-scalar output",
+                shape.numel()
+            ),
+            AutogradError::SeedShape { output, seed } => {
+                write!(
+                    f,
+                    "backward_with: seed shape {seed} differs from output shape {output}"
+                )
+            }
+            AutogradError::NoGradientPath => write!(
+                f,
+                "backward: the output does not depend on any leaf that requires a gradient"
+            ),
+            AutogradError::CustomOp { name, message } => write!(f, "custom op '{name}': {message}"),
+            AutogradError::HigherOrderUnsupported { op } => write!(
+                f,
+                "{op}: higher-order gradients are not supported through this op"
+            ),
+            AutogradError::InvalidArgument { op, message } => write!(f, "{op}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for AutogradError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AutogradError::Tensor(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<TensorError> for AutogradError {
+    fn from(error: TensorError) -> Self {
+        AutogradError::Tensor(error)
+    }
+}
+
+/// Unwraps, panicking with the error's message (the panicking face of every `try_` method).
+#[track_caller]
+#[inline]
+pub(crate) fn or_panic<T>(result: Result<T>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => panic!("{error}"),
+    }
+}

@@ -1,0 +1,335 @@
+//! Binary element-wise primitives (add, sub, mul, div) and select, with NumPy broadcasting.
+//!
+//! Broadcasting is an explicit step: when shapes differ, the front end records an `expand`
+//! node for each operand that grows, so the rules below only ever see equal shapes, and the
+//! reduction of a gradient back to a broadcast input's shape is written once, in
+//! `movement::expand_backward`.
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use tensor::{Float, Tensor};
+
+use crate::error::{Result, or_panic};
+use crate::operand::Operand;
+use crate::ops::Primitive;
+use crate::tape::Var;
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Records `expand` nodes so both operands have their broadcast shape. Every check runs
+    /// before anything is recorded.
+    pub(crate) fn broadcast_pair(
+        self,
+        other: Var<'t, T>,
+        op: &'static str,
+    ) -> Result<(Var<'t, T>, Var<'t, T>)> {
+        self.tape.check_owns(op, &other)?;
+        let (a, b) = (self.shape(), other.shape());
+        if a == b {
+            return Ok((self, other));
+        }
+        let out = a.broadcast_with(op, &b)?;
+        Ok((
+            self.expand_unchecked(&out, &a),
+            other.expand_unchecked(&out, &b),
+        ))
+    }
+
+    fn binary(
+        self,
+        other: Var<'t, T>,
+        op_name: &'static str,
+        op: Primitive<T>,
+        forward: fn(&Tensor<T>, &Tensor<T>) -> tensor::Result<Tensor<T>>,
+    ) -> Result<Var<'t, T>> {
+        let (a, b) = self.broadcast_pair(other, op_name)?;
+        self.tape
+            .apply(op_name, [a, b], |[x, y]| Ok((op, forward(x, y)?)))
+    }
+
+    /// Element-wise sum with broadcasting (also the `+` operator).
+    #[track_caller]
+    pub fn try_add(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
+        self.binary(other, "add", Primitive::Add, Tensor::try_add)
+    }
+
+    /// Element-wise difference with broadcasting (also the `-` operator).
+    #[track_caller]
+    pub fn try_sub(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
+        self.binary(other, "sub", Primitive::Sub, Tensor::try_sub)
+    }
+
+    /// Element-wise product with broadcasting (also the `*` operator).
+    #[track_caller]
+    pub fn try_mul(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
+        self.binary(other, "mul", Primitive::Mul, Tensor::try_mul)
+    }
+
+    /// Element-wise quotient with broadcasting (also the `/` operator).
+    #[track_caller]
+    pub fn try_div(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
+        self.binary(other, "div", Primitive::Div, Tensor::try_div)
+    }
+
+    /// `on_true` where `condition` is non-zero, `on_false` elsewhere; all three broadcast.
+    /// The condition is data, not a Var: no gradient flows into it. The gradient of each branch
+    /// is the output gradient where that branch was chosen and exactly 0 elsewhere, even if the
+    /// unchosen branch held inf or NaN in the forward pass.
+    ///
+    /// ```
+    /// use autograd::{Tape, Var};
+    /// use tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.leaf(Tensor::from_vec(vec![-1.0, 2.0], [2]).unwrap());
+    /// let positive = x.value().greater(&Tensor::scalar(0.0));
+    /// let y = Var::select(&positive, x * 3.0, x * -1.0).sum_all();
+    /// assert_eq!(y.backward().wrt(x).to_vec(), vec![-1.0, 3.0]);
+    /// ```
+    #[track_caller]
+    pub fn select(condition: &Tensor<T>, on_true: Var<'t, T>, on_false: Var<'t, T>) -> Var<'t, T> {
+        or_panic(Var::try_select(condition, on_true, on_false))
+    }
+
+    /// Fallible [`select`](Var::select).
+    #[track_caller]
+    pub fn try_select(
+        condition: &Tensor<T>,
+        on_true: Var<'t, T>,
+        on_false: Var<'t, T>,
+    ) -> Result<Var<'t, T>> {
+        let tape = on_true.tape;
+        tape.check_owns("select", &on_false)?;
+        let (a, b) = (on_true.shape(), on_false.shape());
+        let out = condition
+            .shape()
+            .broadcast_with("select", &a)?
+            .broadcast_with("select", &b)?;
+        let condition = condition.broadcast_to(&out);
+        let (on_true, on_false) = (
+            on_true.expand_unchecked(&out, &a),
+            on_false.expand_unchecked(&out, &b),
+        );
+        tape.apply("select", [on_true, on_false], |[x, y]| {
+            let value = Tensor::try_select(&condition, x, y)?;
+            Ok((Primitive::Select(Box::new(condition)), value))
+        })
+    }
+}
+
+/// d(a + b) = (g, g).
+pub(crate) fn add_backward<T: Float, O: Operand<T>>(grad: &O, needs: [bool; 2]) -> [Option<O>; 2] {
+    [
+        needs[0].then(|| grad.clone()),
+        needs[1].then(|| grad.clone()),
+    ]
+}
+
+/// d(a - b) = (g, -g).
+pub(crate) fn sub_backward<T: Float, O: Operand<T>>(grad: &O, needs: [bool; 2]) -> [Option<O>; 2] {
+    [needs[0].then(|| grad.clone()), needs[1].then(|| grad.neg())]
+}
+
+/// d(a * b) = (g b, g a).
+pub(crate) fn mul_backward<T: Float, O: Operand<T>>(
+    grad: &O,
+    [a, b]: [&O; 2],
+    needs: [bool; 2],
+) -> [Option<O>; 2] {
+    [needs[0].then(|| grad.mul(b)), needs[1].then(|| grad.mul(a))]
+}
+
+/// d(a / b) = (g / b, -g a / b^2), the second written as -(g / b) * y with y = a / b.
+pub(crate) fn div_backward<T: Float, O: Operand<T>>(
+    grad: &O,
+    b: &O,
+    y: &O,
+    needs: [bool; 2],
+) -> [Option<O>; 2] {
+    if !needs[0] && !needs[1] {
+        return [None, None];
+    }
+    let grad_over_b = grad.div(b);
+    let grad_b = needs[1].then(|| grad_over_b.mul(y).neg());
+    [needs[0].then_some(grad_over_b), grad_b]
+}
+
+/// d where(c, a, b) = (where(c, g, 0), where(c, 0, g)).
+pub(crate) fn select_backward<T: Float, O: Operand<T>>(
+    grad: &O,
+    condition: &Tensor<T>,
+    needs: [bool; 2],
+) -> [Option<O>; 2] {
+    let grad_true = needs[0].then(|| grad.where_or_zero(condition));
+    let grad_false = needs[1].then(|| {
+        grad.where_or_zero(&condition.map(|c| if c == T::ZERO { T::ONE } else { T::ZERO }))
+    });
+    [grad_true, grad_false]
+}
+
+macro_rules! var_operator {
+    ($trait:ident, $method:ident, $try:ident, $scalar:expr, $scalar_lhs:expr) => {
+        impl<'t, T: Float> $trait<Var<'t, T>> for Var<'t, T> {
+            type Output = Var<'t, T>;
+            #[track_caller]
+            fn $method(self, rhs: Var<'t, T>) -> Var<'t, T> {
+                or_panic(self.$try(rhs))
+            }
+        }
+        impl<'t, T: Float> $trait<T> for Var<'t, T> {
+            type Output = Var<'t, T>;
+            #[track_caller]
+            fn $method(self, rhs: T) -> Var<'t, T> {
+                let f: fn(Var<'t, T>, T) -> Var<'t, T> = $scalar;
+                f(self, rhs)
+            }
+        }
+        var_operator!(@lhs f32, $trait, $method, $scalar_lhs);
+        var_operator!(@lhs f64, $trait, $method, $scalar_lhs);
+    };
+    (@lhs $t:ty, $trait:ident, $method:ident, $scalar_lhs:expr) => {
+        impl<'t> $trait<Var<'t, $t>> for $t {
+            type Output = Var<'t, $t>;
+            #[track_caller]
+            fn $method(self, rhs: Var<'t, $t>) -> Var<'t, $t> {
+                let f: fn($t, Var<'t, $t>) -> Var<'t, $t> = $scalar_lhs;
+                f(self, rhs)
+            }
+        }
+    };
+}
+
+var_operator!(Add, add, try_add, |x, c| x.add_scalar(c), |c, x| x
+    .add_scalar(c));
+var_operator!(Sub, sub, try_sub, |x, c| x.add_scalar(-c), |c, x| x
+    .mul_scalar(-1.0)
+    .add_scalar(c));
+var_operator!(Mul, mul, try_mul, |x, c| x.mul_scalar(c), |c, x| x
+    .mul_scalar(c));
+var_operator!(
+    Div,
+    div,
+    try_div,
+    |x, c| x.mul_scalar(T::ONE / c),
+    |c, x| x.powf(-1.0).mul_scalar(c)
+);
+
+impl<'t, T: Float> Neg for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[track_caller]
+    fn neg(self) -> Var<'t, T> {
+        self.mul_scalar(-T::ONE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::assert_gradcheck;
+    use crate::tape::Tape;
+
+    fn t(values: &[f64], dims: &[usize]) -> Tensor<f64> {
+        Tensor::from_slice(values, dims).unwrap()
+    }
+
+    #[test]
+    fn arithmetic_gradients_with_broadcasting() {
+        let a = t(&[0.5, -1.0, 2.0, 1.5, -0.3, 0.8], &[2, 3]);
+        let b = t(&[1.2, -0.7, 2.5], &[3]);
+        assert_gradcheck(|x| (x[0] + x[1]).square(), &[a.clone(), b.clone()]);
+        assert_gradcheck(|x| x[0] - x[1], &[a.clone(), b.clone()]);
+        assert_gradcheck(|x| x[0] * x[1], &[a.clone(), b.clone()]);
+        assert_gradcheck(|x| x[0] / x[1], &[a.clone(), b.clone()]);
+        assert_gradcheck(|x| x[1] / x[0], &[a, b]);
+    }
+
+    #[test]
+    fn a_value_used_twice_gets_both_contributions() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(t(&[3.0], &[1]));
+        let y = (x * x + x).sum_all(); // dy/dx = 2x + 1 = 7
+        assert_eq!(y.backward().wrt(x).to_vec(), vec![7.0]);
+    }
+
+    #[test]
+    fn broadcast_gradient_is_summed_back_to_the_input_shape() {
+        let tape = Tape::<f64>::new();
+        let row = tape.leaf(t(&[1.0, 2.0, 3.0], &[3]));
+        let grid = tape.constant(Tensor::ones([4, 3]));
+        let y = (grid * row).sum_all();
+        let grads = y.backward();
+        assert_eq!(grads.wrt(row).dims(), &[3]);
+        assert_eq!(grads.wrt(row).to_vec(), vec![4.0, 4.0, 4.0]);
+    }
+
+    #[test]
+    fn scalar_operators() {
+        let a = t(&[0.5, -1.0, 2.0], &[3]);
+        assert_gradcheck(|x| (x[0] + 2.0) * 3.0 - 1.0, std::slice::from_ref(&a));
+        assert_gradcheck(|x| 2.0 - x[0], std::slice::from_ref(&a));
+        assert_gradcheck(|x| 2.0 / x[0] + x[0] / 4.0, std::slice::from_ref(&a));
+        assert_gradcheck(|x| -x[0], &[a]);
+    }
+
+    #[test]
+    fn select_passes_exact_zeros_to_the_unchosen_branch() {
+        let tape = Tape::<f64>::new();
+        let a = tape.leaf(t(&[1.0, 2.0], &[2]));
+        let b = tape.leaf(t(&[3.0, 4.0], &[2]));
+        let chosen = Var::select(&t(&[0.0, 1.0], &[2]), a, b);
+        // An infinite upstream gradient must not turn into NaN (inf * 0) where a is unchosen.
+        let weights = tape.constant(t(&[f64::INFINITY, 1.0], &[2]));
+        let grads = (chosen * weights).sum_all().backward();
+        assert_eq!(grads.wrt(a).to_vec(), vec![0.0, 1.0]);
+        assert_eq!(grads.wrt(b).to_vec(), vec![f64::INFINITY, 0.0]);
+    }
+
+    #[test]
+    fn select_over_a_branch_with_nan_derivative_gives_nan_as_pytorch_does() {
+        // The "NaN gradient through where" trap: sqrt is evaluated at -1 in the unchosen branch;
+        // its local derivative there is NaN, and 0 * NaN = NaN. Anomaly mode reports this.
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(t(&[-1.0, 4.0], &[2]));
+        let positive = x.value().greater(&Tensor::scalar(0.0));
+        let y = Var::select(&positive, x.sqrt(), x * 0.0).sum_all();
+        let grad = y.backward().wrt(x).to_vec();
+        assert!(grad[0].is_nan());
+        assert_eq!(grad[1], 0.25);
+    }
+
+    #[test]
+    fn select_gradcheck_with_broadcast_condition() {
+        let condition = t(&[1.0, 0.0, 1.0], &[3]);
+        let a = t(&[0.5, -1.0, 2.0, 1.5, -0.3, 0.8], &[2, 3]);
+        let b = t(&[0.1, 0.2], &[2, 1]);
+        assert_gradcheck(
+            move |x| Var::select(&condition, x[0], x[1]).square(),
+            &[a, b],
+        );
+    }
+
+    #[test]
+    fn failed_broadcast_leaves_the_tape_unchanged() {
+        let tape = Tape::<f64>::new();
+        let a = tape.leaf(Tensor::zeros([3, 4]));
+        let b = tape.leaf(Tensor::zeros([5]));
+        let before = tape.len();
+        let error = a.try_add(b).unwrap_err();
+        assert_eq!(error.to_string(), "add: cannot broadcast [3, 4] with [5]");
+        assert_eq!(tape.len(), before);
+        let condition = Tensor::ones([2]);
+        assert!(Var::try_select(&condition, a, a).is_err());
+        assert_eq!(tape.len(), before);
+    }
+
+    #[test]
+    fn vars_from_another_tape_are_refused() {
+        let first = Tape::<f32>::new();
+        let second = Tape::<f32>::new();
+        let a = first.leaf(Tensor::ones([2]));
+        let b = second.leaf(Tensor::ones([2]));
+        assert_eq!(
+            a.try_mul(b).unwrap_err().to_string(),
+            "mul: a Var from another tape was used; every Var of an expression must come from the same tape"
+        );
+        assert_eq!(first.len(), 1);
+    }
+}

@@ -1,0 +1,304 @@
+//! Movement primitives: expand (broadcast), reshape, permute, narrow, pad. None of them does
+//! arithmetic; their values are views where the tensor crate allows it (expand, permute,
+//! narrow, reshape of contiguous data).
+//!
+//! `expand_backward` is the one place where a gradient is summed back over broadcast axes.
+
+use std::ops::Range;
+
+use tensor::{Dims, Float, Shape, TensorError};
+
+use crate::error::{Result, or_panic};
+use crate::operand::Operand;
+use crate::ops::Primitive;
+use crate::tape::Var;
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Records an `expand` to `out` unless `current` (this Var's shape) already equals it.
+    /// The caller has checked that `current` broadcasts to `out`.
+    #[track_caller]
+    pub(crate) fn expand_unchecked(self, out: &Shape, current: &Shape) -> Var<'t, T> {
+        if out == current {
+            return self;
+        }
+        or_panic(self.tape.apply("expand", [self], |[x]| {
+            Ok((Primitive::Expand, x.try_broadcast_to(out)?))
+        }))
+    }
+
+    /// Broadcasts to `shape` by NumPy rules (a view: no copy). The gradient is summed back.
+    #[track_caller]
+    pub fn broadcast_to(self, shape: impl Into<Shape>) -> Var<'t, T> {
+        or_panic(self.try_broadcast_to(shape))
+    }
+
+    /// Fallible [`broadcast_to`](Var::broadcast_to).
+    #[track_caller]
+    pub fn try_broadcast_to(self, shape: impl Into<Shape>) -> Result<Var<'t, T>> {
+        let shape = shape.into();
+        let current = self.shape();
+        if shape == current {
+            return Ok(self);
+        }
+        self.tape.apply("broadcast_to", [self], |[x]| {
+            Ok((Primitive::Expand, x.try_broadcast_to(&shape)?))
+        })
+    }
+
+    /// Sums over the axes that broadcasting `shape` to this Var's shape would repeat (the
+    /// reverse of [`broadcast_to`](Var::broadcast_to)), composed of `sum` and `reshape`.
+    #[track_caller]
+    pub fn sum_to(self, shape: &Shape) -> Var<'t, T> {
+        or_panic(self.try_sum_to(shape))
+    }
+
+    /// Fallible [`sum_to`](Var::sum_to).
+    #[track_caller]
+    pub fn try_sum_to(self, shape: &Shape) -> Result<Var<'t, T>> {
+        let current = self.shape();
+        if &current == shape {
+            return Ok(self);
+        }
+        let lead = current.rank().checked_sub(shape.rank());
+        let compatible = lead.is_some_and(|lead| {
+            shape
+                .dims()
+                .iter()
+                .enumerate()
+                .all(|(axis, &d)| d == 1 || d == current.dims()[axis + lead])
+        });
+        let Some(lead) = lead.filter(|_| compatible) else {
+            return Err(TensorError::BroadcastTo {
+                op: "sum_to",
+                from: shape.clone(),
+                to: current,
+            }
+            .into());
+        };
+        let axes: Vec<usize> = (0..current.rank())
+            .filter(|&axis| {
+                axis < lead || (shape.dims()[axis - lead] == 1 && current.dims()[axis] != 1)
+            })
+            .collect();
+        Ok(self.sum(&axes, true).reshape(shape))
+    }
+
+    /// The same elements under a new shape of equal element count (a view when contiguous).
+    #[track_caller]
+    pub fn reshape(self, shape: impl Into<Shape>) -> Var<'t, T> {
+        or_panic(self.try_reshape(shape))
+    }
+
+    /// Fallible [`reshape`](Var::reshape).
+    #[track_caller]
+    pub fn try_reshape(self, shape: impl Into<Shape>) -> Result<Var<'t, T>> {
+        let shape = shape.into();
+        self.tape.apply("reshape", [self], |[x]| {
+            Ok((Primitive::Reshape, x.try_reshape(&shape)?))
+        })
+    }
+
+    /// Reorders the axes: axis `i` of the result is axis `permutation[i]`.
+    #[track_caller]
+    pub fn permute(self, permutation: &[usize]) -> Var<'t, T> {
+        or_panic(self.try_permute(permutation))
+    }
+
+    /// Fallible [`permute`](Var::permute).
+    #[track_caller]
+    pub fn try_permute(self, permutation: &[usize]) -> Result<Var<'t, T>> {
+        self.tape.apply("permute", [self], |[x]| {
+            let value = x.try_permute(permutation)?;
+            Ok((
+                Primitive::Permute(Box::new(Dims::from_slice(permutation))),
+                value,
+            ))
+        })
+    }
+
+    /// Swaps two axes.
+    #[track_caller]
+    pub fn transpose(self, axis_a: usize, axis_b: usize) -> Var<'t, T> {
+        let rank = self.shape().rank();
+        if axis_a >= rank || axis_b >= rank {
+            panic!(
+                "transpose: axes {axis_a} and {axis_b} must be below the rank {rank} of shape {}",
+                self.shape()
+            );
+        }
+        let mut order: Vec<usize> = (0..rank).collect();
+        order.swap(axis_a, axis_b);
+        self.permute(&order)
+    }
+
+    /// Swaps the last two axes (matrix transpose). Panics below rank 2.
+    #[track_caller]
+    pub fn t(self) -> Var<'t, T> {
+        let rank = self.shape().rank();
+        if rank < 2 {
+            panic!("t: needs rank >= 2, got shape {}", self.shape());
+        }
+        self.transpose(rank - 2, rank - 1)
+    }
+
+    /// The elements `start..start + len` along `axis`.
+    #[track_caller]
+    pub fn narrow(self, axis: usize, start: usize, len: usize) -> Var<'t, T> {
+        or_panic(self.try_narrow(axis, start, len))
+    }
+
+    /// Fallible [`narrow`](Var::narrow).
+    #[track_caller]
+    pub fn try_narrow(self, axis: usize, start: usize, len: usize) -> Result<Var<'t, T>> {
+        self.tape.apply("narrow", [self], |[x]| {
+            let value = x.try_narrow(axis, start, len)?;
+            let axis = u32::try_from(axis).expect("axis checked by narrow");
+            Ok((Primitive::Narrow { axis, start }, value))
+        })
+    }
+
+    /// The elements in `range` along `axis`.
+    #[track_caller]
+    pub fn slice(self, axis: usize, range: Range<usize>) -> Var<'t, T> {
+        self.narrow(axis, range.start, range.end.saturating_sub(range.start))
+    }
+
+    /// Zero padding along `axis`: `before` zeros, the elements, `after` zeros.
+    #[track_caller]
+    pub fn pad(self, axis: usize, before: usize, after: usize) -> Var<'t, T> {
+        or_panic(self.try_pad(axis, before, after))
+    }
+
+    /// Fallible [`pad`](Var::pad).
+    #[track_caller]
+    pub fn try_pad(self, axis: usize, before: usize, after: usize) -> Result<Var<'t, T>> {
+        self.tape.apply("pad", [self], |[x]| {
+            let value = x.try_pad(axis, before, after)?;
+            let axis = u32::try_from(axis).expect("axis checked by pad");
+            Ok((Primitive::Pad { axis, before }, value))
+        })
+    }
+
+    /// Removes `axis`, which must have size 1 (a reshape).
+    #[track_caller]
+    pub fn squeeze(self, axis: usize) -> Var<'t, T> {
+        let shape = self.value().try_squeeze(axis).map(|v| v.shape().clone());
+        self.reshape(or_panic(shape.map_err(Into::into)))
+    }
+
+    /// Inserts a size-1 axis before `axis` (a reshape).
+    #[track_caller]
+    pub fn unsqueeze(self, axis: usize) -> Var<'t, T> {
+        let shape = self.value().try_unsqueeze(axis).map(|v| v.shape().clone());
+        self.reshape(or_panic(shape.map_err(Into::into)))
+    }
+
+    /// All elements as a rank-1 Var.
+    #[track_caller]
+    pub fn flatten(self) -> Var<'t, T> {
+        let numel = self.shape().numel();
+        self.reshape([numel])
+    }
+}
+
+/// d expand(x) = g summed over the broadcast axes, back to x's shape.
+pub(crate) fn expand_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
+    grad.sum_to(&x.shape())
+}
+
+/// d reshape(x) = g reshaped to x's shape.
+pub(crate) fn reshape_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
+    grad.reshape(&x.shape())
+}
+
+/// d permute(x, p) = g permuted by the inverse of p.
+pub(crate) fn permute_backward<T: Float, O: Operand<T>>(grad: &O, order: &[usize]) -> O {
+    let mut inverse = vec![0; order.len()];
+    for (position, &axis) in order.iter().enumerate() {
+        inverse[axis] = position;
+    }
+    grad.permute(&inverse)
+}
+
+/// d narrow(x, axis, start, len) = g padded with zeros back to x's extent along `axis`.
+pub(crate) fn narrow_backward<T: Float, O: Operand<T>>(
+    grad: &O,
+    x: &O,
+    axis: usize,
+    start: usize,
+) -> O {
+    let full = x.shape().dims()[axis];
+    let len = grad.shape().dims()[axis];
+    grad.pad(axis, start, full - start - len)
+}
+
+/// d pad(x, axis, before, after) = the middle of g along `axis`.
+pub(crate) fn pad_backward<T: Float, O: Operand<T>>(
+    grad: &O,
+    x: &O,
+    axis: usize,
+    before: usize,
+) -> O {
+    grad.narrow(axis, before, x.shape().dims()[axis])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::assert_gradcheck;
+    use crate::tape::Tape;
+    use tensor::Tensor;
+
+    fn grid() -> Tensor<f64> {
+        Tensor::from_vec((0..24).map(|v| v as f64 * 0.21 - 2.0).collect(), [2, 3, 4]).unwrap()
+    }
+
+    /// A weighting that makes every output element's gradient distinct.
+    fn weighted<'t>(y: Var<'t, f64>) -> Var<'t, f64> {
+        let n = y.shape().numel();
+        let weights = Tensor::arange(1.0, n as f64 + 1.0, 1.0)
+            .unwrap()
+            .reshape(y.shape());
+        (y * y.tape().constant(weights)).sum_all()
+    }
+
+    #[test]
+    fn movement_gradients() {
+        assert_gradcheck(|x| weighted(x[0].reshape([6, 4])), &[grid()]);
+        assert_gradcheck(|x| weighted(x[0].permute(&[2, 0, 1])), &[grid()]);
+        assert_gradcheck(|x| weighted(x[0].t()), &[grid()]);
+        assert_gradcheck(|x| weighted(x[0].narrow(2, 1, 2)), &[grid()]);
+        assert_gradcheck(|x| weighted(x[0].pad(1, 2, 1)), &[grid()]);
+        assert_gradcheck(
+            |x| weighted(x[0].narrow(0, 1, 1).squeeze(0).unsqueeze(2)),
+            &[grid()],
+        );
+        let column = Tensor::from_vec(vec![0.5, -1.0, 2.0], [3, 1]).unwrap();
+        assert_gradcheck(|x| weighted(x[0].broadcast_to([2, 3, 4])), &[column]);
+    }
+
+    #[test]
+    fn sum_to_reverses_broadcast_on_vars() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(grid());
+        let summed = x.sum_to(&Shape::from([3, 1]));
+        assert_eq!(summed.value(), grid().sum_to([3, 1]));
+        assert!(x.try_sum_to(&Shape::from([5])).is_err());
+    }
+
+    #[test]
+    fn failed_movement_leaves_the_tape_unchanged() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(grid());
+        let before = tape.len();
+        assert_eq!(
+            x.try_reshape([5]).unwrap_err().to_string(),
+            "reshape: cannot reshape [2, 3, 4] (24 elements) to [5] (5 elements)"
+        );
+        assert!(x.try_permute(&[0, 1]).is_err());
+        assert!(x.try_narrow(2, 3, 2).is_err());
+        assert!(x.try_pad(3, 1, 1).is_err());
+        assert!(x.try_broadcast_to([4]).is_err());
+        assert_eq!(tape.len(), before);
+    }
+}

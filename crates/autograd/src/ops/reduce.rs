@@ -1,0 +1,188 @@
+//! Reduction primitives: sum and max over a set of axes.
+//!
+//! Kink convention for max: when several elements tie for the maximum, the gradient is split
+//! equally among them (as `torch.amax`), which keeps it a valid subgradient and symmetric.
+
+use tensor::{Float, Tensor};
+
+use crate::error::{Result, or_panic};
+use crate::operand::Operand;
+use crate::ops::{Primitive, Reduction};
+use crate::tape::Var;
+
+/// A tensor-level reduction: `(input, axes, keepdim) -> output`.
+type ReduceForward<T> = fn(&Tensor<T>, &[usize], bool) -> tensor::Result<Tensor<T>>;
+
+impl<'t, T: Float> Var<'t, T> {
+    fn reduce(
+        self,
+        op_name: &'static str,
+        axes: &[usize],
+        keepdim: bool,
+        make: fn(u64, bool) -> Primitive<T>,
+        forward: ReduceForward<T>,
+    ) -> Result<Var<'t, T>> {
+        let mask = self.shape().axis_mask(op_name, axes)?;
+        self.tape.apply(op_name, [self], |[x]| {
+            Ok((make(mask, keepdim), forward(x, axes, keepdim)?))
+        })
+    }
+
+    /// Sum over `axes`; `keepdim` keeps them as size-1 axes.
+    ///
+    /// ```
+    /// use autograd::Tape;
+    /// use tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.leaf(Tensor::ones([2, 3]));
+    /// let row_sums = x.sum(&[1], false);
+    /// assert_eq!(row_sums.value().to_vec(), vec![3.0, 3.0]);
+    /// ```
+    #[track_caller]
+    pub fn sum(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+        or_panic(self.try_sum(axes, keepdim))
+    }
+
+    /// Fallible [`sum`](Var::sum).
+    #[track_caller]
+    pub fn try_sum(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
+        self.reduce(
+            "sum",
+            axes,
+            keepdim,
+            |axes, keepdim| Primitive::Sum { axes, keepdim },
+            Tensor::try_sum,
+        )
+    }
+
+    /// Sum of all elements (a rank-0 result).
+    #[track_caller]
+    pub fn sum_all(self) -> Var<'t, T> {
+        let axes: Vec<usize> = (0..self.shape().rank()).collect();
+        self.sum(&axes, false)
+    }
+
+    /// Maximum over `axes`. Ties share the gradient equally.
+    #[track_caller]
+    pub fn max(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+        or_panic(self.try_max(axes, keepdim))
+    }
+
+    /// Fallible [`max`](Var::max).
+    #[track_caller]
+    pub fn try_max(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
+        self.reduce(
+            "max",
+            axes,
+            keepdim,
+            |axes, keepdim| Primitive::Max { axes, keepdim },
+            Tensor::try_max,
+        )
+    }
+
+    /// Maximum of all elements (a rank-0 result).
+    #[track_caller]
+    pub fn max_all(self) -> Var<'t, T> {
+        let axes: Vec<usize> = (0..self.shape().rank()).collect();
+        self.max(&axes, false)
+    }
+}
+
+/// d sum(x) = g broadcast back over the reduced axes.
+pub(crate) fn sum_backward<T: Float, O: Operand<T>>(grad: &O, x: &O, reduction: Reduction) -> O {
+    let shape = x.shape();
+    grad.reshape(&shape.reduced(reduction.axes, true))
+        .broadcast_to(&shape)
+}
+
+/// d max(x) = g broadcast back, divided among the positions that attain the maximum.
+pub(crate) fn max_backward<T: Float, O: Operand<T>>(
+    grad: &O,
+    x: &O,
+    y: &O,
+    reduction: Reduction,
+) -> O {
+    let shape = x.shape();
+    let kept = shape.reduced(reduction.axes, true);
+    let at_max = x.value().equal(&y.value().reshape(&kept));
+    let axes: Vec<usize> = (0..shape.rank())
+        .filter(|a| reduction.axes & (1 << a) != 0)
+        .collect();
+    let share = at_max.sum(&axes, true).recip();
+    let spread = grad
+        .reshape(&kept)
+        .mul(&grad.constant(share))
+        .broadcast_to(&shape);
+    spread.where_or_zero(&at_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::assert_gradcheck;
+    use crate::tape::Tape;
+
+    fn grid() -> Tensor<f64> {
+        Tensor::from_vec(
+            (0..24)
+                .map(|v| ((v * 7) % 24) as f64 * 0.37 - 3.0)
+                .collect(),
+            [2, 3, 4],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn sum_gradients_over_axis_subsets() {
+        for (axes, keepdim) in [
+            (vec![0], false),
+            (vec![1, 2], true),
+            (vec![2, 0], false),
+            (vec![], false),
+        ] {
+            assert_gradcheck(move |x| x[0].sum(&axes, keepdim).square(), &[grid()]);
+        }
+        assert_gradcheck(|x| x[0].sum_all(), &[grid()]);
+    }
+
+    #[test]
+    fn max_gradients_without_ties() {
+        for (axes, keepdim) in [(vec![0], true), (vec![1], false), (vec![0, 2], false)] {
+            assert_gradcheck(move |x| x[0].max(&axes, keepdim), &[grid()]);
+        }
+    }
+
+    #[test]
+    fn max_ties_split_the_gradient_equally() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(Tensor::from_vec(vec![2.0, 5.0, 5.0, 1.0, 5.0, 0.0], [2, 3]).unwrap());
+        let grads = x.max_all().backward();
+        assert_eq!(
+            grads.wrt(x).to_vec(),
+            vec![0.0, 1.0 / 3.0, 1.0 / 3.0, 0.0, 1.0 / 3.0, 0.0]
+        );
+        let per_row = x.max(&[1], false).sum_all().backward();
+        assert_eq!(per_row.wrt(x).to_vec(), vec![0.0, 0.5, 0.5, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_axes_are_refused_before_recording() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(Tensor::zeros([2, 3]));
+        let before = tape.len();
+        assert_eq!(
+            x.try_sum(&[2], false).unwrap_err().to_string(),
+            "sum: axis 2 is out of range for shape [2, 3] (rank 2)"
+        );
+        assert_eq!(
+            x.try_max(&[1, 1], false).unwrap_err().to_string(),
+            "max: axis 1 is given twice for shape [2, 3]"
+        );
+        let empty = tape.leaf(Tensor::zeros([0, 3]));
+        assert_eq!(
+            empty.try_max(&[0], false).unwrap_err().to_string(),
+            "max: cannot reduce over an empty axis of shape [0, 3]"
+        );
+        assert_eq!(tape.len(), before + 1);
+    }
+}

@@ -1,0 +1,207 @@
+//! One-input element-wise primitives: add, multiply and power by a scalar; exp, log, sqrt,
+//! tanh, sigmoid, relu, abs.
+//!
+//! Scalar add and multiply are primitives (rather than a broadcast constant) because they
+//! save two nodes per use, which the per-op benchmarks (W4, W6) measure directly.
+//!
+//! Kink conventions: relu'(0) = 0 and abs'(0) = 0, as in PyTorch.
+
+use tensor::{Float, Tensor};
+
+use crate::error::or_panic;
+use crate::operand::Operand;
+use crate::ops::Primitive;
+use crate::tape::Var;
+
+impl<'t, T: Float> Var<'t, T> {
+    #[track_caller]
+    fn unary(
+        self,
+        op_name: &'static str,
+        op: Primitive<T>,
+        forward: impl FnOnce(&Tensor<T>) -> Tensor<T>,
+    ) -> Var<'t, T> {
+        or_panic(self.tape.apply(op_name, [self], |[x]| Ok((op, forward(x)))))
+    }
+
+    /// x + c.
+    #[track_caller]
+    pub fn add_scalar(self, c: T) -> Var<'t, T> {
+        self.unary("add_scalar", Primitive::AddScalar(c), |x| x.add_scalar(c))
+    }
+
+    /// x * c.
+    #[track_caller]
+    pub fn mul_scalar(self, c: T) -> Var<'t, T> {
+        self.unary("mul_scalar", Primitive::MulScalar(c), |x| x.mul_scalar(c))
+    }
+
+    /// x^p for a scalar exponent p. The gradient p x^(p-1) is taken as 0 when p = 0.
+    #[track_caller]
+    pub fn powf(self, p: T) -> Var<'t, T> {
+        self.unary("pow_scalar", Primitive::PowScalar(p), |x| x.powf(p))
+    }
+
+    /// e^x.
+    #[track_caller]
+    pub fn exp(self) -> Var<'t, T> {
+        self.unary("exp", Primitive::Exp, Tensor::exp)
+    }
+
+    /// Natural logarithm.
+    #[track_caller]
+    pub fn log(self) -> Var<'t, T> {
+        self.unary("log", Primitive::Log, Tensor::log)
+    }
+
+    /// Square root.
+    #[track_caller]
+    pub fn sqrt(self) -> Var<'t, T> {
+        self.unary("sqrt", Primitive::Sqrt, Tensor::sqrt)
+    }
+
+    /// Hyperbolic tangent.
+    #[track_caller]
+    pub fn tanh(self) -> Var<'t, T> {
+        self.unary("tanh", Primitive::Tanh, Tensor::tanh)
+    }
+
+    /// Logistic sigmoid 1 / (1 + e^-x), finite for every input.
+    #[track_caller]
+    pub fn sigmoid(self) -> Var<'t, T> {
+        self.unary("sigmoid", Primitive::Sigmoid, Tensor::sigmoid)
+    }
+
+    /// max(x, 0). Its derivative at exactly 0 is taken as 0.
+    #[track_caller]
+    pub fn relu(self) -> Var<'t, T> {
+        self.unary("relu", Primitive::Relu, Tensor::relu)
+    }
+
+    /// |x|. Its derivative at exactly 0 is taken as 0.
+    #[track_caller]
+    pub fn abs(self) -> Var<'t, T> {
+        self.unary("abs", Primitive::Abs, Tensor::abs)
+    }
+}
+
+/// d(c x) = c g.
+pub(crate) fn mul_scalar_backward<T: Float, O: Operand<T>>(grad: &O, c: T) -> O {
+    grad.mul_scalar(c)
+}
+
+/// d(x^p) = g p x^(p-1), and 0 for p = 0 (where x^-1 at x = 0 would give 0 * inf).
+pub(crate) fn pow_scalar_backward<T: Float, O: Operand<T>>(grad: &O, x: &O, p: T) -> O {
+    if p == T::ZERO {
+        return grad.zeros_like();
+    }
+    grad.mul(&x.pow_scalar(p - T::ONE).mul_scalar(p))
+}
+
+/// d(e^x) = g y, with y = e^x.
+pub(crate) fn exp_backward<T: Float, O: Operand<T>>(grad: &O, y: &O) -> O {
+    grad.mul(y)
+}
+
+/// d(ln x) = g / x.
+pub(crate) fn log_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
+    grad.div(x)
+}
+
+/// d(sqrt x) = g / (2 y), with y = sqrt x.
+pub(crate) fn sqrt_backward<T: Float, O: Operand<T>>(grad: &O, y: &O) -> O {
+    grad.div(y).mul_scalar(T::from_f64(0.5))
+}
+
+/// d(tanh x) = g (1 - y^2), with y = tanh x.
+pub(crate) fn tanh_backward<T: Float, O: Operand<T>>(grad: &O, y: &O) -> O {
+    grad.mul_one_minus_square(y)
+}
+
+/// d(sigmoid x) = g y (1 - y), with y = sigmoid x.
+pub(crate) fn sigmoid_backward<T: Float, O: Operand<T>>(grad: &O, y: &O) -> O {
+    grad.mul_y_one_minus_y(y)
+}
+
+/// d(relu x) = g where x > 0, else 0 (so relu'(0) = 0).
+pub(crate) fn relu_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
+    grad.where_positive(x)
+}
+
+/// d|x| = g sign(x) (so abs'(0) = 0); sign(x) is a constant.
+pub(crate) fn abs_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
+    grad.mul(&grad.constant(x.value().sign()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::assert_gradcheck;
+    use crate::tape::Tape;
+
+    fn t(values: &[f64]) -> Tensor<f64> {
+        Tensor::from_slice(values, [values.len()]).unwrap()
+    }
+
+    #[test]
+    fn smooth_unary_gradients() {
+        let x = t(&[-1.3, -0.2, 0.4, 1.7]);
+        let positive = t(&[0.3, 1.1, 2.5, 4.0]);
+        assert_gradcheck(|v| v[0].exp(), std::slice::from_ref(&x));
+        assert_gradcheck(|v| v[0].tanh(), std::slice::from_ref(&x));
+        assert_gradcheck(|v| v[0].sigmoid(), std::slice::from_ref(&x));
+        assert_gradcheck(
+            |v| v[0].add_scalar(0.7).mul_scalar(-2.0),
+            std::slice::from_ref(&x),
+        );
+        assert_gradcheck(|v| v[0].log(), std::slice::from_ref(&positive));
+        assert_gradcheck(|v| v[0].sqrt(), std::slice::from_ref(&positive));
+        assert_gradcheck(|v| v[0].powf(2.5), std::slice::from_ref(&positive));
+        assert_gradcheck(|v| v[0].powf(-1.5), std::slice::from_ref(&positive));
+        assert_gradcheck(|v| v[0].powf(3.0), &[x]);
+    }
+
+    #[test]
+    fn kinked_unary_gradients_away_from_the_kink() {
+        let x = t(&[-1.3, -0.2, 0.4, 1.7]);
+        assert_gradcheck(|v| v[0].relu(), std::slice::from_ref(&x));
+        assert_gradcheck(|v| v[0].abs(), &[x]);
+    }
+
+    #[test]
+    fn kink_conventions_relu_and_abs_have_zero_derivative_at_zero() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(t(&[0.0, 0.0]));
+        let y = (x.relu() + x.abs()).sum_all();
+        assert_eq!(y.backward().wrt(x).to_vec(), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn closed_forms_of_first_derivatives() {
+        let tape = Tape::<f64>::new();
+        let values = [-2.0, -0.5, 0.3, 1.4];
+        let x = tape.leaf(t(&values));
+        let tanh = x.tanh().sum_all().backward().wrt(x).to_vec();
+        let sigmoid = x.sigmoid().sum_all().backward().wrt(x).to_vec();
+        for ((v, dt), ds) in values.iter().zip(tanh).zip(sigmoid) {
+            let closed_tanh = 1.0 / v.cosh().powi(2);
+            let s = 1.0 / (1.0 + (-v).exp());
+            assert!((dt - closed_tanh).abs() < 1e-15, "{dt} vs {closed_tanh}");
+            assert!(
+                (ds - s * (1.0 - s)).abs() < 1e-15,
+                "{ds} vs {}",
+                s * (1.0 - s)
+            );
+        }
+    }
+
+    #[test]
+    fn power_zero_has_zero_gradient_even_at_zero() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(t(&[0.0, 2.0]));
+        assert_eq!(
+            x.powf(0.0).sum_all().backward().wrt(x).to_vec(),
+            vec![0.0, 0.0]
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! The tape (a Wengert list of nodes) and [`Var`], the `Copy` handle to one of its nodes.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::fmt;
+
+use tensor::{Float, Shape, Tensor};
+
+use crate::error::{AutogradError, Result};
+use crate::ops::Primitive;
+
+/// One entry of the tape: the value an op produced, the op and its inputs (only when a
+/// gradient must flow through it), and whether it needs a gradient.
+pub(crate) struct Node<T: Float> {
+    pub(crate) value: Tensor<T>,
+    /// `None` for leaves, constants, and every node recorded without a gradient path: those
+    /// keep no backward data at all.
+    pub(crate) op: Option<Primitive<T>>,
+    /// Input node indices; only the first `op.arity()` are meaningful.
+    pub(crate) inputs: [u32; 2],
+    pub(crate) requires_grad: bool,
+}
+
+/// An append-only list of the values and ops of a computation (a Wengert list).
+///
+/// Every op on a [`Var`] appends one node; because a node's inputs always come before it,
+/// walking the indices from last to first is a topological order, so
+/// [`backward`](Var::backward) is a single loop: no recursion, no sort, no stack growth however
+/// deep the graph.
+///
+/// A tape is used from one thread (its `Var`s borrow it). Make a fresh tape per training step,
+/// or [`clear`](Tape::clear) one to reuse its memory.
+///
+/// ```
+/// use autograd::Tape;
+/// use tensor::Tensor;
+///
+/// let tape = Tape::<f64>::new();
+/// let x = tape.leaf(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]).unwrap());
+/// let y = (x * x).sum_all(); // y = sum x^2
+/// let grads = y.backward();
+/// assert_eq!(grads.wrt(x).to_vec(), vec![2.0, 4.0, 6.0]); // dy/dx = 2x
+/// ```
+pub struct Tape<T: Float = f32> {
+    nodes: RefCell<Vec<Node<T>>>,
+    /// False inside [`Tape::no_grad`]: new nodes then never require a gradient.
+    recording: Cell<bool>,
+}
+
+impl<T: Float> Default for Tape<T> {
+    fn default() -> Self {
+        Tape::new()
+    }
+}
+
+impl<T: Float> fmt::Debug for Tape<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tape")
+            .field("nodes", &self.len())
+            .field("recording", &self.recording.get())
+            .finish()
+    }
+}
+
+impl<T: Float> Tape<T> {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Tape {
+            nodes: RefCell::new(Vec::new()),
+            recording: Cell::new(true),
+        }
+    }
+
+    /// An empty tape with room for `nodes` nodes before it reallocates.
+    pub fn with_capacity(nodes: usize) -> Self {
+        Tape {
+            nodes: RefCell::new(Vec::with_capacity(nodes)),
+            recording: Cell::new(true),
+        }
+    }
+
+    /// Number of nodes recorded.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// True when no node has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.borrow().is_empty()
+    }
+
+    /// Drops every node but keeps the allocation, for reuse in the next training step. The
+    /// borrow checker guarantees no `Var` of this tape is still alive.
+    pub fn clear(&mut self) {
+        self.nodes.get_mut().clear();
+        self.recording.set(true);
+    }
+
+    /// A trainable leaf: an input whose gradient [`backward`](Var::backward) computes.
+    #[track_caller]
+    pub fn leaf(&self, value: Tensor<T>) -> Var<'_, T> {
+        self.push_node(Node {
+            value,
+            op: None,
+            inputs: [0; 2],
+            requires_grad: true,
+        })
+    }
+
+    /// A constant: an input that never gets a gradient (data, labels, masks).
+    #[track_caller]
+    pub fn constant(&self, value: Tensor<T>) -> Var<'_, T> {
+        self.push_node(Node {
+            value,
+            op: None,
+            inputs: [0; 2],
+            requires_grad: false,
+        })
+    }
+
+    /// Runs `f` without recording gradient paths: every node made inside is a constant, keeps
+    /// no backward data, and nothing computed inside can be differentiated (as PyTorch's
+    /// `torch.no_grad()`). Leaves made inside still require gradients.
+    ///
+    /// ```
+    /// use autograd::Tape;
+    /// use tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// let w = tape.leaf(Tensor::ones([2]));
+    /// let prediction = tape.no_grad(|| (w * 3.0).sum_all());
+    /// assert!(!prediction.requires_grad());
+    /// assert_eq!(prediction.value().item(), 6.0);
+    /// ```
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Cell<bool>, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.recording, self.recording.replace(false));
+        f()
+    }
+
+    /// True unless inside [`no_grad`](Tape::no_grad).
+    pub fn is_recording(&self) -> bool {
+        self.recording.get()
+    }
+
+    /// Read access to the nodes (for the backward sweep and inspection).
+    pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node<T>>> {
+        self.nodes.borrow()
+    }
+
+    fn push_node(&self, node: Node<T>) -> Var<'_, T> {
+        let mut nodes = self.nodes.borrow_mut();
+        let index = u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes");
+        nodes.push(node);
+        Var { tape: self, index }
+    }
+
+    /// Appends the result of `op` applied to `inputs`. The node needs a gradient only if the
+    /// tape is recording and some input needs one; otherwise it keeps no backward data.
+    #[track_caller]
+    pub(crate) fn record(
+        &self,
+        op: Primitive<T>,
+        inputs: &[Var<'_, T>],
+        value: Tensor<T>,
+    ) -> Var<'_, T> {
+        let mut slots = [0u32; 2];
+        for (slot, input) in slots.iter_mut().zip(inputs) {
+            *slot = input.index;
+        }
+        let requires_grad = self.recording.get() && {
+            let nodes = self.nodes.borrow();
+            op.input_indices(&slots)
+                .any(|i| nodes[i as usize].requires_grad)
+        };
+        self.push_node(Node {
+            value,
+            op: requires_grad.then_some(op),
+            inputs: slots,
+            requires_grad,
+        })
+    }
+
+    /// Runs `forward` on the values of `inputs` (checking they belong to this tape), then
+    /// records the result. Nothing is recorded if a check or the forward fails.
+    #[track_caller]
+    pub(crate) fn apply<const N: usize>(
+        &self,
+        op_name: &'static str,
+        inputs: [Var<'_, T>; N],
+        forward: impl FnOnce(
+            [&Tensor<T>; N],
+        ) -> std::result::Result<(Primitive<T>, Tensor<T>), AutogradError>,
+    ) -> Result<Var<'_, T>> {
+        for input in &inputs {
+            self.check_owns(op_name, input)?;
+        }
+        let (op, value) = {
+            let nodes = self.nodes.borrow();
+            forward(inputs.map(|v| &nodes[v.index as usize].value))?
+        };
+        Ok(self.record(op, &inputs, value))
+    }
+
+    /// Errors unless `var` was recorded on this tape.
+    pub(crate) fn check_owns(&self, op: &'static str, var: &Var<'_, T>) -> Result<()> {
+        if std::ptr::eq(self, var.tape) {
+            Ok(())
+        } else {
+            Err(AutogradError::ForeignVar { op })
+        }
+    }
+}
+
+/// A handle to one node of a [`Tape`]: a tape reference and an index, `Copy`, 16 bytes.
+///
+/// Operators and methods on `Var` record new nodes, so formulas read like math:
+///
+/// ```
+/// use autograd::Tape;
+/// use tensor::Tensor;
+///
+/// let tape = Tape::<f32>::new();
+/// let x = tape.constant(Tensor::ones([4, 3]));
+/// let w = tape.leaf(Tensor::full([3, 2], 0.5));
+/// let b = tape.leaf(Tensor::zeros([2]));
+/// let y = (x.matmul(w) + b).relu(); // b broadcasts over the rows
+/// assert_eq!(y.value().dims(), &[4, 2]);
+/// ```
+///
+/// Using a `Var` with another tape's `Var` panics with a message saying so (`try_` forms return
+/// [`AutogradError::ForeignVar`]); it never gives a silently wrong answer.
+pub struct Var<'t, T: Float = f32> {
+    pub(crate) tape: &'t Tape<T>,
+    pub(crate) index: u32,
+}
+
+impl<T: Float> Clone for Var<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Float> Copy for Var<'_, T> {}
+
+impl<T: Float> fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Var(#{}, shape {})", self.index, self.shape())
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The tape this Var belongs to.
+    pub fn tape(&self) -> &'t Tape<T> {
+        self.tape
+    }
+
+    /// Position of the node on its tape.
+    pub fn index(&self) -> usize {
+        self.index as usize
+    }
+
+    /// The node's value (a cheap clone sharing its storage).
+    pub fn value(&self) -> Tensor<T> {
+        self.tape.nodes.borrow()[self.index as usize].value.clone()
+    }
+
+    /// The value's shape.
+    pub fn shape(&self) -> Shape {
+        self.tape.nodes.borrow()[self.index as usize]
+            .value
+            .shape()
+            .clone()
+    }
+
+    /// True if a gradient can flow from this node back to a trainable leaf.
+    pub fn requires_grad(&self) -> bool {
+        self.tape.nodes.borrow()[self.index as usize].requires_grad
+    }
+
+    /// A constant with the same value (sharing storage): gradients stop here.
+    #[track_caller]
+    pub fn detach(self) -> Var<'t, T> {
+        self.tape.constant(self.value())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_without_a_gradient_path_keep_no_backward_data() {
+        let tape = Tape::<f64>::new();
+        let c = tape.constant(Tensor::ones([2]));
+        let y = c.exp();
+        assert!(!y.requires_grad());
+        assert!(tape.nodes()[y.index()].op.is_none());
+        let x = tape.leaf(Tensor::ones([2]));
+        let z = (x * y).exp();
+        assert!(z.requires_grad());
+        assert!(tape.nodes()[z.index()].op.is_some());
+    }
+
+    #[test]
+    fn no_grad_restores_recording_even_after_a_panic() {
+        let tape = Tape::<f32>::new();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tape.no_grad(|| panic!("inside"))
+        }));
+        assert!(result.is_err());
+        assert!(tape.is_recording());
+    }
+
+    #[test]
+    fn detach_shares_storage_and_stops_gradients() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(Tensor::from_vec(vec![3.0], [1]).unwrap());
+        let d = x.detach();
+        assert!(d.value().shares_storage_with(&x.value()));
+        let y = (x * d).sum_all(); // d/dx (x * const) = const = 3
+        assert_eq!(y.backward().wrt(x).to_vec(), vec![3.0]);
+    }
+
+    #[test]
+    fn clear_empties_the_tape_for_reuse() {
+        let mut tape = Tape::<f32>::with_capacity(8);
+        {
+            let x = tape.leaf(Tensor::ones([1]));
+            let _ = x.exp();
+        }
+        assert_eq!(tape.len(), 2);
+        tape.clear();
+        assert!(tape.is_empty());
+    }
+}
