@@ -337,19 +337,23 @@ impl<T: Float> Tensor<T> {
 
     /// Joins tensors of equal shape along a new `axis`.
     pub fn stack(tensors: &[&Tensor<T>], axis: usize) -> Result<Tensor<T>> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| TensorError::InvalidArgument {
+                op: "stack",
+                message: "needs at least one tensor".to_string(),
+            })?;
+        if let Some(bad) = tensors.iter().find(|t| t.shape() != first.shape()) {
+            return Err(TensorError::ShapeMismatch {
+                op: "stack",
+                lhs: first.shape().clone(),
+                rhs: bad.shape().clone(),
+            });
+        }
         let expanded = tensors
             .iter()
-            .map(|t| t.try_unsqueeze(axis))
+            .map(|t| Ok(t.with_layout(t.layout().unsqueeze("stack", axis)?)))
             .collect::<Result<Vec<_>>>()?;
-        if let Some(first) = tensors.first() {
-            if let Some(bad) = tensors.iter().find(|t| t.shape() != first.shape()) {
-                return Err(TensorError::ShapeMismatch {
-                    op: "stack",
-                    lhs: first.shape().clone(),
-                    rhs: bad.shape().clone(),
-                });
-            }
-        }
         let refs: Vec<&Tensor<T>> = expanded.iter().collect();
         Tensor::concat(&refs, axis)
     }

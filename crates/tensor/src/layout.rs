@@ -168,8 +168,9 @@ impl Layout {
         }
         let mut dims = Dims::from_slice(self.shape.dims());
         dims[axis] = len;
-        // An empty range keeps the old offset so no position past the storage is ever formed.
-        let offset = if len == 0 {
+        // An empty view (an empty range, or another axis of size 0) keeps the old offset so no
+        // position past the storage is ever formed.
+        let offset = if dims.contains(&0) {
             self.offset
         } else {
             self.offset + start * self.strides[axis]

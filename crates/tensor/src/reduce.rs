@@ -177,10 +177,8 @@ impl<T: Float> Tensor<T> {
 
     /// Fallible [`mean`](Tensor::mean).
     pub fn try_mean(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
-        let count: usize = axes
-            .iter()
-            .map(|&a| self.dims().get(a).copied().unwrap_or(1))
-            .product();
+        reduction_mask(self, "mean", axes, false)?;
+        let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
         let total = self.try_sum(axes, keepdim)?;
         let count = T::from_usize(count);
         Ok(total.map(|x| x / count))
@@ -200,6 +198,7 @@ impl<T: Float> Tensor<T> {
 
     /// Fallible [`variance`](Tensor::variance).
     pub fn try_variance(&self, axes: &[usize], keepdim: bool, unbiased: bool) -> Result<Tensor<T>> {
+        reduction_mask(self, "variance", axes, false)?;
         let mean = self.try_mean(axes, true)?;
         let squared = (self - &mean).square();
         let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
@@ -324,7 +323,13 @@ impl<T: Float> Tensor<T> {
         better: impl Fn(T, T) -> bool,
     ) -> Result<Vec<usize>> {
         reduction_mask(self, op, &[axis], true)?;
-        let moved = self.transpose(axis, self.rank() - 1);
+        // Move `axis` last with the other axes in their order (a transpose would reorder them
+        // at rank 3 and up), so lanes come out in row-major order of the remaining axes.
+        let order: Dims = (0..self.rank())
+            .filter(|&a| a != axis)
+            .chain([axis])
+            .collect();
+        let moved = self.permute(&order);
         let length = self.dims()[axis];
         let values = moved.to_vec();
         if length == 0 {

@@ -115,8 +115,9 @@ impl Shape {
         }
     }
 
-    /// Checks a set of axes (each in range, none repeated) and returns them as a bit mask.
-    pub(crate) fn axis_mask(&self, op: &'static str, axes: &[usize]) -> Result<u64> {
+    /// Checks a set of axes (each in range, none repeated) and returns them as a bit mask
+    /// (bit `i` set for axis `i`; axes up to 63).
+    pub fn axis_mask(&self, op: &'static str, axes: &[usize]) -> Result<u64> {
         let mut mask = 0u64;
         for &axis in axes {
             self.check_axis(op, axis)?;
@@ -138,9 +139,9 @@ impl Shape {
         Ok(mask)
     }
 
-    /// The shape after reducing the axes in `mask`: kept as size 1 with `keepdim`, dropped
-    /// otherwise.
-    pub(crate) fn reduced(&self, mask: u64, keepdim: bool) -> Shape {
+    /// The shape after reducing the axes in `mask` (from [`axis_mask`](Shape::axis_mask)): kept
+    /// as size 1 with `keepdim`, dropped otherwise.
+    pub fn reduced(&self, mask: u64, keepdim: bool) -> Shape {
         let mut dims = Dims::new();
         for (axis, &d) in self.0.iter().enumerate() {
             if mask & (1 << axis) == 0 {
