@@ -243,7 +243,7 @@ impl<'t, T: Float> Var<'t, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::assert_gradcheck;
+    use crate::gradcheck::assert_gradcheck_strict as assert_gradcheck;
     use crate::tape::Tape;
     use tensor::Tensor;
 

@@ -43,6 +43,8 @@ pub mod gradcheck;
 mod operand;
 mod ops;
 mod tape;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use backward::{GradientVars, Gradients};
 pub use custom::CustomOp;

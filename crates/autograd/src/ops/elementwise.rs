@@ -223,7 +223,7 @@ impl<'t, T: Float> Neg for Var<'t, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::assert_gradcheck;
+    use crate::gradcheck::assert_gradcheck_strict as assert_gradcheck;
     use crate::tape::Tape;
 
     fn t(values: &[f64], dims: &[usize]) -> Tensor<f64> {

@@ -119,7 +119,7 @@ pub(crate) fn scatter_add_backward<T: Float, O: Operand<T>>(grad: &O, arg: &Axis
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::assert_gradcheck;
+    use crate::gradcheck::assert_gradcheck_strict as assert_gradcheck;
     use crate::tape::Tape;
 
     fn grid() -> Tensor<f64> {

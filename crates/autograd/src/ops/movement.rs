@@ -245,7 +245,7 @@ pub(crate) fn pad_backward<T: Float, O: Operand<T>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::assert_gradcheck;
+    use crate::gradcheck::assert_gradcheck_strict as assert_gradcheck;
     use crate::tape::Tape;
     use tensor::Tensor;
 

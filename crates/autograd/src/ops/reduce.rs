@@ -119,7 +119,7 @@ pub(crate) fn max_backward<T: Float, O: Operand<T>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::assert_gradcheck;
+    use crate::gradcheck::assert_gradcheck_strict as assert_gradcheck;
     use crate::tape::Tape;
 
     fn grid() -> Tensor<f64> {

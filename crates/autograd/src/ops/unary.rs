@@ -136,7 +136,7 @@ pub(crate) fn abs_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::assert_gradcheck;
+    use crate::gradcheck::assert_gradcheck_strict as assert_gradcheck;
     use crate::tape::Tape;
 
     fn t(values: &[f64]) -> Tensor<f64> {
