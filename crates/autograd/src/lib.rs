@@ -52,3 +52,8 @@ pub use error::{AutogradError, Result};
 pub use operand::Operand;
 pub use ops::PrimitiveKind;
 pub use tape::{Tape, Var};
+
+/// The README's code, compiled and run as a doctest so the tour cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,1 +1,1 @@
-//! Placeholder.
+//! Neural-network building blocks (filled in by its own issue).
