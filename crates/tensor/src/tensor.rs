@@ -160,7 +160,17 @@ impl<T: Float> Tensor<T> {
             });
         }
         let span = (end.to_f64() - start.to_f64()) / step.to_f64();
-        let count = if span > 0.0 { span.ceil() as usize } else { 0 };
+        let count = if span > 0.0 { span.ceil() } else { 0.0 };
+        // A count beyond what a buffer can hold is an error, not an allocation failure.
+        if count > (isize::MAX as usize / std::mem::size_of::<T>()) as f64 {
+            return Err(TensorError::InvalidArgument {
+                op: "arange",
+                message: format!(
+                    "{start}..{end} by {step} has {count:e} values, more than fit in memory"
+                ),
+            });
+        }
+        let count = count as usize;
         let values: Vec<T> = (0..count)
             .map(|i| start + T::from_usize(i) * step)
             .collect();
@@ -617,6 +627,12 @@ mod tests {
             vec![3.0, 2.0, 1.0]
         );
         assert_eq!(Tensor::<f64>::arange(0.0, 0.0, 1.0).unwrap().numel(), 0);
+        assert!(
+            Tensor::<f64>::arange(0.0, 1e300, 1.0)
+                .unwrap_err()
+                .to_string()
+                .starts_with("arange: 0..1000000")
+        );
         assert_eq!(Tensor::scalar(2.0_f32).rank(), 0);
         assert_eq!(Tensor::scalar(2.0_f32).item(), 2.0);
     }
