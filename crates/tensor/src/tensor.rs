@@ -166,7 +166,7 @@ impl<T: Float> Tensor<T> {
             return Err(TensorError::InvalidArgument {
                 op: "arange",
                 message: format!(
-                    "{start}..{end} by {step} has {count:e} values, more than fit in memory"
+                    "{start:?}..{end:?} by {step:?} has {count:e} values, more than fit in memory"
                 ),
             });
         }
