@@ -1,1 +1,82 @@
-//! Neural-network building blocks (filled in by its own issue).
+//! Neural-network building blocks for the chapter "Improving the way deep neural networks
+//! learn", built only from the public `autograd` API: every gradient comes from the tape, and
+//! nothing here has a backward rule of its own.
+//!
+//! | piece | items |
+//! |---|---|
+//! | parameters | [`ParamStore`] (named parameters and buffers), [`Context`] (one step's binding to a tape), [`Mode`] |
+//! | layers | [`Dense`], [`Activation`], [`Dropout`], [`BatchNorm1d`], [`Sequential`], the [`Layer`] trait |
+//! | functions | [`leaky_relu`], [`mse`], [`cross_entropy`], [`binary_cross_entropy_with_logits`], [`l2_penalty`], [`l1_penalty`] |
+//! | initialisation | [`Init`]: Xavier, He, LeCun, fixed normal/uniform, constant |
+//! | training | [`optim`]: SGD (momentum, Nesterov, dampening, coupled decay), Adam, AdamW, schedules |
+//! | data | [`Dataset`], [`Standardizer`], [`load_csv`] |
+//! | files | [`save_safetensors`], [`load_safetensors`] |
+//!
+//! Every convention (row-major batches, keep vs drop probability, batch-norm momentum and
+//! variance, init variances, optimizer formulas) is listed next to PyTorch's in
+//! `docs/conventions.md`.
+//!
+//! A training step:
+//!
+//! ```
+//! use autograd::Tape;
+//! use nn::optim::{Optimizer, Sgd};
+//! use nn::{Activation, Context, Dense, Dropout, Init, Layer, Mode, ParamStore, Sequential};
+//! use rand::SeedableRng;
+//! use tensor::Tensor;
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+//! let mut store = ParamStore::<f32>::new();
+//! let model = Sequential::new()
+//!     .with(Dense::new(&mut store, "hidden1", 4, 16, Init::HeNormal, &mut rng).unwrap())
+//!     .with(Activation::Relu)
+//!     .with(Dropout::with_keep_probability(0.8, &mut rng).unwrap())
+//!     .with(Dense::new(&mut store, "output", 16, 3, Init::XavierNormal, &mut rng).unwrap());
+//! let mut optimizer = Sgd::new(0.1);
+//! let x = Tensor::<f32>::random_normal([8, 4], 0.0, 1.0, &mut rng).unwrap();
+//! let labels = [0, 1, 2, 0, 1, 2, 0, 1];
+//!
+//! for step in 0..3 {
+//!     let gradients = {
+//!         let tape = Tape::new();
+//!         let mut context = Context::new(&tape, &mut store, Mode::Train { step });
+//!         let logits = model.forward(&mut context, tape.constant(x.clone()));
+//!         let loss = nn::cross_entropy(logits, &labels) + nn::l2_penalty(&context, 1e-4);
+//!         context.gradients(&loss.backward())
+//!     }; // the tape is dropped here, so the update below writes the parameters in place
+//!     optimizer.step(&mut store, &gradients);
+//! }
+//! ```
+#![forbid(unsafe_code)]
+
+mod activation;
+mod batch_norm;
+mod data;
+mod dense;
+mod dropout;
+mod error;
+mod init;
+mod io;
+mod layer;
+mod loss;
+pub mod optim;
+mod params;
+mod penalty;
+#[cfg(test)]
+mod test_support;
+
+pub use activation::{Activation, leaky_relu};
+pub use batch_norm::BatchNorm1d;
+pub use data::{Batches, CsvOptions, Dataset, Standardizer, load_csv, parse_csv};
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use error::{NnError, Result};
+pub use init::Init;
+pub use io::{load_safetensors, save_safetensors};
+pub use layer::{Layer, Sequential};
+pub use loss::{
+    binary_cross_entropy_with_logits, cross_entropy, mse, try_binary_cross_entropy_with_logits,
+    try_cross_entropy, try_mse,
+};
+pub use params::{Context, Mode, ParamGradients, ParamId, ParamStore, Role};
+pub use penalty::{l1_penalty, l2_penalty};

@@ -1,0 +1,311 @@
+//! Batch normalization over the batch axis (chapter section 6).
+
+use autograd::Var;
+use tensor::{Float, Shape, Tensor};
+
+use crate::error::{NnError, Result};
+use crate::layer::Layer;
+use crate::params::{Context, Mode, ParamId, ParamStore, Role};
+
+/// Batch normalization of `[batch, features]` inputs, with PyTorch's conventions
+/// (`torch.nn.BatchNorm1d`):
+///
+/// - **training**: per feature, over the batch of b samples,
+///   `mu = mean(z)`, `var = mean((z - mu)^2)` (biased: divided by b),
+///   `z_norm = (z - mu) / sqrt(var + eps)`, output `gamma * z_norm + beta` — all tape ops, so
+///   the gradient is derived. Then, off the tape, the running statistics move towards the
+///   batch's: `running = (1 - momentum) * running + momentum * batch`, where the batch variance
+///   used here is the **unbiased** one (`var * b / (b - 1)`), as PyTorch does.
+/// - **evaluation**: `gamma * (z - running_mean) / sqrt(running_var + eps) + beta`.
+///
+/// Defaults: `eps = 1e-5`, `momentum = 0.1` (weight of the new value), gamma = 1, beta = 0,
+/// running mean 0, running variance 1. Training needs b > 1 (as PyTorch).
+///
+/// Parameters are `{name}.weight` (gamma) and `{name}.bias` (beta); buffers
+/// `{name}.running_mean`, `{name}.running_var` and `{name}.num_batches_tracked`: PyTorch's
+/// state-dict names, so a parameter file loads into `nn.BatchNorm1d`.
+#[derive(Clone, Debug)]
+pub struct BatchNorm1d {
+    name: String,
+    features: usize,
+    eps: f64,
+    momentum: f64,
+    gamma: ParamId,
+    beta: ParamId,
+    running_mean: ParamId,
+    running_var: ParamId,
+    batches_tracked: ParamId,
+}
+
+impl BatchNorm1d {
+    /// A batch-norm layer over `features` features with the default eps and momentum. Errors if
+    /// a name is taken.
+    pub fn new<T: Float>(store: &mut ParamStore<T>, name: &str, features: usize) -> Result<Self> {
+        let names = [
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "num_batches_tracked",
+        ]
+        .map(|n| format!("{name}.{n}"));
+        if let Some(taken) = names.iter().find(|n| store.find(n).is_some()) {
+            return Err(NnError::DuplicateName {
+                name: taken.clone(),
+            });
+        }
+        let [weight, bias, mean, var, count] = names;
+        Ok(BatchNorm1d {
+            name: name.to_string(),
+            features,
+            eps: 1e-5,
+            momentum: 0.1,
+            gamma: store.add(weight, Role::Scale, Tensor::ones([features]))?,
+            beta: store.add(bias, Role::Shift, Tensor::zeros([features]))?,
+            running_mean: store.add(mean, Role::RunningStatistic, Tensor::zeros([features]))?,
+            running_var: store.add(var, Role::RunningStatistic, Tensor::ones([features]))?,
+            batches_tracked: store.add(count, Role::Counter, Tensor::scalar(T::ZERO))?,
+        })
+    }
+
+    /// The same layer with another eps (added to the variance before the square root).
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+
+    /// The same layer with another momentum (the weight of the new batch statistic).
+    pub fn with_momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// gamma's id.
+    pub fn scale(&self) -> ParamId {
+        self.gamma
+    }
+
+    /// beta's id.
+    pub fn shift(&self) -> ParamId {
+        self.beta
+    }
+
+    /// The running mean's id.
+    pub fn running_mean(&self) -> ParamId {
+        self.running_mean
+    }
+
+    /// The running variance's id.
+    pub fn running_var(&self) -> ParamId {
+        self.running_var
+    }
+
+    fn shape_error(&self, message: String) -> NnError {
+        NnError::Shape {
+            op: format!("BatchNorm1d '{}'", self.name),
+            message,
+        }
+    }
+}
+
+impl<T: Float> Layer<T> for BatchNorm1d {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn output_shape(&self, input: &Shape) -> Result<Shape> {
+        match input.dims() {
+            &[_, features] if features == self.features => Ok(input.clone()),
+            _ => Err(self.shape_error(format!(
+                "expected input [batch, {}], got {input}",
+                self.features
+            ))),
+        }
+    }
+
+    fn try_forward<'t>(
+        &self,
+        context: &mut Context<'t, '_, T>,
+        x: Var<'t, T>,
+    ) -> Result<Var<'t, T>> {
+        let shape = x.shape();
+        Layer::<T>::output_shape(self, &shape)?;
+        let (gamma, beta) = (context.param(self.gamma), context.param(self.beta));
+        let eps = T::from_f64(self.eps);
+        if let Mode::Eval = context.mode() {
+            let tape = context.tape();
+            let mean = tape.constant(context.buffer(self.running_mean).clone());
+            let inverse_std = tape.constant(
+                context
+                    .buffer(self.running_var)
+                    .map(|v| T::ONE / (v + eps).sqrt()),
+            );
+            return Ok((x - mean) * inverse_std * gamma + beta);
+        }
+        let batch = shape.dims()[0];
+        if batch < 2 {
+            return Err(self.shape_error(format!(
+                "training needs more than one sample per feature, got input {shape}"
+            )));
+        }
+        let mean = x.mean(&[0], true);
+        let centered = x - mean;
+        let variance = centered.square().mean(&[0], true);
+        let normalized = centered / (variance + eps).sqrt();
+        let output = normalized * gamma + beta;
+
+        // Running statistics, off the tape, from the batch's values.
+        let momentum = T::from_f64(self.momentum);
+        let keep = T::ONE - momentum;
+        let unbiased = T::from_usize(batch) / T::from_usize(batch - 1);
+        let batch_mean = mean.value().reshape([self.features]);
+        let batch_var = variance.value().reshape([self.features]);
+        let running_mean =
+            context
+                .buffer(self.running_mean)
+                .zip_map(&batch_mean, "running_mean", |r, b| keep * r + momentum * b);
+        let running_var =
+            context
+                .buffer(self.running_var)
+                .zip_map(&batch_var, "running_var", |r, b| {
+                    keep * r + momentum * b * unbiased
+                });
+        let count = context.buffer(self.batches_tracked).add_scalar(T::ONE);
+        context.set_buffer(self.running_mean, running_mean);
+        context.set_buffer(self.running_var, running_var);
+        context.set_buffer(self.batches_tracked, count);
+        Ok(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{gradcheck_layer, sample};
+    use autograd::Tape;
+
+    fn layer(features: usize) -> (ParamStore<f64>, BatchNorm1d) {
+        let mut store = ParamStore::new();
+        let bn = BatchNorm1d::new(&mut store, "bn", features).unwrap();
+        store.set_value(bn.gamma, sample(&[features], 10).map(|v| v + 1.5));
+        store.set_value(bn.beta, sample(&[features], 11));
+        store.set_value(bn.running_mean, sample(&[features], 12));
+        store.set_value(
+            bn.running_var,
+            sample(&[features], 13).map(|v| v.abs() + 0.5),
+        );
+        (store, bn)
+    }
+
+    #[test]
+    fn batch_norm_gradients_in_both_modes() {
+        let (store, bn) = layer(3);
+        gradcheck_layer(&bn, &store, sample(&[5, 3], 1), Mode::Train { step: 0 });
+        gradcheck_layer(&bn, &store, sample(&[5, 3], 1), Mode::Eval);
+    }
+
+    /// The classic closed form of batch norm's input gradient (Ioffe & Szegedy), with
+    /// xhat = (x - mu) / sqrt(var + eps) and dxhat = dy * gamma:
+    /// dx = (1 / b) / sqrt(var + eps) * (b dxhat - sum(dxhat) - xhat sum(dxhat xhat)).
+    #[test]
+    fn input_gradient_matches_the_closed_form() {
+        let (mut store, bn) = layer(4);
+        let (b, f) = (6, 4);
+        let x_value = sample(&[b, f], 2);
+        let dy = sample(&[b, f], 3);
+        let gamma = store.value(bn.gamma).to_vec();
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+        let x = tape.leaf(x_value.clone());
+        let grads = bn.forward(&mut context, x).backward_with(dy.clone());
+        let dx = grads.wrt(x);
+        let dgamma = grads.wrt(context.param(bn.gamma)).to_vec();
+        let dbeta = grads.wrt(context.param(bn.beta)).to_vec();
+        for j in 0..f {
+            let column: Vec<f64> = (0..b).map(|i| x_value.get(&[i, j])).collect();
+            let mu = column.iter().sum::<f64>() / b as f64;
+            let var = column.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / b as f64;
+            let inv = 1.0 / (var + 1e-5).sqrt();
+            let xhat: Vec<f64> = column.iter().map(|v| (v - mu) * inv).collect();
+            let dxhat: Vec<f64> = (0..b).map(|i| dy.get(&[i, j]) * gamma[j]).collect();
+            let sum_dxhat: f64 = dxhat.iter().sum();
+            let sum_dxhat_xhat: f64 = dxhat.iter().zip(&xhat).map(|(d, x)| d * x).sum();
+            for i in 0..b {
+                let expected =
+                    inv / b as f64 * (b as f64 * dxhat[i] - sum_dxhat - xhat[i] * sum_dxhat_xhat);
+                assert!(
+                    (dx.get(&[i, j]) - expected).abs() < 1e-12,
+                    "dx[{i},{j}] {} vs {expected}",
+                    dx.get(&[i, j])
+                );
+            }
+            let expected_dgamma: f64 = (0..b).map(|i| dy.get(&[i, j]) * xhat[i]).sum();
+            let expected_dbeta: f64 = (0..b).map(|i| dy.get(&[i, j])).sum();
+            assert!((dgamma[j] - expected_dgamma).abs() < 1e-12);
+            assert!((dbeta[j] - expected_dbeta).abs() < 1e-12);
+        }
+    }
+
+    /// The numbers a PyTorch user sees. With gamma = 1, beta = 0 and the batch
+    /// x = [[1, 2], [3, 6]] (b = 2): mean [2, 4], biased variance [1, 4], so the output is
+    /// ±1 / sqrt(var + 1e-5) * sqrt(var) ~ ±0.999995 and ±0.99999875; the running mean becomes
+    /// 0.9 * 0 + 0.1 * [2, 4] = [0.2, 0.4] and the running variance 0.9 * 1 + 0.1 * [2, 8]
+    /// (unbiased) = [1.1, 1.7]. These are the values of
+    /// `torch.nn.BatchNorm1d(2)(torch.tensor([[1., 2.], [3., 6.]]))` and its buffers.
+    #[test]
+    fn pytorch_conventions_for_outputs_and_running_statistics() {
+        let mut store = ParamStore::<f64>::new();
+        let bn = BatchNorm1d::new(&mut store, "bn", 2).unwrap();
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+        let x = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 6.0], [2, 2]).unwrap());
+        let y = bn.forward(&mut context, x).value().to_vec();
+        let a = 1.0 / (1.0_f64 + 1e-5).sqrt();
+        let c = 2.0 / (4.0_f64 + 1e-5).sqrt();
+        let expected = [-a, -c, a, c];
+        for (got, want) in y.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12);
+        }
+        assert!(store.value(bn.running_mean).allclose(
+            &Tensor::from_vec(vec![0.2, 0.4], [2]).unwrap(),
+            1e-12,
+            1e-12
+        ));
+        assert!(store.value(bn.running_var).allclose(
+            &Tensor::from_vec(vec![1.1, 1.7], [2]).unwrap(),
+            1e-12,
+            1e-12
+        ));
+        assert_eq!(store.value(bn.batches_tracked).item(), 1.0);
+        // Evaluation uses the running statistics: (x - 0.2) / sqrt(1.1 + 1e-5) for feature 0.
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, &mut store, Mode::Eval);
+        let x = tape.constant(Tensor::from_vec(vec![1.0, 2.0], [1, 2]).unwrap());
+        let y = bn.forward(&mut context, x).value().to_vec();
+        assert!((y[0] - 0.8 / (1.1_f64 + 1e-5).sqrt()).abs() < 1e-12);
+        assert!((y[1] - 1.6 / (1.7_f64 + 1e-5).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_input_is_named_and_changes_nothing() {
+        let (mut store, bn) = layer(3);
+        let before = store.clone();
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+        let wrong = tape.constant(Tensor::zeros([4, 2]));
+        assert_eq!(
+            bn.try_forward(&mut context, wrong).unwrap_err().to_string(),
+            "BatchNorm1d 'bn': expected input [batch, 3], got [4, 2]"
+        );
+        let single = tape.constant(Tensor::zeros([1, 3]));
+        assert_eq!(
+            bn.try_forward(&mut context, single)
+                .unwrap_err()
+                .to_string(),
+            "BatchNorm1d 'bn': training needs more than one sample per feature, got input [1, 3]"
+        );
+        for (id, ..) in before.iter() {
+            assert_eq!(before.value(id), store.value(id));
+        }
+    }
+}

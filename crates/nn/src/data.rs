@@ -1,0 +1,436 @@
+//! Data: an in-memory dataset, seeded shuffled mini-batches, a seeded train/test split, a
+//! standardizer (chapter section 5), and a CSV reader whose errors name the file, line and
+//! column.
+
+use std::path::Path;
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+use tensor::{Float, Tensor};
+
+use crate::error::{NnError, Result};
+
+/// Feature rows `[samples, features]` with one integer class label per row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset<T: Float = f32> {
+    features: Tensor<T>,
+    labels: Vec<usize>,
+}
+
+impl<T: Float> Dataset<T> {
+    /// A dataset; errors unless `features` is rank 2 with one row per label.
+    pub fn new(features: Tensor<T>, labels: Vec<usize>) -> Result<Self> {
+        match features.dims() {
+            &[rows, _] if rows == labels.len() => Ok(Dataset {
+                features: features.contiguous(),
+                labels,
+            }),
+            _ => Err(NnError::Shape {
+                op: "Dataset::new".to_string(),
+                message: format!(
+                    "features {} need shape [samples, features] with {} rows (one per label)",
+                    features.shape(),
+                    labels.len()
+                ),
+            }),
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True with no samples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of features per sample.
+    pub fn feature_count(&self) -> usize {
+        self.features.dims()[1]
+    }
+
+    /// One more than the largest label (0 when empty).
+    pub fn class_count(&self) -> usize {
+        self.labels.iter().max().map_or(0, |&m| m + 1)
+    }
+
+    /// The feature matrix.
+    pub fn features(&self) -> &Tensor<T> {
+        &self.features
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    /// The labels as a `[samples, 1]` float column (0/1 targets for binary cross-entropy).
+    pub fn labels_as_column(&self) -> Tensor<T> {
+        let values: Vec<T> = self.labels.iter().map(|&l| T::from_usize(l)).collect();
+        Tensor::from_vec(values, [self.len(), 1]).expect("one value per label")
+    }
+
+    /// The samples at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Dataset<T> {
+        Dataset {
+            features: self.features.index_select(0, indices),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+
+    /// The same samples with transformed features (for example standardized).
+    pub fn with_features(&self, features: Tensor<T>) -> Result<Dataset<T>> {
+        Dataset::new(features, self.labels.clone())
+    }
+
+    /// A random split into (train, test) with `round(test_fraction * len)` test samples,
+    /// shuffled by `rng`. Errors unless `test_fraction` is in [0, 1].
+    pub fn split<R: Rng + ?Sized>(
+        &self,
+        test_fraction: f64,
+        rng: &mut R,
+    ) -> Result<(Dataset<T>, Dataset<T>)> {
+        if !(0.0..=1.0).contains(&test_fraction) {
+            return Err(NnError::InvalidArgument {
+                op: "Dataset::split",
+                message: format!("the test fraction must be in [0, 1], got {test_fraction}"),
+            });
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(rng);
+        let test = (test_fraction * self.len() as f64).round() as usize;
+        Ok((self.select(&order[test..]), self.select(&order[..test])))
+    }
+
+    /// Mini-batches of `batch_size` samples in an order shuffled by `rng` (the last batch may
+    /// be smaller). One seed gives the same batches every time.
+    pub fn shuffled_batches<R: Rng + ?Sized>(
+        &self,
+        batch_size: usize,
+        rng: &mut R,
+    ) -> Batches<'_, T> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(rng);
+        Batches {
+            dataset: self,
+            order,
+            batch_size: batch_size.max(1),
+            next: 0,
+        }
+    }
+
+    /// Mini-batches in the stored order.
+    pub fn batches(&self, batch_size: usize) -> Batches<'_, T> {
+        Batches {
+            dataset: self,
+            order: (0..self.len()).collect(),
+            batch_size: batch_size.max(1),
+            next: 0,
+        }
+    }
+}
+
+/// An iterator of mini-batches; see [`Dataset::shuffled_batches`].
+#[derive(Debug)]
+pub struct Batches<'a, T: Float> {
+    dataset: &'a Dataset<T>,
+    order: Vec<usize>,
+    batch_size: usize,
+    next: usize,
+}
+
+impl<T: Float> Iterator for Batches<'_, T> {
+    type Item = Dataset<T>;
+
+    fn next(&mut self) -> Option<Dataset<T>> {
+        if self.next >= self.order.len() {
+            return None;
+        }
+        let end = (self.next + self.batch_size).min(self.order.len());
+        let batch = self.dataset.select(&self.order[self.next..end]);
+        self.next = end;
+        Some(batch)
+    }
+}
+
+/// Per-feature standardization: subtract the mean and divide by the standard deviation, both
+/// measured on the training set and then applied unchanged to any set (chapter section 5).
+///
+/// The standard deviation is the population one (divide by n), as scikit-learn's
+/// `StandardScaler`; a constant feature (standard deviation 0) is only centred.
+///
+/// ```
+/// use nn::Standardizer;
+/// use tensor::Tensor;
+/// let train = Tensor::from_vec(vec![1.0_f64, 10.0, 3.0, 30.0], [2, 2]).unwrap();
+/// let scaler = Standardizer::fit(&train).unwrap();
+/// assert_eq!(scaler.transform(&train).unwrap().to_vec(), vec![-1.0, -1.0, 1.0, 1.0]);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardizer<T: Float = f32> {
+    mean: Tensor<T>,
+    scale: Tensor<T>,
+}
+
+impl<T: Float> Standardizer<T> {
+    /// Measures each column's mean and standard deviation. Errors unless `features` is
+    /// `[samples, features]` with at least one sample.
+    pub fn fit(features: &Tensor<T>) -> Result<Self> {
+        if features.rank() != 2 || features.dims()[0] == 0 {
+            return Err(NnError::Shape {
+                op: "Standardizer::fit".to_string(),
+                message: format!(
+                    "needs [samples, features] with at least one sample, got {}",
+                    features.shape()
+                ),
+            });
+        }
+        let mean = features.mean(&[0], false);
+        let std = features.variance(&[0], false, false).sqrt();
+        let scale = std.map(|s| if s > T::ZERO { s } else { T::ONE });
+        Ok(Standardizer { mean, scale })
+    }
+
+    /// The fitted means.
+    pub fn mean(&self) -> &Tensor<T> {
+        &self.mean
+    }
+
+    /// The fitted standard deviations (1 where a feature was constant).
+    pub fn scale(&self) -> &Tensor<T> {
+        &self.scale
+    }
+
+    /// (x - mean) / std, column by column. Errors if the feature count differs from the fit.
+    pub fn transform(&self, features: &Tensor<T>) -> Result<Tensor<T>> {
+        match features.dims() {
+            &[_, n] if n == self.mean.numel() => Ok(&(features - &self.mean) / &self.scale),
+            _ => Err(NnError::Shape {
+                op: "Standardizer::transform".to_string(),
+                message: format!(
+                    "fitted on {} features, got {}",
+                    self.mean.numel(),
+                    features.shape()
+                ),
+            }),
+        }
+    }
+}
+
+/// How to read a CSV file of numbers with one label column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// Skip the first line.
+    pub header: bool,
+    /// The label column (0-based); `None` for the last one.
+    pub label_column: Option<usize>,
+}
+
+/// Reads a CSV file of numbers into a [`Dataset`]: every column but the label column is a
+/// feature, the label column holds non-negative integers. Errors name the file, line and
+/// column: an unreadable file, a line with a different number of fields, a field that is not a
+/// number, a label that is not a non-negative integer.
+pub fn load_csv<T: Float>(path: impl AsRef<Path>, options: CsvOptions) -> Result<Dataset<T>> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| NnError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    parse_csv(&text, &path.display().to_string(), options)
+}
+
+/// [`load_csv`] on text already in memory (for example decompressed); `source` names it in
+/// errors.
+///
+/// ```
+/// use nn::{parse_csv, CsvOptions};
+/// let data = parse_csv::<f32>("1,2,0\n3,4,1\n", "inline", CsvOptions::default()).unwrap();
+/// assert_eq!(data.labels(), &[0, 1]);
+/// let error = parse_csv::<f32>("1,2,0\n3,x,1\n", "inline", CsvOptions::default()).unwrap_err();
+/// assert_eq!(error.to_string(), "inline: line 2, column 2: 'x' is not a number");
+/// ```
+pub fn parse_csv<T: Float>(text: &str, source: &str, options: CsvOptions) -> Result<Dataset<T>> {
+    let error = |line: usize, column: usize, message: String| NnError::Csv {
+        file: source.to_string(),
+        line,
+        column,
+        message,
+    };
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    let mut width: Option<usize> = None;
+    for (number, line) in text.lines().enumerate().skip(usize::from(options.header)) {
+        let line_number = number + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let expected = *width.get_or_insert(fields.len());
+        if fields.len() != expected {
+            return Err(error(
+                line_number,
+                fields.len().min(expected) + 1,
+                format!("expected {expected} fields, found {}", fields.len()),
+            ));
+        }
+        let label_column = options.label_column.unwrap_or(expected - 1);
+        if label_column >= expected {
+            return Err(error(
+                line_number,
+                label_column + 1,
+                format!("no label column {} in {expected} fields", label_column + 1),
+            ));
+        }
+        for (column, field) in fields.iter().enumerate() {
+            if column == label_column {
+                let label = field.parse::<usize>().map_err(|_| {
+                    error(
+                        line_number,
+                        column + 1,
+                        format!("label '{field}' is not a non-negative integer"),
+                    )
+                })?;
+                labels.push(label);
+            } else {
+                let value: f64 = field.parse().map_err(|_| {
+                    error(
+                        line_number,
+                        column + 1,
+                        format!("'{field}' is not a number"),
+                    )
+                })?;
+                features.push(T::from_f64(value));
+            }
+        }
+    }
+    let columns = width.map_or(0, |w| w - 1);
+    Dataset::new(Tensor::from_vec(features, [labels.len(), columns])?, labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn data() -> Dataset<f64> {
+        let features = Tensor::from_vec((0..20).map(f64::from).collect(), [10, 2]).unwrap();
+        Dataset::new(features, (0..10).map(|i| i % 3).collect()).unwrap()
+    }
+
+    #[test]
+    fn split_is_seeded_disjoint_and_complete() {
+        let d = data();
+        let (train, test) = d.split(0.3, &mut StdRng::seed_from_u64(1)).unwrap();
+        assert_eq!((train.len(), test.len()), (7, 3));
+        let mut rows: Vec<f64> = train
+            .features()
+            .to_vec()
+            .into_iter()
+            .chain(test.features().to_vec())
+            .collect();
+        rows.sort_by(f64::total_cmp);
+        assert_eq!(rows, (0..20).map(f64::from).collect::<Vec<_>>());
+        // Labels travel with their rows: row r has features [2r, 2r + 1] and label r % 3.
+        for part in [&train, &test] {
+            for (i, &label) in part.labels().iter().enumerate() {
+                assert_eq!(label, (part.features().get(&[i, 0]) / 2.0) as usize % 3);
+            }
+        }
+        assert_eq!(
+            d.split(0.3, &mut StdRng::seed_from_u64(1)).unwrap(),
+            (train, test)
+        );
+        assert!(d.split(1.5, &mut StdRng::seed_from_u64(1)).is_err());
+    }
+
+    #[test]
+    fn shuffled_batches_cover_every_sample_once() {
+        let d = data();
+        let batches: Vec<Dataset<f64>> = d
+            .shuffled_batches(4, &mut StdRng::seed_from_u64(2))
+            .collect();
+        assert_eq!(
+            batches.iter().map(Dataset::len).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        let mut seen: Vec<f64> = batches
+            .iter()
+            .flat_map(|b| b.features().narrow(1, 0, 1).to_vec())
+            .collect();
+        seen.sort_by(f64::total_cmp);
+        assert_eq!(seen, (0..10).map(|r| 2.0 * r as f64).collect::<Vec<_>>());
+        let again: Vec<Dataset<f64>> = d
+            .shuffled_batches(4, &mut StdRng::seed_from_u64(2))
+            .collect();
+        assert_eq!(batches, again);
+        assert_eq!(d.batches(4).next().unwrap().labels(), &[0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn standardizer_fits_on_train_and_applies_the_same_numbers() {
+        let train = Tensor::from_vec(vec![1.0, 5.0, 3.0, 5.0, 5.0, 5.0], [3, 2]).unwrap();
+        let scaler = Standardizer::fit(&train).unwrap();
+        let std = (8.0_f64 / 3.0).sqrt();
+        assert_eq!(scaler.mean().to_vec(), vec![3.0, 5.0]);
+        assert!((scaler.scale().to_vec()[0] - std).abs() < 1e-15);
+        assert_eq!(
+            scaler.scale().to_vec()[1],
+            1.0,
+            "constant feature: centred only"
+        );
+        let test = Tensor::from_vec(vec![7.0, 6.0], [1, 2]).unwrap();
+        let out = scaler.transform(&test).unwrap().to_vec();
+        assert!((out[0] - 4.0 / std).abs() < 1e-15);
+        assert_eq!(out[1], 1.0);
+        assert_eq!(
+            scaler
+                .transform(&Tensor::zeros([2, 3]))
+                .unwrap_err()
+                .to_string(),
+            "Standardizer::transform: fitted on 2 features, got [2, 3]"
+        );
+    }
+
+    #[test]
+    fn csv_errors_name_file_line_and_column() {
+        let parse = |text: &str| {
+            parse_csv::<f32>(
+                text,
+                "data.csv",
+                CsvOptions {
+                    header: true,
+                    label_column: None,
+                },
+            )
+        };
+        assert_eq!(
+            parse("a,b,c\n1,2,0\n3,4\n").unwrap_err().to_string(),
+            "data.csv: line 3, column 3: expected 3 fields, found 2"
+        );
+        assert_eq!(
+            parse("a,b,c\n1,2,0\n3,4,-1\n").unwrap_err().to_string(),
+            "data.csv: line 3, column 3: label '-1' is not a non-negative integer"
+        );
+        assert_eq!(
+            parse("a,b,c\n1,nan?,0\n").unwrap_err().to_string(),
+            "data.csv: line 2, column 2: 'nan?' is not a number"
+        );
+        let ok = parse("a,b,c\n1,2,0\n\n3,4,1\n").unwrap();
+        assert_eq!(ok.features().to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+        let first_column = parse_csv::<f32>(
+            "2,1.5\n0,2.5\n",
+            "x",
+            CsvOptions {
+                header: false,
+                label_column: Some(0),
+            },
+        )
+        .unwrap();
+        assert_eq!(first_column.labels(), &[2, 0]);
+        let missing = load_csv::<f32>("/nonexistent/file.csv", CsvOptions::default()).unwrap_err();
+        assert!(missing.to_string().starts_with("/nonexistent/file.csv: "));
+    }
+}

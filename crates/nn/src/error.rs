@@ -1,0 +1,148 @@
+//! The error type of the nn crate.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use autograd::AutogradError;
+use tensor::TensorError;
+
+/// What went wrong in a layer, loss, optimizer, data loader or parameter file. Messages name
+/// the layer, op, file or tensor involved.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum NnError {
+    /// A tensor-level check failed.
+    Tensor(TensorError),
+    /// A tape-level check failed.
+    Autograd(AutogradError),
+    /// An input of the wrong shape reached a layer or loss.
+    Shape {
+        /// The layer or function.
+        op: String,
+        /// What was expected and what arrived.
+        message: String,
+    },
+    /// A class label is not below the number of classes.
+    Label {
+        /// The function.
+        op: &'static str,
+        /// The label's position in the batch.
+        position: usize,
+        /// The label.
+        label: usize,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// An argument is outside its domain.
+    InvalidArgument {
+        /// The function.
+        op: &'static str,
+        /// What was wrong, with the value.
+        message: String,
+    },
+    /// Two parameters were given the same name.
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// A malformed line of a CSV file.
+    Csv {
+        /// The file (or source name).
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// 1-based column number.
+        column: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// A file could not be read or written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A parameter file does not match the model.
+    ParameterFile {
+        /// The file.
+        path: PathBuf,
+        /// The tensor concerned, if any.
+        tensor: Option<String>,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Result alias for fallible nn operations.
+pub type Result<T> = std::result::Result<T, NnError>;
+
+impl fmt::Display for NnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NnError::Tensor(error) => write!(f, "{error}"),
+            NnError::Autograd(error) => write!(f, "{error}"),
+            NnError::Shape { op, message } => write!(f, "{op}: {message}"),
+            NnError::Label {
+                op,
+                position,
+                label,
+                classes,
+            } => write!(
+                f,
+                "{op}: label {label} at position {position} is out of range for {classes} classes (0..{classes})"
+            ),
+            NnError::InvalidArgument { op, message } => write!(f, "{op}: {message}"),
+            NnError::DuplicateName { name } => {
+                write!(f, "parameter name '{name}' is already taken")
+            }
+            NnError::Csv {
+                file,
+                line,
+                column,
+                message,
+            } => {
+                write!(f, "{file}: line {line}, column {column}: {message}")
+            }
+            NnError::Io { path, message } => write!(f, "{}: {message}", path.display()),
+            NnError::ParameterFile {
+                path,
+                tensor: Some(tensor),
+                message,
+            } => {
+                write!(f, "{}: tensor '{tensor}': {message}", path.display())
+            }
+            NnError::ParameterFile {
+                path,
+                tensor: None,
+                message,
+            } => write!(f, "{}: {message}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for NnError {}
+
+impl From<TensorError> for NnError {
+    fn from(error: TensorError) -> Self {
+        NnError::Tensor(error)
+    }
+}
+
+impl From<AutogradError> for NnError {
+    fn from(error: AutogradError) -> Self {
+        match error {
+            AutogradError::Tensor(error) => NnError::Tensor(error),
+            other => NnError::Autograd(other),
+        }
+    }
+}
+
+/// Unwraps, panicking with the error's message.
+#[track_caller]
+pub(crate) fn or_panic<T>(result: Result<T>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => panic!("{error}"),
+    }
+}

@@ -1,0 +1,215 @@
+//! Adam (with coupled weight decay) and AdamW (decoupled weight decay), as `torch.optim`.
+
+use tensor::Float;
+
+use super::{Optimizer, StateSlots, contiguous_values, non_negative};
+use crate::error::{NnError, Result};
+use crate::params::{ParamGradients, ParamStore};
+
+/// Settings of [`Adam`] and [`AdamW`]; defaults are PyTorch's (betas 0.9 and 0.999, eps 1e-8;
+/// weight decay 0 for Adam, 0.01 for AdamW).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// Step size.
+    pub learning_rate: f64,
+    /// Decay of the first-moment (mean) estimate.
+    pub beta1: f64,
+    /// Decay of the second-moment (uncentred variance) estimate.
+    pub beta2: f64,
+    /// Added to the root of the second moment.
+    pub eps: f64,
+    /// Weight decay lambda: coupled in [`Adam`], decoupled in [`AdamW`].
+    pub weight_decay: f64,
+}
+
+impl AdamConfig {
+    /// PyTorch's Adam defaults with a learning rate.
+    pub fn adam(learning_rate: f64) -> Self {
+        AdamConfig {
+            learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// PyTorch's AdamW defaults with a learning rate.
+    pub fn adamw(learning_rate: f64) -> Self {
+        AdamConfig {
+            weight_decay: 0.01,
+            ..AdamConfig::adam(learning_rate)
+        }
+    }
+
+    fn validate(&self, op: &'static str) -> Result<()> {
+        let AdamConfig {
+            learning_rate,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } = *self;
+        let message = if !non_negative(learning_rate) {
+            format!("the learning rate must be finite and >= 0, got {learning_rate}")
+        } else if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
+            format!("betas must be in [0, 1), got {beta1} and {beta2}")
+        } else if !non_negative(eps) || !non_negative(weight_decay) {
+            format!("eps and weight decay must be finite and >= 0, got {eps} and {weight_decay}")
+        } else {
+            return Ok(());
+        };
+        Err(NnError::InvalidArgument { op, message })
+    }
+}
+
+/// The moment estimates and step count shared by Adam and AdamW.
+#[derive(Clone, Debug)]
+struct Moments<T> {
+    first: StateSlots<T>,
+    second: StateSlots<T>,
+    steps: u64,
+}
+
+impl<T: Float> Moments<T> {
+    fn new() -> Self {
+        Moments {
+            first: StateSlots::default(),
+            second: StateSlots::default(),
+            steps: 0,
+        }
+    }
+
+    /// One Adam update; `coupled_decay` is added to the gradient as `lambda * w`, and
+    /// `decoupled_decay` shrinks w by `lr * lambda` before the adaptive step.
+    fn update(
+        &mut self,
+        config: &AdamConfig,
+        store: &mut ParamStore<T>,
+        gradients: &ParamGradients<T>,
+        coupled: bool,
+    ) {
+        self.steps += 1;
+        let t = self.steps as i32;
+        let lr = T::from_f64(config.learning_rate);
+        let (beta1, beta2) = (T::from_f64(config.beta1), T::from_f64(config.beta2));
+        let correction1 = T::from_f64(1.0 - config.beta1.powi(t));
+        let correction2 = T::from_f64(1.0 - config.beta2.powi(t));
+        let eps = T::from_f64(config.eps);
+        let decay = T::from_f64(config.weight_decay);
+        let shrink = T::ONE - lr * decay;
+        for (id, gradient) in gradients.iter() {
+            let gradient = contiguous_values(gradient);
+            let weights = store.value_mut(id);
+            let (m, _) = self.first.get(id.index(), weights.len());
+            let (v, _) = self.second.get(id.index(), weights.len());
+            for (((w, &g), m), v) in weights
+                .iter_mut()
+                .zip(gradient.iter())
+                .zip(m.iter_mut())
+                .zip(v.iter_mut())
+            {
+                let g = if coupled { g + decay * *w } else { g };
+                if !coupled {
+                    *w *= shrink;
+                }
+                *m = beta1 * *m + (T::ONE - beta1) * g;
+                *v = beta2 * *v + (T::ONE - beta2) * g * g;
+                let m_hat = *m / correction1;
+                let v_hat = *v / correction2;
+                *w -= lr * m_hat / (v_hat.sqrt() + eps);
+            }
+        }
+    }
+}
+
+/// Adam with coupled weight decay (`lambda * w` added to the gradient), as `torch.optim.Adam`:
+///
+/// ```text
+/// g = g + weight_decay * w
+/// m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g^2
+/// m_hat = m / (1 - beta1^t)            v_hat = v / (1 - beta2^t)
+/// w = w - lr * m_hat / (sqrt(v_hat) + eps)
+/// ```
+#[derive(Clone, Debug)]
+pub struct Adam<T: Float = f32> {
+    config: AdamConfig,
+    moments: Moments<T>,
+}
+
+impl<T: Float> Adam<T> {
+    /// Adam with PyTorch's defaults. Panics if the learning rate is negative or not finite.
+    #[track_caller]
+    pub fn new(learning_rate: f64) -> Self {
+        match Adam::with_config(AdamConfig::adam(learning_rate)) {
+            Ok(adam) => adam,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// Adam with every setting; errors name an invalid one.
+    pub fn with_config(config: AdamConfig) -> Result<Self> {
+        config.validate("Adam")?;
+        Ok(Adam {
+            config,
+            moments: Moments::new(),
+        })
+    }
+}
+
+impl<T: Float> Optimizer<T> for Adam<T> {
+    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) {
+        self.moments.update(&self.config, store, gradients, true);
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.learning_rate
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.config.learning_rate = learning_rate;
+    }
+}
+
+/// AdamW: Adam with decoupled weight decay, as `torch.optim.AdamW`: first
+/// `w = w * (1 - lr * weight_decay)`, then the Adam step on the raw gradient.
+#[derive(Clone, Debug)]
+pub struct AdamW<T: Float = f32> {
+    config: AdamConfig,
+    moments: Moments<T>,
+}
+
+impl<T: Float> AdamW<T> {
+    /// AdamW with PyTorch's defaults (weight decay 0.01). Panics if the learning rate is
+    /// negative or not finite.
+    #[track_caller]
+    pub fn new(learning_rate: f64) -> Self {
+        match AdamW::with_config(AdamConfig::adamw(learning_rate)) {
+            Ok(adamw) => adamw,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// AdamW with every setting; errors name an invalid one.
+    pub fn with_config(config: AdamConfig) -> Result<Self> {
+        config.validate("AdamW")?;
+        Ok(AdamW {
+            config,
+            moments: Moments::new(),
+        })
+    }
+}
+
+impl<T: Float> Optimizer<T> for AdamW<T> {
+    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) {
+        self.moments.update(&self.config, store, gradients, false);
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.learning_rate
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.config.learning_rate = learning_rate;
+    }
+}

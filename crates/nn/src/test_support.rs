@@ -1,0 +1,51 @@
+//! Helpers shared by the unit tests.
+
+use autograd::gradcheck::{GradcheckOptions, assert_gradcheck_with};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tensor::{Shape, Tensor};
+
+use crate::layer::Layer;
+use crate::params::{Context, Mode, ParamStore};
+
+pub(crate) fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// Deterministic values in [-1.5, 1.5] of `dims`.
+pub(crate) fn sample(dims: &[usize], seed: u64) -> Tensor<f64> {
+    Tensor::random_uniform(Shape::from(dims), -1.5, 1.5, &mut rng(seed)).unwrap()
+}
+
+/// Deterministic values with 0.2 <= |x| <= 1.5 (away from the kinks at 0).
+pub(crate) fn away_from_zero(dims: &[usize], seed: u64) -> Tensor<f64> {
+    sample(dims, seed).map(|x| {
+        if x >= 0.0 {
+            0.2 + x * 0.85
+        } else {
+            -0.2 + x * 0.85
+        }
+    })
+}
+
+/// Gradchecks `layer` at input `x` with respect to `x` and every trainable parameter of
+/// `store`, in `mode`, with strict tolerances.
+pub(crate) fn gradcheck_layer(
+    layer: &dyn Layer<f64>,
+    store: &ParamStore<f64>,
+    x: Tensor<f64>,
+    mode: Mode,
+) {
+    let mut inputs = vec![x];
+    inputs.extend(store.trainable().map(|id| store.value(id).clone()));
+    assert_gradcheck_with(
+        |v| {
+            // A fresh copy per evaluation: training mode updates the running statistics.
+            let mut store = store.clone();
+            let mut context = Context::with_vars(v[0].tape(), &mut store, &v[1..], mode).unwrap();
+            layer.forward(&mut context, v[0])
+        },
+        &inputs,
+        &GradcheckOptions::strict(format!("{} in {mode:?}", layer.name())),
+    );
+}

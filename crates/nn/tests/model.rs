@@ -1,0 +1,135 @@
+//! Whole-model behaviour: shape checks before any state changes, reproducibility from one
+//! seed, and training that actually learns.
+
+use autograd::Tape;
+use nn::optim::{Adam, Optimizer, Sgd};
+use nn::{
+    Activation, BatchNorm1d, Context, Dense, Dropout, Init, Layer, Mode, ParamStore, Sequential,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tensor::Tensor;
+
+fn build(seed: u64, store: &mut ParamStore<f32>, hidden_in: usize) -> Sequential<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Sequential::new()
+        .with(Dense::new(store, "hidden1", 4, 8, Init::HeNormal, &mut rng).unwrap())
+        .with(BatchNorm1d::new(store, "bn1", 8).unwrap())
+        .with(Activation::Relu)
+        .with(Dropout::with_keep_probability(0.7, &mut rng).unwrap())
+        .with(Dense::new(store, "output", hidden_in, 3, Init::XavierNormal, &mut rng).unwrap())
+}
+
+/// Three classes, separable by the sign pattern of the first two features.
+fn data(rng: &mut StdRng) -> (Tensor<f32>, Vec<usize>) {
+    let x = Tensor::<f32>::random_normal([64, 4], 0.0, 1.0, rng).unwrap();
+    let labels = (0..64)
+        .map(|i| usize::from(x.get(&[i, 0]) > 0.0) + usize::from(x.get(&[i, 1]) > 0.0))
+        .collect();
+    (x, labels)
+}
+
+fn train(seed: u64, steps: u64, optimizer: &mut dyn Optimizer<f32>) -> (ParamStore<f32>, Vec<f32>) {
+    let mut store = ParamStore::new();
+    let model = build(seed, &mut store, 8);
+    let (x, labels) = data(&mut StdRng::seed_from_u64(seed + 100));
+    let mut losses = Vec::new();
+    for step in 0..steps {
+        let gradients = {
+            let tape = Tape::new();
+            let mut context = Context::new(&tape, &mut store, Mode::Train { step });
+            let logits = model.forward(&mut context, tape.constant(x.clone()));
+            let loss = nn::cross_entropy(logits, &labels) + nn::l2_penalty(&context, 1e-4);
+            losses.push(loss.value().item());
+            context.gradients(&loss.backward())
+        };
+        optimizer.step(&mut store, &gradients);
+    }
+    (store, losses)
+}
+
+#[test]
+fn one_seed_reproduces_a_run_bit_for_bit() {
+    let (first, first_losses) = train(7, 5, &mut Adam::new(0.01));
+    let (second, second_losses) = train(7, 5, &mut Adam::new(0.01));
+    assert_eq!(first_losses, second_losses);
+    for ((_, name, _, a), (_, _, _, b)) in first.iter().zip(second.iter()) {
+        let same = a
+            .to_vec()
+            .iter()
+            .zip(b.to_vec())
+            .all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{name} differs");
+    }
+    let (other, _) = train(8, 5, &mut Adam::new(0.01));
+    assert_ne!(
+        first.value(first.find("hidden1.weight").unwrap()),
+        other.value(other.find("hidden1.weight").unwrap())
+    );
+}
+
+#[test]
+fn training_lowers_the_loss() {
+    let (store, losses) = train(1, 60, &mut Sgd::new(0.2));
+    let (start, end) = (losses[0], *losses.last().unwrap());
+    assert!(end < 0.5 * start, "loss went from {start} to {end}");
+    // Running statistics moved away from their initial 0 and 1.
+    let running_mean = store.value(store.find("bn1.running_mean").unwrap());
+    assert!(running_mean.to_vec().iter().any(|&m| m.abs() > 1e-3));
+    assert_eq!(
+        store
+            .value(store.find("bn1.num_batches_tracked").unwrap())
+            .item(),
+        60.0
+    );
+}
+
+#[test]
+fn a_shape_error_deep_in_the_stack_changes_nothing() {
+    let mut store = ParamStore::<f32>::new();
+    let model = build(3, &mut store, 5); // the output layer expects 5 features, bn1 gives 8
+    let before = store.clone();
+    let tape = Tape::new();
+    let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+    let x = tape.constant(Tensor::ones([16, 4]));
+    let nodes = tape.len();
+    let error = model.try_forward(&mut context, x).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Dense 'output': expected input [batch, 5], got [16, 8]"
+    );
+    assert_eq!(tape.len(), nodes, "nothing recorded");
+    for ((_, name, _, a), (_, _, _, b)) in before.iter().zip(store.iter()) {
+        assert_eq!(a, b, "{name} changed");
+    }
+}
+
+#[test]
+fn evaluation_is_deterministic_and_uses_running_statistics() {
+    let (mut store, _) = train(2, 10, &mut Sgd::new(0.1));
+    let model = build(2, &mut ParamStore::new(), 8);
+    let x = Tensor::<f32>::random_normal([5, 4], 0.0, 1.0, &mut StdRng::seed_from_u64(9)).unwrap();
+    let evaluate = |store: &mut ParamStore<f32>| {
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, store, Mode::Eval);
+        model
+            .forward(&mut context, tape.constant(x.clone()))
+            .value()
+    };
+    let before = store.clone();
+    let first = evaluate(&mut store);
+    assert_eq!(first, evaluate(&mut store));
+    // Evaluation does not touch the running statistics; a single sample works.
+    for ((_, name, _, a), (_, _, _, b)) in before.iter().zip(store.iter()) {
+        assert_eq!(a, b, "{name} changed in evaluation");
+    }
+    let tape = Tape::new();
+    let mut context = Context::new(&tape, &mut store, Mode::Eval);
+    assert_eq!(
+        model
+            .forward(&mut context, tape.constant(x.narrow(0, 0, 1)))
+            .value()
+            .dims(),
+        &[1, 3]
+    );
+}
