@@ -204,12 +204,54 @@ impl<'t, T: Float> Var<'t, T> {
     }
 }
 
-/// Adds `gradient` into a slot: a move when the slot is empty.
-fn accumulate_tensor<T: Float>(slot: &mut Option<Tensor<T>>, gradient: Tensor<T>) {
-    *slot = Some(match slot.take() {
-        None => gradient,
-        Some(previous) => previous.accumulate(&gradient),
-    });
+/// The gradients in flight during a sweep. Each node has a 4-byte index into a small pool of
+/// live gradients, so memory grows with the sweep's frontier (usually a handful of gradients),
+/// not with the length of the tape.
+struct Slots<G> {
+    /// Pool position of each node's gradient, or `EMPTY`.
+    position: Vec<u32>,
+    live: Vec<Option<G>>,
+    free: Vec<u32>,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+impl<G> Slots<G> {
+    fn new(nodes: usize) -> Self {
+        Slots {
+            position: vec![EMPTY; nodes],
+            live: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Removes and returns a node's gradient.
+    fn take(&mut self, node: usize) -> Option<G> {
+        let at = std::mem::replace(&mut self.position[node], EMPTY);
+        if at == EMPTY {
+            return None;
+        }
+        self.free.push(at);
+        self.live[at as usize].take()
+    }
+
+    /// Adds `gradient` to a node's gradient: a move when it has none yet, `combine` otherwise.
+    fn add(&mut self, node: usize, gradient: G, combine: impl FnOnce(G, G) -> G) {
+        let at = self.position[node];
+        if at != EMPTY {
+            let previous = self.live[at as usize]
+                .take()
+                .expect("a live slot holds a gradient");
+            self.live[at as usize] = Some(combine(previous, gradient));
+            return;
+        }
+        let at = self.free.pop().unwrap_or_else(|| {
+            self.live.push(None);
+            (self.live.len() - 1) as u32
+        });
+        self.live[at as usize] = Some(gradient);
+        self.position[node] = at;
+    }
 }
 
 /// The plain sweep: rules evaluated on tensors; returns the leaves' gradients by index.
@@ -219,12 +261,11 @@ fn sweep_tensors<T: Float>(
     seed: Tensor<T>,
 ) -> Result<Vec<(u32, Tensor<T>)>> {
     let nodes = tape.nodes();
-    let mut slots: Vec<Option<Tensor<T>>> = Vec::new();
-    slots.resize_with(root + 1, || None);
-    slots[root] = Some(seed);
+    let mut slots = Slots::new(root + 1);
+    slots.add(root, seed, |_, seed| seed);
     let mut leaves = Vec::new();
     for index in (0..=root).rev() {
-        let Some(grad) = slots[index].take() else {
+        let Some(grad) = slots.take(index) else {
             continue;
         };
         let node = &nodes[index];
@@ -243,8 +284,7 @@ fn sweep_tensors<T: Float>(
             .iter()
             .map(|&i| nodes[i as usize].requires_grad)
             .collect();
-        let gradients = ops::backward(op, &grad, &inputs, &node.value, &needs)?;
-        drop(grad);
+        let gradients = ops::backward(op, grad, &inputs, &node.value, &needs)?;
         for (&input, gradient) in input_indices.iter().zip(gradients) {
             if let Some(gradient) = gradient {
                 debug_assert_eq!(
@@ -253,7 +293,9 @@ fn sweep_tensors<T: Float>(
                     "rule of {}",
                     op.name()
                 );
-                accumulate_tensor(&mut slots[input as usize], gradient);
+                slots.add(input as usize, gradient, |previous, gradient| {
+                    previous.accumulate(&gradient)
+                });
             }
         }
     }
@@ -269,11 +311,11 @@ fn sweep_vars<'t, T: Float>(
     root: usize,
     seed: Var<'t, T>,
 ) -> Result<Vec<(u32, Var<'t, T>)>> {
-    let mut slots: Vec<Option<Var<'t, T>>> = vec![None; root + 1];
-    slots[root] = Some(seed);
+    let mut slots = Slots::new(root + 1);
+    slots.add(root, seed, |_, seed| seed);
     let mut leaves = Vec::new();
     for index in (0..=root).rev() {
-        let Some(grad) = slots[index].take() else {
+        let Some(grad) = slots.take(index) else {
             continue;
         };
         // Copy out what the rule needs, so the tape is free to record while the rule runs.
@@ -302,13 +344,11 @@ fn sweep_vars<'t, T: Float>(
             tape,
             index: index as u32,
         };
-        let gradients = ops::backward(&op, &grad, &input_refs, &output, &needs)?;
+        let gradients = ops::backward(&op, grad, &input_refs, &output, &needs)?;
         for (&input, gradient) in input_indices.iter().zip(gradients) {
             if let Some(gradient) = gradient {
-                let slot = &mut slots[input as usize];
-                *slot = Some(match slot.take() {
-                    None => gradient,
-                    Some(previous) => Operand::add(&previous, &gradient),
+                slots.add(input as usize, gradient, |previous, gradient| {
+                    Operand::add(previous, &gradient)
                 });
             }
         }

@@ -198,11 +198,23 @@ impl<T: Float> Tape<T> {
         for input in &inputs {
             self.check_owns(op_name, input)?;
         }
-        let (op, value) = {
-            let nodes = self.nodes.borrow();
-            forward(inputs.map(|v| &nodes[v.index as usize].value))?
-        };
-        Ok(self.record(op, &inputs, value))
+        let mut slots = [0u32; 2];
+        for (slot, input) in slots.iter_mut().zip(&inputs) {
+            *slot = input.index;
+        }
+        // One borrow for the forward, the gradient flag and the push.
+        let mut nodes = self.nodes.borrow_mut();
+        let (op, value) = forward(inputs.map(|v| &nodes[v.index as usize].value))?;
+        let requires_grad =
+            self.recording.get() && inputs.iter().any(|v| nodes[v.index as usize].requires_grad);
+        let index = u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes");
+        nodes.push(Node {
+            value,
+            op: requires_grad.then_some(op),
+            inputs: slots,
+            requires_grad,
+        });
+        Ok(Var { tape: self, index })
     }
 
     /// Errors unless `var` was recorded on this tape.

@@ -1,6 +1,35 @@
-//! The benchmark binary (workloads of shared/bench/WORKLOADS.md); filled in by its own issue.
+//! The benchmark binary: the workloads of `shared/bench/WORKLOADS.md`, timed with the same
+//! conventions as the peers' harness, printing one JSON line per workload in their format.
+//!
+//! ```text
+//! cargo run --release -p bench -- --threads 1 [--only W1,W4] [--tiny]
+//! ```
+//!
+//! Conventions (the peers'): inputs and initial parameters are generated once from a fixed seed
+//! before timing; each timed repetition builds the graph, runs backward, applies the update
+//! (W1-W3) and drops everything it made, so teardown is timed too; median, min and max are over
+//! the timed repetitions. `--tiny` runs every workload at toy sizes with two repetitions, only
+//! to prove the binary works (CI); its numbers mean nothing.
+#![forbid(unsafe_code)]
+
+mod harness;
+mod workloads;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    println!("bench: {} arguments", args.len() - 1);
+    let args = harness::Args::parse();
+    for id in &args.only {
+        match id.as_str() {
+            "W1" => workloads::mlp(&args, workloads::Mlp::w1()),
+            "W2" => workloads::mlp(&args, workloads::Mlp::w2()),
+            "W3" => workloads::mlp(&args, workloads::Mlp::w3()),
+            "W4" => workloads::op_chain(&args),
+            "W5" => workloads::matmul(&args, false),
+            "W5t" => workloads::matmul(&args, true),
+            "W6" => workloads::deep_chain(&args),
+            other => {
+                eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5t W6");
+                std::process::exit(2);
+            }
+        }
+    }
 }

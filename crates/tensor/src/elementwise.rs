@@ -79,21 +79,40 @@ impl<T: Float> Tensor<T> {
         or_panic(self.try_zip_map(other, op, f))
     }
 
-    /// `self + other`, reusing `self`'s buffer when `self` is its sole, contiguous owner and
-    /// already has the broadcast shape (the usual case when summing gradients). Otherwise the
-    /// same as `&self + other`. Panics if the shapes do not broadcast.
-    #[track_caller]
-    pub fn accumulate(mut self, other: &Tensor<T>) -> Tensor<T> {
-        let shape = or_panic(self.shape().broadcast_with("accumulate", other.shape()));
-        if &shape != self.shape() {
-            return &self + other;
+    /// [`map`](Tensor::map) that writes into `self`'s buffer when `self` is its sole owner and
+    /// contiguous (no allocation), and allocates otherwise. Same results, bit for bit.
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// let t = Tensor::from_vec(vec![1.0_f32, 2.0], [2]).unwrap();
+    /// assert_eq!(t.map_owned(|x| x * 10.0).to_vec(), vec![10.0, 20.0]);
+    /// ```
+    pub fn map_owned(mut self, f: impl Fn(T) -> T) -> Tensor<T> {
+        if let Some(out) = self.unique_contiguous_mut() {
+            for o in out.iter_mut() {
+                *o = f(*o);
+            }
+            return self;
         }
-        let source = other
-            .layout()
-            .broadcast_to("accumulate", &shape)
-            .expect("shape is the broadcast of both");
+        self.map(f)
+    }
+
+    /// [`try_zip_map`](Tensor::try_zip_map) that writes into `self`'s buffer when `self` is its
+    /// sole, contiguous owner and already has the broadcast shape (no allocation), and allocates
+    /// otherwise. Same results, bit for bit.
+    pub fn try_zip_map_owned(
+        mut self,
+        other: &Tensor<T>,
+        op: &'static str,
+        f: impl Fn(T, T) -> T,
+    ) -> Result<Tensor<T>> {
+        let shape = self.shape().broadcast_with(op, other.shape())?;
+        if &shape != self.shape() {
+            return Ok(zip_kernel(shape, &self, other, f));
+        }
+        let source = other.layout().broadcast_to(op, &shape)?;
         let Some(out) = self.unique_contiguous_mut() else {
-            return &self + other;
+            return Ok(zip_kernel(shape, &self, other, f));
         };
         let storage = other.storage();
         let mut next = 0;
@@ -103,19 +122,47 @@ impl<T: Float> Tensor<T> {
             [source.offset()],
             |[start], len, [stride]| {
                 let row = &mut out[next..next + len];
-                if stride == 1 {
-                    for (o, &x) in row.iter_mut().zip(&storage[start..start + len]) {
-                        *o += x;
+                match stride {
+                    1 => {
+                        for (o, &x) in row.iter_mut().zip(&storage[start..start + len]) {
+                            *o = f(*o, x);
+                        }
                     }
-                } else {
-                    for (i, o) in row.iter_mut().enumerate() {
-                        *o += storage[start + i * stride];
+                    0 => {
+                        let x = storage[start];
+                        for o in row.iter_mut() {
+                            *o = f(*o, x);
+                        }
+                    }
+                    _ => {
+                        for (i, o) in row.iter_mut().enumerate() {
+                            *o = f(*o, storage[start + i * stride]);
+                        }
                     }
                 }
                 next += len;
             },
         );
-        self
+        Ok(self)
+    }
+
+    /// Like [`try_zip_map_owned`](Tensor::try_zip_map_owned), panicking with the error's message.
+    #[track_caller]
+    pub fn zip_map_owned(
+        self,
+        other: &Tensor<T>,
+        op: &'static str,
+        f: impl Fn(T, T) -> T,
+    ) -> Tensor<T> {
+        or_panic(self.try_zip_map_owned(other, op, f))
+    }
+
+    /// `self + other`, reusing `self`'s buffer when `self` is its sole, contiguous owner and
+    /// already has the broadcast shape (the usual case when summing gradients); see
+    /// [`zip_map_owned`](Tensor::zip_map_owned). Panics if the shapes do not broadcast.
+    #[track_caller]
+    pub fn accumulate(self, other: &Tensor<T>) -> Tensor<T> {
+        self.zip_map_owned(other, "accumulate", |a, b| a + b)
     }
 
     /// Chooses `on_true` where `condition` is non-zero and `on_false` elsewhere, broadcasting

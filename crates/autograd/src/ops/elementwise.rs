@@ -115,31 +115,44 @@ impl<'t, T: Float> Var<'t, T> {
     }
 }
 
+/// Gradients for two inputs from one output gradient, cloning it only when both need one
+/// (so a uniquely owned gradient stays unique for the rule that consumes it).
+pub(crate) fn for_both<T: Float, O: Operand<T>>(
+    grad: O,
+    needs: [bool; 2],
+    first: impl FnOnce(O) -> O,
+    second: impl FnOnce(O) -> O,
+) -> [Option<O>; 2] {
+    match needs {
+        [true, true] => [Some(first(grad.clone())), Some(second(grad))],
+        [true, false] => [Some(first(grad)), None],
+        [false, true] => [None, Some(second(grad))],
+        [false, false] => [None, None],
+    }
+}
+
 /// d(a + b) = (g, g).
-pub(crate) fn add_backward<T: Float, O: Operand<T>>(grad: &O, needs: [bool; 2]) -> [Option<O>; 2] {
-    [
-        needs[0].then(|| grad.clone()),
-        needs[1].then(|| grad.clone()),
-    ]
+pub(crate) fn add_backward<T: Float, O: Operand<T>>(grad: O, needs: [bool; 2]) -> [Option<O>; 2] {
+    for_both(grad, needs, |g| g, |g| g)
 }
 
 /// d(a - b) = (g, -g).
-pub(crate) fn sub_backward<T: Float, O: Operand<T>>(grad: &O, needs: [bool; 2]) -> [Option<O>; 2] {
-    [needs[0].then(|| grad.clone()), needs[1].then(|| grad.neg())]
+pub(crate) fn sub_backward<T: Float, O: Operand<T>>(grad: O, needs: [bool; 2]) -> [Option<O>; 2] {
+    for_both(grad, needs, |g| g, O::neg)
 }
 
 /// d(a * b) = (g b, g a).
 pub(crate) fn mul_backward<T: Float, O: Operand<T>>(
-    grad: &O,
+    grad: O,
     [a, b]: [&O; 2],
     needs: [bool; 2],
 ) -> [Option<O>; 2] {
-    [needs[0].then(|| grad.mul(b)), needs[1].then(|| grad.mul(a))]
+    for_both(grad, needs, |g| g.mul(b), |g| g.mul(a))
 }
 
 /// d(a / b) = (g / b, -g a / b^2), the second written as -(g / b) * y with y = a / b.
 pub(crate) fn div_backward<T: Float, O: Operand<T>>(
-    grad: &O,
+    grad: O,
     b: &O,
     y: &O,
     needs: [bool; 2],
@@ -148,21 +161,21 @@ pub(crate) fn div_backward<T: Float, O: Operand<T>>(
         return [None, None];
     }
     let grad_over_b = grad.div(b);
-    let grad_b = needs[1].then(|| grad_over_b.mul(y).neg());
-    [needs[0].then_some(grad_over_b), grad_b]
+    for_both(grad_over_b, needs, |g| g, |g| g.mul(y).neg())
 }
 
 /// d where(c, a, b) = (where(c, g, 0), where(c, 0, g)).
 pub(crate) fn select_backward<T: Float, O: Operand<T>>(
-    grad: &O,
+    grad: O,
     condition: &Tensor<T>,
     needs: [bool; 2],
 ) -> [Option<O>; 2] {
-    let grad_true = needs[0].then(|| grad.where_or_zero(condition));
-    let grad_false = needs[1].then(|| {
-        grad.where_or_zero(&condition.map(|c| if c == T::ZERO { T::ONE } else { T::ZERO }))
-    });
-    [grad_true, grad_false]
+    for_both(
+        grad,
+        needs,
+        |g| g.where_or_zero(condition),
+        |g| g.where_or_zero(&condition.map(|c| if c == T::ZERO { T::ONE } else { T::ZERO })),
+    )
 }
 
 macro_rules! var_operator {

@@ -107,12 +107,12 @@ impl<'t, T: Float> Var<'t, T> {
 }
 
 /// d gather(x) = g scattered back (added) to the gathered positions.
-pub(crate) fn gather_backward<T: Float, O: Operand<T>>(grad: &O, x: &O, arg: &AxisIndex) -> O {
+pub(crate) fn gather_backward<T: Float, O: Operand<T>>(grad: O, x: &O, arg: &AxisIndex) -> O {
     grad.scatter_add_into(&x.shape(), arg.axis, &arg.index)
 }
 
 /// d scatter_add(x) = g gathered from the scattered positions.
-pub(crate) fn scatter_add_backward<T: Float, O: Operand<T>>(grad: &O, arg: &AxisIndex) -> O {
+pub(crate) fn scatter_add_backward<T: Float, O: Operand<T>>(grad: O, arg: &AxisIndex) -> O {
     grad.gather(arg.axis, &arg.index)
 }
 

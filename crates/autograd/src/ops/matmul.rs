@@ -6,6 +6,7 @@ use tensor::Float;
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
 use crate::ops::Primitive;
+use crate::ops::elementwise::for_both;
 use crate::tape::Var;
 
 impl<'t, T: Float> Var<'t, T> {
@@ -37,14 +38,16 @@ impl<'t, T: Float> Var<'t, T> {
 
 /// d(A B) = (G B^T, A^T G), each summed over the batch when its operand was shared by it.
 pub(crate) fn matmul_backward<T: Float, O: Operand<T>>(
-    grad: &O,
+    grad: O,
     [a, b]: [&O; 2],
     needs: [bool; 2],
 ) -> [Option<O>; 2] {
-    [
-        needs[0].then(|| grad.matmul(&b.transpose_last()).sum_to(&a.shape())),
-        needs[1].then(|| a.transpose_last().matmul(grad).sum_to(&b.shape())),
-    ]
+    for_both(
+        grad,
+        needs,
+        |g| g.matmul(&b.clone().transpose_last()).sum_to(&a.shape()),
+        |g| a.clone().transpose_last().matmul(&g).sum_to(&b.shape()),
+    )
 }
 
 #[cfg(test)]

@@ -244,8 +244,9 @@ impl<T: Float> Primitive<T> {
 /// flows).
 pub(crate) type InputGradients<O> = SmallVec<[Option<O>; 2]>;
 
-fn one<O>(grads: [Option<O>; 1]) -> InputGradients<O> {
-    SmallVec::from_iter(grads)
+/// The gradient of a one-input op (only called when that input needs one).
+fn one<O>(grad: O) -> InputGradients<O> {
+    SmallVec::from_iter([Some(grad)])
 }
 
 fn two<O>(grads: [Option<O>; 2]) -> InputGradients<O> {
@@ -254,11 +255,12 @@ fn two<O>(grads: [Option<O>; 2]) -> InputGradients<O> {
 
 /// The backward table: the gradients of a node's inputs from the gradient of its output.
 ///
-/// `inputs` and `output` are the node's forward values as operands; `needs[i]` says whether
-/// input `i` wants a gradient, so rules skip work nobody reads.
+/// `grad` is moved in, so a rule may transform it in place. `inputs` and `output` are the
+/// node's forward values as operands; `needs[i]` says whether input `i` wants a gradient, so
+/// rules skip work nobody reads.
 pub(crate) fn backward<T: Float, O: Operand<T>>(
     op: &Primitive<T>,
-    grad: &O,
+    grad: O,
     inputs: &[&O],
     output: &O,
     needs: &[bool],
@@ -270,51 +272,42 @@ pub(crate) fn backward<T: Float, O: Operand<T>>(
     use reduce as r;
     use unary as u;
     let x = inputs[0];
-    let need = needs[0];
+    let both = || [needs[0], needs.get(1).copied().unwrap_or(false)];
+    if !needs.iter().any(|&n| n) {
+        return Ok(SmallVec::from_iter(needs.iter().map(|_| None)));
+    }
     Ok(match op {
-        P::Add => two(e::add_backward(grad, [needs[0], needs[1]])),
-        P::Sub => two(e::sub_backward(grad, [needs[0], needs[1]])),
-        P::Mul => two(e::mul_backward(grad, [x, inputs[1]], [needs[0], needs[1]])),
-        P::Div => two(e::div_backward(
+        P::Add => two(e::add_backward(grad, both())),
+        P::Sub => two(e::sub_backward(grad, both())),
+        P::Mul => two(e::mul_backward(grad, [x, inputs[1]], both())),
+        P::Div => two(e::div_backward(grad, inputs[1], output, both())),
+        P::Select(condition) => two(e::select_backward(grad, condition, both())),
+        P::AddScalar(_) => one(grad),
+        P::MulScalar(c) => one(u::mul_scalar_backward(grad, *c)),
+        P::PowScalar(p) => one(u::pow_scalar_backward(grad, x, *p)),
+        P::Exp => one(u::exp_backward(grad, output)),
+        P::Log => one(u::log_backward(grad, x)),
+        P::Sqrt => one(u::sqrt_backward(grad, output)),
+        P::Tanh => one(u::tanh_backward(grad, output)),
+        P::Sigmoid => one(u::sigmoid_backward(grad, output)),
+        P::Relu => one(u::relu_backward(grad, x)),
+        P::Abs => one(u::abs_backward(grad, x)),
+        P::Sum { axes, keepdim } => one(r::sum_backward(grad, x, Reduction::new(*axes, *keepdim))),
+        P::Max { axes, keepdim } => one(r::max_backward(
             grad,
-            inputs[1],
+            x,
             output,
-            [needs[0], needs[1]],
+            Reduction::new(*axes, *keepdim),
         )),
-        P::Select(condition) => two(e::select_backward(grad, condition, [needs[0], needs[1]])),
-        P::AddScalar(_) => one([need.then(|| grad.clone())]),
-        P::MulScalar(c) => one([need.then(|| u::mul_scalar_backward(grad, *c))]),
-        P::PowScalar(p) => one([need.then(|| u::pow_scalar_backward(grad, x, *p))]),
-        P::Exp => one([need.then(|| u::exp_backward(grad, output))]),
-        P::Log => one([need.then(|| u::log_backward(grad, x))]),
-        P::Sqrt => one([need.then(|| u::sqrt_backward(grad, output))]),
-        P::Tanh => one([need.then(|| u::tanh_backward(grad, output))]),
-        P::Sigmoid => one([need.then(|| u::sigmoid_backward(grad, output))]),
-        P::Relu => one([need.then(|| u::relu_backward(grad, x))]),
-        P::Abs => one([need.then(|| u::abs_backward(grad, x))]),
-        P::Sum { axes, keepdim } => {
-            one([need.then(|| r::sum_backward(grad, x, Reduction::new(*axes, *keepdim)))])
-        }
-        P::Max { axes, keepdim } => {
-            one([need.then(|| r::max_backward(grad, x, output, Reduction::new(*axes, *keepdim)))])
-        }
-        P::Expand => one([need.then(|| m::expand_backward(grad, x))]),
-        P::Reshape => one([need.then(|| m::reshape_backward(grad, x))]),
-        P::Permute(order) => one([need.then(|| m::permute_backward(grad, order))]),
-        P::Narrow { axis, start } => {
-            one([need.then(|| m::narrow_backward(grad, x, *axis as usize, *start))])
-        }
-        P::Pad { axis, before } => {
-            one([need.then(|| m::pad_backward(grad, x, *axis as usize, *before))])
-        }
-        P::Matmul => two(matmul::matmul_backward(
-            grad,
-            [x, inputs[1]],
-            [needs[0], needs[1]],
-        )),
-        P::Gather(arg) => one([need.then(|| i::gather_backward(grad, x, arg))]),
-        P::ScatterAdd(arg) => one([need.then(|| i::scatter_add_backward(grad, arg))]),
-        P::Custom(node) => O::custom_backward(&*node.op, grad, inputs, output, needs)?,
+        P::Expand => one(m::expand_backward(grad, x)),
+        P::Reshape => one(m::reshape_backward(grad, x)),
+        P::Permute(order) => one(m::permute_backward(grad, order)),
+        P::Narrow { axis, start } => one(m::narrow_backward(grad, x, *axis as usize, *start)),
+        P::Pad { axis, before } => one(m::pad_backward(grad, x, *axis as usize, *before)),
+        P::Matmul => two(matmul::matmul_backward(grad, [x, inputs[1]], both())),
+        P::Gather(arg) => one(i::gather_backward(grad, x, arg)),
+        P::ScatterAdd(arg) => one(i::scatter_add_backward(grad, arg)),
+        P::Custom(node) => O::custom_backward(&*node.op, &grad, inputs, output, needs)?,
     })
 }
 

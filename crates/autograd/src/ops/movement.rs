@@ -202,17 +202,17 @@ impl<'t, T: Float> Var<'t, T> {
 }
 
 /// d expand(x) = g summed over the broadcast axes, back to x's shape.
-pub(crate) fn expand_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
+pub(crate) fn expand_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
     grad.sum_to(&x.shape())
 }
 
 /// d reshape(x) = g reshaped to x's shape.
-pub(crate) fn reshape_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
+pub(crate) fn reshape_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
     grad.reshape(&x.shape())
 }
 
 /// d permute(x, p) = g permuted by the inverse of p.
-pub(crate) fn permute_backward<T: Float, O: Operand<T>>(grad: &O, order: &[usize]) -> O {
+pub(crate) fn permute_backward<T: Float, O: Operand<T>>(grad: O, order: &[usize]) -> O {
     let mut inverse = vec![0; order.len()];
     for (position, &axis) in order.iter().enumerate() {
         inverse[axis] = position;
@@ -222,7 +222,7 @@ pub(crate) fn permute_backward<T: Float, O: Operand<T>>(grad: &O, order: &[usize
 
 /// d narrow(x, axis, start, len) = g padded with zeros back to x's extent along `axis`.
 pub(crate) fn narrow_backward<T: Float, O: Operand<T>>(
-    grad: &O,
+    grad: O,
     x: &O,
     axis: usize,
     start: usize,
@@ -234,7 +234,7 @@ pub(crate) fn narrow_backward<T: Float, O: Operand<T>>(
 
 /// d pad(x, axis, before, after) = the middle of g along `axis`.
 pub(crate) fn pad_backward<T: Float, O: Operand<T>>(
-    grad: &O,
+    grad: O,
     x: &O,
     axis: usize,
     before: usize,
@@ -256,9 +256,8 @@ mod tests {
     /// A weighting that makes every output element's gradient distinct.
     fn weighted<'t>(y: Var<'t, f64>) -> Var<'t, f64> {
         let n = y.shape().numel();
-        let weights = Tensor::arange(1.0, n as f64 + 1.0, 1.0)
-            .unwrap()
-            .reshape(y.shape());
+        let weights = Tensor::arange(1.0, n as f64 + 1.0, 1.0).unwrap();
+        let weights = Tensor::reshape(&weights, y.shape());
         (y * y.tape().constant(weights)).sum_all()
     }
 
@@ -282,7 +281,7 @@ mod tests {
         let tape = Tape::<f64>::new();
         let x = tape.leaf(grid());
         let summed = x.sum_to(&Shape::from([3, 1]));
-        assert_eq!(summed.value(), grid().sum_to([3, 1]));
+        assert_eq!(summed.value(), Tensor::sum_to(&grid(), [3, 1]));
         assert!(x.try_sum_to(&Shape::from([5])).is_err());
     }
 

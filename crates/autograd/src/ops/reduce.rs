@@ -89,7 +89,7 @@ impl<'t, T: Float> Var<'t, T> {
 }
 
 /// d sum(x) = g broadcast back over the reduced axes.
-pub(crate) fn sum_backward<T: Float, O: Operand<T>>(grad: &O, x: &O, reduction: Reduction) -> O {
+pub(crate) fn sum_backward<T: Float, O: Operand<T>>(grad: O, x: &O, reduction: Reduction) -> O {
     let shape = x.shape();
     grad.reshape(&shape.reduced(reduction.axes, true))
         .broadcast_to(&shape)
@@ -97,7 +97,7 @@ pub(crate) fn sum_backward<T: Float, O: Operand<T>>(grad: &O, x: &O, reduction: 
 
 /// d max(x) = g broadcast back, divided among the positions that attain the maximum.
 pub(crate) fn max_backward<T: Float, O: Operand<T>>(
-    grad: &O,
+    grad: O,
     x: &O,
     y: &O,
     reduction: Reduction,
@@ -108,12 +108,11 @@ pub(crate) fn max_backward<T: Float, O: Operand<T>>(
     let axes: Vec<usize> = (0..shape.rank())
         .filter(|a| reduction.axes & (1 << a) != 0)
         .collect();
-    let share = at_max.sum(&axes, true).recip();
-    let spread = grad
-        .reshape(&kept)
-        .mul(&grad.constant(share))
-        .broadcast_to(&shape);
-    spread.where_or_zero(&at_max)
+    let share = grad.constant(at_max.sum(&axes, true).recip());
+    grad.reshape(&kept)
+        .mul(&share)
+        .broadcast_to(&shape)
+        .where_or_zero(&at_max)
 }
 
 #[cfg(test)]

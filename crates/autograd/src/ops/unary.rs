@@ -86,51 +86,52 @@ impl<'t, T: Float> Var<'t, T> {
 }
 
 /// d(c x) = c g.
-pub(crate) fn mul_scalar_backward<T: Float, O: Operand<T>>(grad: &O, c: T) -> O {
+pub(crate) fn mul_scalar_backward<T: Float, O: Operand<T>>(grad: O, c: T) -> O {
     grad.mul_scalar(c)
 }
 
 /// d(x^p) = g p x^(p-1), and 0 for p = 0 (where x^-1 at x = 0 would give 0 * inf).
-pub(crate) fn pow_scalar_backward<T: Float, O: Operand<T>>(grad: &O, x: &O, p: T) -> O {
+pub(crate) fn pow_scalar_backward<T: Float, O: Operand<T>>(grad: O, x: &O, p: T) -> O {
     if p == T::ZERO {
         return grad.zeros_like();
     }
-    grad.mul(&x.pow_scalar(p - T::ONE).mul_scalar(p))
+    grad.mul(&x.clone().pow_scalar(p - T::ONE).mul_scalar(p))
 }
 
 /// d(e^x) = g y, with y = e^x.
-pub(crate) fn exp_backward<T: Float, O: Operand<T>>(grad: &O, y: &O) -> O {
+pub(crate) fn exp_backward<T: Float, O: Operand<T>>(grad: O, y: &O) -> O {
     grad.mul(y)
 }
 
 /// d(ln x) = g / x.
-pub(crate) fn log_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
+pub(crate) fn log_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
     grad.div(x)
 }
 
 /// d(sqrt x) = g / (2 y), with y = sqrt x.
-pub(crate) fn sqrt_backward<T: Float, O: Operand<T>>(grad: &O, y: &O) -> O {
+pub(crate) fn sqrt_backward<T: Float, O: Operand<T>>(grad: O, y: &O) -> O {
     grad.div(y).mul_scalar(T::from_f64(0.5))
 }
 
 /// d(tanh x) = g (1 - y^2), with y = tanh x.
-pub(crate) fn tanh_backward<T: Float, O: Operand<T>>(grad: &O, y: &O) -> O {
+pub(crate) fn tanh_backward<T: Float, O: Operand<T>>(grad: O, y: &O) -> O {
     grad.mul_one_minus_square(y)
 }
 
 /// d(sigmoid x) = g y (1 - y), with y = sigmoid x.
-pub(crate) fn sigmoid_backward<T: Float, O: Operand<T>>(grad: &O, y: &O) -> O {
+pub(crate) fn sigmoid_backward<T: Float, O: Operand<T>>(grad: O, y: &O) -> O {
     grad.mul_y_one_minus_y(y)
 }
 
 /// d(relu x) = g where x > 0, else 0 (so relu'(0) = 0).
-pub(crate) fn relu_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
+pub(crate) fn relu_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
     grad.where_positive(x)
 }
 
 /// d|x| = g sign(x) (so abs'(0) = 0); sign(x) is a constant.
-pub(crate) fn abs_backward<T: Float, O: Operand<T>>(grad: &O, x: &O) -> O {
-    grad.mul(&grad.constant(x.value().sign()))
+pub(crate) fn abs_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
+    let sign = grad.constant(x.value().sign());
+    grad.mul(&sign)
 }
 
 #[cfg(test)]

@@ -1,0 +1,241 @@
+//! The workloads W1-W6 (and W5t), exactly as `shared/bench/WORKLOADS.md` specifies them.
+
+use std::hint::black_box;
+
+use autograd::Tape;
+use nn::optim::{Adam, Optimizer, Sgd};
+use nn::{
+    Activation, BatchNorm1d, Context, Dense, Dropout, Init, Layer, Mode, ParamStore, Sequential,
+};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tensor::Tensor;
+
+use crate::harness::{Args, median, memory_kib, report, time_reps};
+
+/// An MLP training workload (W1, W2, W3).
+pub struct Mlp {
+    id: &'static str,
+    sizes: [usize; 4],
+    batch: usize,
+    warmup: usize,
+    reps: usize,
+    /// W2: Dense -> BatchNorm1d -> ReLU -> Dropout(0.5) blocks, an L2 penalty and Adam.
+    regularized: bool,
+}
+
+impl Mlp {
+    /// MLP 784-512-512-10, batch 128, SGD lr 0.01.
+    pub fn w1() -> Mlp {
+        Mlp {
+            id: "W1",
+            sizes: [784, 512, 512, 10],
+            batch: 128,
+            warmup: 10,
+            reps: 50,
+            regularized: false,
+        }
+    }
+
+    /// W1 with batch norm, dropout, an L2 penalty of 1e-4 and Adam lr 1e-3.
+    pub fn w2() -> Mlp {
+        Mlp {
+            regularized: true,
+            id: "W2",
+            ..Mlp::w1()
+        }
+    }
+
+    /// MLP 64-64-64-10, batch 16, SGD lr 0.01.
+    pub fn w3() -> Mlp {
+        Mlp {
+            id: "W3",
+            sizes: [64, 64, 64, 10],
+            batch: 16,
+            warmup: 100,
+            reps: 2000,
+            regularized: false,
+        }
+    }
+}
+
+fn build(spec: &Mlp, sizes: &[usize], store: &mut ParamStore<f32>) -> Sequential<f32> {
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut model = Sequential::new();
+    let layers = sizes.len() - 1;
+    for i in 0..layers {
+        let name = if i + 1 == layers {
+            "output".to_string()
+        } else {
+            format!("hidden{}", i + 1)
+        };
+        model.push(
+            Dense::new(
+                store,
+                &name,
+                sizes[i],
+                sizes[i + 1],
+                Init::HeNormal,
+                &mut rng,
+            )
+            .expect("fresh names"),
+        );
+        if i + 1 < layers {
+            if spec.regularized {
+                model.push(
+                    BatchNorm1d::new(store, &format!("bn{}", i + 1), sizes[i + 1])
+                        .expect("fresh names"),
+                );
+            }
+            model.push(Activation::Relu);
+            if spec.regularized {
+                model.push(
+                    Dropout::with_drop_probability(0.5, &mut rng).expect("valid probability"),
+                );
+            }
+        }
+    }
+    model
+}
+
+/// W1, W2, W3: one full training step per repetition.
+pub fn mlp(args: &Args, spec: Mlp) {
+    let sizes = if args.tiny {
+        vec![8, 6, 6, 3]
+    } else {
+        spec.sizes.to_vec()
+    };
+    let batch = args.size(spec.batch, 4);
+    let classes = sizes[sizes.len() - 1];
+    let mut rng = StdRng::seed_from_u64(1234);
+    let x = Tensor::<f32>::random_normal([batch, sizes[0]], 0.0, 1.0, &mut rng)
+        .expect("valid parameters");
+    let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..classes)).collect();
+    let mut store = ParamStore::new();
+    let model = build(&spec, &sizes, &mut store);
+    let mut optimizer: Box<dyn Optimizer<f32>> = if spec.regularized {
+        Box::new(Adam::new(1e-3))
+    } else {
+        Box::new(Sgd::new(0.01))
+    };
+
+    let evaluate = |store: &mut ParamStore<f32>| {
+        let tape = Tape::new();
+        tape.no_grad(|| {
+            let mut context = Context::new(&tape, store, Mode::Eval);
+            nn::cross_entropy(
+                model.forward(&mut context, tape.constant(x.clone())),
+                &labels,
+            )
+            .value()
+            .item()
+        })
+    };
+    let before = evaluate(&mut store);
+    let mut step = 0;
+    let (warmup, reps) = args.reps(spec.warmup, spec.reps);
+    let samples = time_reps(warmup, reps, || {
+        let gradients = {
+            let tape = Tape::new();
+            let mut context = Context::new(&tape, &mut store, Mode::Train { step });
+            let logits = model.forward(&mut context, tape.constant(x.clone()));
+            let mut loss = nn::cross_entropy(logits, &labels);
+            if spec.regularized {
+                loss = loss + nn::l2_penalty(&context, 1e-4);
+            }
+            context.gradients(&loss.backward())
+        };
+        optimizer.step(&mut store, &gradients);
+        step += 1;
+    });
+    eprintln!(
+        "{} ours: cross-entropy {before} -> {} after {} steps",
+        spec.id,
+        evaluate(&mut store),
+        warmup + reps
+    );
+    if spec.id == "W3" {
+        report(spec.id, args.threads, &samples, 1e3, "us/step", "");
+    } else {
+        report(spec.id, args.threads, &samples, 1e6, "ms/step", "");
+    }
+}
+
+/// W4: 1000 rounds of y = tanh(y * 1.01 + 0.1) on 16 elements, then backward.
+pub fn op_chain(args: &Args) {
+    let rounds = args.size(1000, 10);
+    let x_value = Tensor::<f32>::random_normal([16], 0.0, 1.0, &mut StdRng::seed_from_u64(1234))
+        .expect("valid parameters");
+    let (warmup, reps) = args.reps(5, 50);
+    let samples = time_reps(warmup, reps, || {
+        let tape = Tape::new();
+        let x = tape.leaf(x_value.clone());
+        let mut y = x;
+        for _ in 0..rounds {
+            y = (y * 1.01 + 0.1).tanh();
+        }
+        let gradients = y.sum_all().backward();
+        assert!(gradients.get(x).is_some());
+    });
+    let ops = (3 * rounds) as f64;
+    let extra = format!(
+        ", \"ns_per_op_median\": {}, \"ns_per_op_min\": {}",
+        median(&samples) / ops,
+        samples.iter().cloned().fold(f64::INFINITY, f64::min) / ops
+    );
+    report("W4", args.threads, &samples, 1e3, "us", &extra);
+}
+
+/// W5 and W5t: a 1024 x 1024 product through `Tensor::matmul`, the left operand a transposed
+/// view for W5t (no copy).
+pub fn matmul(args: &Args, transposed: bool) {
+    let n = args.size(1024, 32);
+    let mut rng = StdRng::seed_from_u64(1234);
+    let a = Tensor::<f32>::random_normal([n, n], 0.0, 1.0, &mut rng).expect("valid parameters");
+    let b = Tensor::<f32>::random_normal([n, n], 0.0, 1.0, &mut rng).expect("valid parameters");
+    let a = if transposed { a.t() } else { a };
+    let (warmup, reps) = args.reps(3, 20);
+    let samples = time_reps(warmup, reps, || {
+        black_box(a.matmul(&b));
+    });
+    let flop = 2.0 * (n as f64).powi(3);
+    let (fastest, slowest) = samples
+        .iter()
+        .fold((f64::INFINITY, 0.0_f64), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+    let id = if transposed { "W5t" } else { "W5" };
+    println!(
+        "{{\"peer\": \"ours\", \"id\": \"{id}\", \"threads\": {}, \"median\": {}, \"min\": {}, \"max\": {}, \"unit\": \"GFLOP/s\", \"median_ms\": {}, \"reps\": {}}}",
+        args.threads,
+        flop / median(&samples),
+        flop / slowest,
+        flop / fastest,
+        median(&samples) / 1e6,
+        samples.len()
+    );
+}
+
+/// W6: a 100,000-deep chain y = y * 1.0001 + 0.0001 on one element, then backward, on the main
+/// thread with the default stack; reports peak memory above the start-up baseline.
+pub fn deep_chain(args: &Args) {
+    let rounds = args.size(100_000, 100);
+    let (_, startup_rss) = memory_kib();
+    let (warmup, reps) = args.reps(1, 5);
+    let samples = time_reps(warmup, reps, || {
+        let tape = Tape::new();
+        let x = tape.leaf(Tensor::from_vec(vec![1.0_f32], [1]).expect("one value"));
+        let mut y = x;
+        for _ in 0..rounds {
+            y = y * 1.0001 + 0.0001;
+        }
+        let gradients = y.sum_all().backward();
+        assert!(gradients.get(x).is_some());
+    });
+    let (peak, _) = memory_kib();
+    let extra = format!(
+        ", \"vmhwm_kib\": {peak}, \"startup_rss_kib\": {startup_rss}, \"above_startup_mib\": {:.1}",
+        peak.saturating_sub(startup_rss) as f64 / 1024.0
+    );
+    report("W6", args.threads, &samples, 1e6, "ms", &extra);
+}
