@@ -275,15 +275,14 @@ fn sweep_tensors<T: Float>(
             }
             continue;
         };
-        let input_indices: SmallVec<[u32; 2]> = op.input_indices(&node.inputs).collect();
-        let inputs: SmallVec<[&Tensor<T>; 2]> = input_indices
-            .iter()
-            .map(|&i| &nodes[i as usize].value)
-            .collect();
-        let needs: SmallVec<[bool; 2]> = input_indices
-            .iter()
-            .map(|&i| nodes[i as usize].requires_grad)
-            .collect();
+        let input_indices = op.input_indices(&node.inputs);
+        let mut inputs: SmallVec<[&Tensor<T>; 2]> = SmallVec::new();
+        let mut needs: SmallVec<[bool; 2]> = SmallVec::new();
+        for &input in input_indices {
+            let input = &nodes[input as usize];
+            inputs.push(&input.value);
+            needs.push(input.requires_grad);
+        }
         let gradients = ops::backward(op, grad, &inputs, &node.value, &needs)?;
         for (&input, gradient) in input_indices.iter().zip(gradients) {
             if let Some(gradient) = gradient {
@@ -328,7 +327,8 @@ fn sweep_vars<'t, T: Float>(
                 }
                 continue;
             };
-            let input_indices: SmallVec<[u32; 2]> = op.input_indices(&node.inputs).collect();
+            let input_indices: SmallVec<[u32; 2]> =
+                op.input_indices(&node.inputs).iter().copied().collect();
             let needs: SmallVec<[bool; 2]> = input_indices
                 .iter()
                 .map(|&i| nodes[i as usize].requires_grad)

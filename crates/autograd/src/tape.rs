@@ -174,7 +174,8 @@ impl<T: Float> Tape<T> {
         let requires_grad = self.recording.get() && {
             let nodes = self.nodes.borrow();
             op.input_indices(&slots)
-                .any(|i| nodes[i as usize].requires_grad)
+                .iter()
+                .any(|&i| nodes[i as usize].requires_grad)
         };
         self.push_node(Node {
             value,

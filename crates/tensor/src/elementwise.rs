@@ -106,6 +106,17 @@ impl<T: Float> Tensor<T> {
         op: &'static str,
         f: impl Fn(T, T) -> T,
     ) -> Result<Tensor<T>> {
+        // The common case first: two contiguous operands of one shape, written in place.
+        if self.shape() == other.shape() {
+            if let Some(source) = other.as_contiguous_slice() {
+                if let Some(out) = self.unique_contiguous_mut() {
+                    for (o, &x) in out.iter_mut().zip(source) {
+                        *o = f(*o, x);
+                    }
+                    return Ok(self);
+                }
+            }
+        }
         let shape = self.shape().broadcast_with(op, other.shape())?;
         if &shape != self.shape() {
             return Ok(zip_kernel(shape, &self, other, f));

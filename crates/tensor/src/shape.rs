@@ -49,12 +49,13 @@ impl Shape {
     }
 
     /// Row-major (C order) strides for this shape, in elements.
+    #[inline]
     pub fn contiguous_strides(&self) -> Dims {
-        let mut strides = Dims::from_elem(0, self.rank());
+        let mut strides = self.0.clone();
         let mut step = 1usize;
-        for axis in (0..self.rank()).rev() {
-            strides[axis] = step;
-            step = step.saturating_mul(self.0[axis]);
+        for (stride, &size) in strides.iter_mut().zip(&self.0).rev() {
+            *stride = step;
+            step = step.saturating_mul(size);
         }
         strides
     }

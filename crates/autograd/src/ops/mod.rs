@@ -222,11 +222,9 @@ impl<T: Float> Primitive<T> {
     }
 
     /// Indices of the input nodes, given the node's two inline input slots.
-    pub(crate) fn input_indices<'a>(
-        &'a self,
-        slots: &'a [u32; 2],
-    ) -> impl Iterator<Item = u32> + 'a {
-        let inputs: &'a [u32] = match self {
+    #[inline]
+    pub(crate) fn input_indices<'a>(&'a self, slots: &'a [u32; 2]) -> &'a [u32] {
+        match self {
             Primitive::Add
             | Primitive::Sub
             | Primitive::Mul
@@ -235,8 +233,7 @@ impl<T: Float> Primitive<T> {
             | Primitive::Matmul => &slots[..],
             Primitive::Custom(node) => &node.inputs,
             _ => &slots[..1],
-        };
-        inputs.iter().copied()
+        }
     }
 }
 
