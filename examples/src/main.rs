@@ -1,20 +1,104 @@
-//! A short tour of the library, until the worked examples land.
+//! `worked-examples`: runs the chapter's worked examples and writes their plots.
+//!
+//! ```text
+//! cargo run --release -p examples                      # all of them, plots in out/
+//! cargo run --release -p examples -- overfitting       # one (or several) by name
+//! cargo run --release -p examples -- --quick --out /tmp/plots
+//! ```
+//!
+//! Results (the summary tables) go to standard output and are the same on every run; progress
+//! lines, with timings, go to standard error.
 
-use autograd::Tape;
-use tensor::Tensor;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
 
-fn main() {
-    let x = Tensor::from_vec(vec![1.0_f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).expect("six values");
-    println!("x = {x}");
-    println!("x^T (a view, no copy) = {}", x.t());
-    println!("x @ x^T = {}", x.matmul(&x.t()));
-    println!("row sums = {}", x.sum(&[1], false));
+use examples::{Config, EXAMPLES, Size, run_example};
 
-    let tape = Tape::<f32>::new();
-    let w = tape.leaf(Tensor::full([3, 2], 0.1));
-    let input = tape.constant(x);
-    let loss = input.matmul(w).tanh().square().mean_all();
-    let grads = loss.backward();
-    println!("loss = {}", loss.value());
-    println!("d loss / d w = {}", grads.wrt(w));
+const USAGE: &str = "usage: worked-examples [NAME ...] [--quick] [--out DIR] [--quiet]
+
+Runs the worked examples of the chapter (all of them when no NAME is given) and writes their
+SVG plots to DIR (default: out/ at the repository root).
+
+  NAME       overfitting | regularization | initialization | standardization | batch_norm | custom_layer
+  --quick    smaller networks and fewer epochs (seconds instead of about a minute)
+  --out DIR  where the plots go
+  --quiet    no progress lines on standard error";
+
+/// The parsed command line.
+struct Arguments {
+    names: Vec<String>,
+    config: Config,
+}
+
+fn parse(args: impl Iterator<Item = String>) -> Result<Arguments, String> {
+    let mut names = Vec::new();
+    let mut size = Size::Full;
+    let mut out_dir = default_out_dir();
+    let mut progress = true;
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => size = Size::Quick,
+            "--quiet" => progress = false,
+            "--out" => out_dir = PathBuf::from(args.next().ok_or("--out needs a folder")?),
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            name if EXAMPLES.contains(&name) => names.push(name.to_string()),
+            other => return Err(format!("unknown argument '{other}'\n\n{USAGE}")),
+        }
+    }
+    if names.is_empty() {
+        names = EXAMPLES.iter().map(|n| n.to_string()).collect();
+    }
+    let config = Config::new(size, out_dir).with_progress(progress);
+    Ok(Arguments { names, config })
+}
+
+/// `out/` at the repository root (the parent of this package), whatever the working directory.
+fn default_out_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("out")
+}
+
+fn main() -> ExitCode {
+    let arguments = match parse(std::env::args().skip(1)) {
+        Ok(arguments) => arguments,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = Instant::now();
+    let mut plots = Vec::new();
+    for name in &arguments.names {
+        let example_started = Instant::now();
+        eprintln!("== {name}");
+        match run_example(name, &arguments.config) {
+            Ok(outcome) => {
+                println!("{}", outcome.text);
+                plots.extend(outcome.plots);
+                eprintln!(
+                    "   {name} took {:.1} s",
+                    example_started.elapsed().as_secs_f64()
+                );
+            }
+            Err(error) => {
+                eprintln!("{name} failed: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("Plots written:");
+    for plot in &plots {
+        println!("  {}", display_path(plot));
+    }
+    eprintln!("All done in {:.1} s.", started.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
+}
+
+/// The path without the `examples/..` detour of the default output folder.
+fn display_path(path: &std::path::Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }

@@ -259,6 +259,8 @@ impl_float!(f64, F64, gemm::dgemm, f64::tanh);
 /// `tanhf` on 16 elements. Accuracy: at most 8 ulp from the correctly rounded value, the worst
 /// case near saturation (|x| ~ 6), measured over every 7th float in [1e-6, 10] by the test below;
 /// libm's is 2 ulp. `f64` (where gradients are checked) uses libm.
+// The coefficients are kept exactly as published, even where f32 rounds their last digit.
+#[allow(clippy::excessive_precision)]
 #[inline]
 fn tanh_f32(x: f32) -> f32 {
     // Beyond this the rational function's value rounds to +-1, as tanh does.
