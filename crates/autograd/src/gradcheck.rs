@@ -196,6 +196,18 @@ pub enum GradcheckError {
         /// Largest relative error over the whole check.
         worst_rel: f64,
     },
+    /// The first derivative recorded with `backward_create_graph` differs from the ordinary
+    /// backward pass's (a custom op's two rules disagree).
+    FirstDerivativeMismatch {
+        /// The check's label.
+        label: String,
+        /// Position in the flattened, concatenated first derivative.
+        element: usize,
+        /// From the ordinary backward pass.
+        backward: f64,
+        /// From `backward_create_graph`.
+        create_graph: f64,
+    },
     /// The directional check failed while the full Jacobian check passed.
     DirectionalMismatch {
         /// The check's label.
@@ -264,6 +276,16 @@ impl fmt::Display for GradcheckError {
                  analytical {analytical:e} vs numerical {numerical:e}; \
                  worst absolute error {worst_abs:.3e}, worst relative error {worst_rel:.3e}"
             ),
+            GradcheckError::FirstDerivativeMismatch {
+                label,
+                element,
+                backward,
+                create_graph,
+            } => write!(
+                f,
+                "{label}: the first derivative from backward_create_graph ({create_graph:e}) differs from backward's \
+                 ({backward:e}) at element {element} of the flattened gradient"
+            ),
             GradcheckError::DirectionalMismatch {
                 label,
                 direction,
@@ -299,15 +321,22 @@ fn has_aliases<T: Float>(tensor: &Tensor<T>) -> bool {
         .any(|(&d, &s)| d > 1 && s == 0)
 }
 
+/// Computes the values whose finite differences give the numerical Jacobian, from the inputs
+/// (one of them perturbed). `None` means: evaluate the function under test itself.
+type Reference<'a, T> = Option<&'a dyn Fn(&[Tensor<T>]) -> Result<Vec<f64>, AutogradError>>;
+
 struct Checker<'a, T: Float, F> {
     f: F,
+    reference: Reference<'a, T>,
     inputs: &'a [Tensor<T>],
     options: &'a GradcheckOptions,
 }
 
+/// The function under test may fail (a create-graph backward inside `gradgradcheck` can); a
+/// failure becomes [`GradcheckError::Autograd`].
 impl<T: Float, F> Checker<'_, T, F>
 where
-    F: for<'t> Fn(&[Var<'t, T>]) -> Var<'t, T>,
+    F: for<'t> Fn(&[Var<'t, T>]) -> Result<Var<'t, T>, AutogradError>,
 {
     fn error(&self, error: AutogradError) -> GradcheckError {
         GradcheckError::Autograd {
@@ -317,7 +346,12 @@ where
     }
 
     /// f at `inputs` with input `which` replaced by `replacement`, as f64 values.
-    fn evaluate(&self, which: usize, replacement: &Tensor<T>) -> Vec<f64> {
+    fn evaluate(&self, which: usize, replacement: &Tensor<T>) -> Result<Vec<f64>, GradcheckError> {
+        if let Some(reference) = self.reference {
+            let mut inputs = self.inputs.to_vec();
+            inputs[which] = replacement.clone();
+            return reference(&inputs).map_err(|e| self.error(e));
+        }
         let tape = Tape::new();
         let vars: Vec<Var<'_, T>> = self
             .inputs
@@ -331,12 +365,8 @@ where
                 })
             })
             .collect();
-        (self.f)(&vars)
-            .value()
-            .to_vec()
-            .iter()
-            .map(|v| v.to_f64())
-            .collect()
+        let output = (self.f)(&vars).map_err(|e| self.error(e))?;
+        Ok(output.value().to_vec().iter().map(|v| v.to_f64()).collect())
     }
 
     /// Per input, the gradient for `seed` as f64 values (zeros where no gradient flows).
@@ -382,7 +412,7 @@ where
         }
         let tape = Tape::new();
         let leaves: Vec<Var<'_, T>> = self.inputs.iter().map(|x| tape.leaf(x.clone())).collect();
-        let output = (self.f)(&leaves);
+        let output = (self.f)(&leaves).map_err(|e| self.error(e))?;
         let output_shape = output.shape();
         let outputs = output_shape.numel();
 
@@ -441,8 +471,8 @@ where
                     values[flat] = T::from_f64(values[flat].to_f64() + delta);
                     Tensor::from_vec(values, x.shape().clone()).expect("same size")
                 };
-                let plus = self.evaluate(input, &perturbed(eps));
-                let minus = self.evaluate(input, &perturbed(-eps));
+                let plus = self.evaluate(input, &perturbed(eps))?;
+                let minus = self.evaluate(input, &perturbed(-eps))?;
                 for j in 0..outputs {
                     let numerical = (plus[j] - minus[j]) / (2.0 * eps);
                     let analytical = rows[j][input][flat];
@@ -514,7 +544,177 @@ where
     T: Float,
     F: for<'t> Fn(&[Var<'t, T>]) -> Var<'t, T>,
 {
-    Checker { f, inputs, options }.run()
+    run_fallible(infallible(f), inputs, options)
+}
+
+/// Wraps an infallible function under test in the fallible form the checker runs.
+fn infallible<T: Float, F>(
+    f: F,
+) -> impl for<'t> Fn(&[Var<'t, T>]) -> Result<Var<'t, T>, AutogradError>
+where
+    F: for<'t> Fn(&[Var<'t, T>]) -> Var<'t, T>,
+{
+    move |v| Ok(f(v))
+}
+
+fn run_fallible<T, F>(
+    f: F,
+    inputs: &[Tensor<T>],
+    options: &GradcheckOptions,
+) -> Result<Report, GradcheckError>
+where
+    T: Float,
+    F: for<'t> Fn(&[Var<'t, T>]) -> Result<Var<'t, T>, AutogradError>,
+{
+    Checker {
+        f,
+        reference: None,
+        inputs,
+        options,
+    }
+    .run()
+}
+
+/// Checks second derivatives, as PyTorch's `gradgradcheck`: the tape's Jacobian of the first
+/// derivative — computed with [`Var::backward_create_graph`], so the backward rules run on Vars
+/// and are themselves differentiated — against central finite differences of the first
+/// derivative computed by the ordinary backward pass (the one [`gradcheck`] verifies), in f64.
+/// It also checks that the two first derivatives agree at `inputs`, so a rule on Vars that
+/// disagrees with its rule on tensors is caught even when its own derivative is consistent.
+///
+/// The first derivative is the vector-Jacobian product of `f` with a fixed, seeded random
+/// output cotangent u, flattened and concatenated over the inputs:
+/// `x -> [d<u, f(x)>/dx_0, d<u, f(x)>/dx_1, ...]`. An op that cannot give higher-order
+/// gradients fails with its named error.
+///
+/// ```
+/// use autograd::gradcheck::{gradgradcheck, GradcheckOptions};
+/// use tensor::Tensor;
+/// let x = Tensor::from_vec(vec![0.3, -1.2, 0.8], [3]).unwrap();
+/// gradgradcheck(|v| v[0].tanh().exp(), &[x], &GradcheckOptions::strict("tanh then exp")).unwrap();
+/// ```
+pub fn gradgradcheck<T, F>(
+    f: F,
+    inputs: &[Tensor<T>],
+    options: &GradcheckOptions,
+) -> Result<Report, GradcheckError>
+where
+    T: Float,
+    F: for<'t> Fn(&[Var<'t, T>]) -> Var<'t, T>,
+{
+    if T::DTYPE != DType::F64 {
+        return Err(GradcheckError::NotF64 {
+            label: options.label.clone(),
+            dtype: T::DTYPE,
+        });
+    }
+    let output_shape = {
+        let tape = Tape::new();
+        let leaves: Vec<Var<'_, T>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
+        f(&leaves).shape()
+    };
+    let cotangent = Tensor::<T>::random_normal(
+        output_shape,
+        T::ZERO,
+        T::ONE,
+        &mut StdRng::seed_from_u64(0x5EED),
+    )
+    .expect("valid parameters");
+    // The first derivative from the ordinary backward pass, flattened.
+    let plain = |inputs: &[Tensor<T>]| -> Result<Vec<f64>, AutogradError> {
+        let tape = Tape::new();
+        let leaves: Vec<Var<'_, T>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
+        let gradients = match f(&leaves).try_backward_with(cotangent.clone()) {
+            Ok(gradients) => Some(gradients),
+            Err(AutogradError::NoGradientPath) => None,
+            Err(error) => return Err(error),
+        };
+        Ok(leaves
+            .iter()
+            .flat_map(|&x| match &gradients {
+                Some(gradients) => gradients.wrt(x).to_vec(),
+                None => vec![T::ZERO; x.shape().numel()],
+            })
+            .map(|g| g.to_f64())
+            .collect())
+    };
+    // At the inputs themselves, both first derivatives must agree.
+    let error = |e: AutogradError| GradcheckError::Autograd {
+        label: options.label.clone(),
+        error: Box::new(e),
+    };
+    let expected = plain(inputs).map_err(error)?;
+    let tape = Tape::new();
+    let leaves: Vec<Var<'_, T>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
+    let got: Vec<f64> = recorded(&f, &cotangent, &leaves)
+        .map_err(error)?
+        .iter()
+        .flat_map(|g| g.value().to_vec())
+        .map(|g| g.to_f64())
+        .collect();
+    for (element, (&backward, &create_graph)) in expected.iter().zip(&got).enumerate() {
+        let difference = (backward - create_graph).abs();
+        if difference.is_nan() || difference > options.atol + options.rtol * backward.abs() {
+            return Err(GradcheckError::FirstDerivativeMismatch {
+                label: options.label.clone(),
+                element,
+                backward,
+                create_graph,
+            });
+        }
+    }
+
+    let reference = |inputs: &[Tensor<T>]| plain(inputs);
+    run_with_reference(
+        |v| recorded(&f, &cotangent, v).and_then(|parts| Var::try_concat(&parts, 0)),
+        &reference,
+        inputs,
+        options,
+    )
+}
+
+/// The first derivative of `f` along `cotangent`, recorded on the tape (flattened per input).
+fn recorded<'t, T, F>(
+    f: &F,
+    cotangent: &Tensor<T>,
+    v: &[Var<'t, T>],
+) -> Result<Vec<Var<'t, T>>, AutogradError>
+where
+    T: Float,
+    F: for<'s> Fn(&[Var<'s, T>]) -> Var<'s, T>,
+{
+    let tape = v[0].tape();
+    let seed = tape.constant(cotangent.clone());
+    let gradients = match f(v).try_backward_create_graph_with(seed) {
+        Ok(gradients) => Some(gradients),
+        Err(AutogradError::NoGradientPath) => None,
+        Err(error) => return Err(error),
+    };
+    Ok(v.iter()
+        .map(|&x| match &gradients {
+            Some(gradients) => gradients.wrt(x).flatten(),
+            None => tape.constant(Tensor::zeros([x.shape().numel()])),
+        })
+        .collect())
+}
+
+fn run_with_reference<T, F>(
+    f: F,
+    reference: &dyn Fn(&[Tensor<T>]) -> Result<Vec<f64>, AutogradError>,
+    inputs: &[Tensor<T>],
+    options: &GradcheckOptions,
+) -> Result<Report, GradcheckError>
+where
+    T: Float,
+    F: for<'t> Fn(&[Var<'t, T>]) -> Result<Var<'t, T>, AutogradError>,
+{
+    Checker {
+        f,
+        reference: Some(reference),
+        inputs,
+        options,
+    }
+    .run()
 }
 
 /// [`gradcheck`] with default options, panicking with the failure's message: for tests.
@@ -573,7 +773,12 @@ where
     T: Float,
     F: for<'t> Fn(&[Var<'t, T>]) -> Var<'t, T>,
 {
-    let checker = Checker { f, inputs, options };
+    let checker = Checker {
+        f: infallible(f),
+        reference: None,
+        inputs,
+        options,
+    };
     if T::DTYPE != DType::F64 {
         return Err(GradcheckError::NotF64 {
             label: options.label.clone(),
@@ -586,7 +791,7 @@ where
     };
     let tape = Tape::new();
     let leaves: Vec<Var<'_, T>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
-    let output = (checker.f)(&leaves);
+    let output = (checker.f)(&leaves).map_err(|e| checker.error(e))?;
     let output_shape = output.shape();
     let (mut worst_abs, mut worst_rel) = (0.0_f64, 0.0_f64);
     for direction in 0..directions {
@@ -614,7 +819,10 @@ where
                     }))
                 })
                 .collect();
-            let y = (checker.f)(&moved).value().to_vec();
+            let y = (checker.f)(&moved)
+                .expect("an infallible function")
+                .value()
+                .to_vec();
             y.iter()
                 .zip(u.to_vec())
                 .map(|(y, u)| y.to_f64() * u.to_f64())

@@ -80,3 +80,29 @@ fn the_strategies_produce_every_layout() {
         "{contiguous} {broadcast} {strided}"
     );
 }
+
+#[test]
+fn every_primitive_passes_gradgradcheck_on_random_shapes_and_layouts() {
+    use autograd::gradcheck::gradgradcheck;
+    // Second derivatives cost a create-graph backward per finite-difference evaluation, so a
+    // quarter of the first-order case count.
+    for entry in registry() {
+        let mut runner = TestRunner::new(Config {
+            cases: cases() / 4,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let options = GradcheckOptions::strict(entry.kind.name());
+        let result = runner.run(&(entry.instances)(), |instance| {
+            let apply = instance.apply.clone();
+            gradgradcheck(move |v| apply(v), &instance.inputs, &options)
+                .map(|_| ())
+                .map_err(|error| {
+                    TestCaseError::fail(format!("{error} (instance: {})", instance.description))
+                })
+        });
+        if let Err(failure) = result {
+            panic!("{entry:?}: {failure}");
+        }
+    }
+}
