@@ -323,7 +323,10 @@ fn has_aliases<T: Float>(tensor: &Tensor<T>) -> bool {
 
 /// Computes the values whose finite differences give the numerical Jacobian, from the inputs
 /// (one of them perturbed). `None` means: evaluate the function under test itself.
-type Reference<'a, T> = Option<&'a dyn Fn(&[Tensor<T>]) -> Result<Vec<f64>, AutogradError>>;
+type Reference<'a, T> = Option<&'a ReferenceFn<T>>;
+
+/// See [`Reference`].
+type ReferenceFn<T> = dyn Fn(&[Tensor<T>]) -> Result<Vec<f64>, AutogradError>;
 
 struct Checker<'a, T: Float, F> {
     f: F,
@@ -700,7 +703,7 @@ where
 
 fn run_with_reference<T, F>(
     f: F,
-    reference: &dyn Fn(&[Tensor<T>]) -> Result<Vec<f64>, AutogradError>,
+    reference: &ReferenceFn<T>,
     inputs: &[Tensor<T>],
     options: &GradcheckOptions,
 ) -> Result<Report, GradcheckError>
