@@ -323,10 +323,10 @@ fn has_aliases<T: Float>(tensor: &Tensor<T>) -> bool {
 
 /// Computes the values whose finite differences give the numerical Jacobian, from the inputs
 /// (one of them perturbed). `None` means: evaluate the function under test itself.
-type Reference<'a, T> = Option<&'a ReferenceFn<T>>;
+type Reference<'a, T> = Option<&'a ReferenceFn<'a, T>>;
 
 /// See [`Reference`].
-type ReferenceFn<T> = dyn Fn(&[Tensor<T>]) -> Result<Vec<f64>, AutogradError>;
+type ReferenceFn<'a, T> = dyn Fn(&[Tensor<T>]) -> Result<Vec<f64>, AutogradError> + 'a;
 
 struct Checker<'a, T: Float, F> {
     f: F,
@@ -703,7 +703,7 @@ where
 
 fn run_with_reference<T, F>(
     f: F,
-    reference: &ReferenceFn<T>,
+    reference: &ReferenceFn<'_, T>,
     inputs: &[Tensor<T>],
     options: &GradcheckOptions,
 ) -> Result<Report, GradcheckError>
