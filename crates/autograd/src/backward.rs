@@ -9,6 +9,7 @@
 use smallvec::SmallVec;
 use tensor::{Float, Tensor};
 
+use crate::diagnostics::{AnomalyPhase, AnomalyReport, ValueSummary, has_non_finite};
 use crate::error::{AutogradError, Result, or_panic};
 use crate::operand::Operand;
 use crate::ops;
@@ -283,9 +284,34 @@ fn sweep_tensors<T: Float>(
             inputs.push(&input.value);
             needs.push(input.requires_grad);
         }
+        let checking = tape.anomaly().is_some_and(|mode| mode.backward);
+        let incoming = if checking {
+            check_where_trap(tape, &nodes, index, op, &needs)?;
+            Some(ValueSummary::of(&grad))
+        } else {
+            None
+        };
         let gradients = ops::backward(op, grad, &inputs, &node.value, &needs)?;
-        for (&input, gradient) in input_indices.iter().zip(gradients) {
+        for (position, (&input, gradient)) in input_indices.iter().zip(gradients).enumerate() {
             if let Some(gradient) = gradient {
+                if let Some(incoming) = &incoming {
+                    if has_non_finite(&gradient) {
+                        let (location, layer) = tape.provenance().of(index);
+                        return Err(AutogradError::Anomaly(Box::new(AnomalyReport {
+                            phase: AnomalyPhase::Backward,
+                            op: op.name().to_string(),
+                            node: Some(index),
+                            location,
+                            layer,
+                            inputs: inputs.iter().map(|x| ValueSummary::of(x)).collect(),
+                            produced: ValueSummary::of(&gradient),
+                            detail: format!(
+                                "its backward rule produced a non-finite gradient for input {position} (node #{input}) \
+                                 from an incoming gradient with {incoming}"
+                            ),
+                        })));
+                    }
+                }
                 debug_assert_eq!(
                     gradient.shape(),
                     nodes[input as usize].value.shape(),
@@ -300,6 +326,67 @@ fn sweep_tensors<T: Float>(
     }
     leaves.reverse();
     Ok(leaves)
+}
+
+/// Anomaly mode's check at a `select` node, before its rule runs: a branch that needs a gradient
+/// but holds NaN or infinity where it was not chosen is about to receive exact zeros there, and
+/// the op that produced those values will turn them into NaN (0 * inf) on its way back.
+fn check_where_trap<T: Float>(
+    tape: &Tape<T>,
+    nodes: &[crate::tape::Node<T>],
+    index: usize,
+    op: &ops::Primitive<T>,
+    needs: &[bool],
+) -> Result<()> {
+    let ops::Primitive::Select(condition) = op else {
+        return Ok(());
+    };
+    let node = &nodes[index];
+    for (branch, name) in [(0usize, "on_true"), (1, "on_false")] {
+        if !needs[branch] {
+            continue;
+        }
+        let input = node.inputs[branch] as usize;
+        let value = &nodes[input].value;
+        let chosen_when = if branch == 0 { T::ONE } else { T::ZERO };
+        let hidden = condition
+            .to_vec()
+            .iter()
+            .zip(value.to_vec())
+            .filter(|(c, v)| ((**c != T::ZERO) != (chosen_when == T::ONE)) && !v.is_finite())
+            .count();
+        if hidden == 0 {
+            continue;
+        }
+        let provenance = tape.provenance();
+        let (location, layer) = provenance.of(index);
+        let producer = nodes[input]
+            .op
+            .as_ref()
+            .map_or("a leaf".to_string(), |op| op.name().to_string());
+        let producer_at = provenance
+            .of(input)
+            .0
+            .map_or(String::new(), |at| format!(" recorded at {at}"));
+        return Err(AutogradError::Anomaly(Box::new(AnomalyReport {
+            phase: AnomalyPhase::WhereTrap,
+            op: "select".to_string(),
+            node: Some(index),
+            location,
+            layer,
+            inputs: [node.inputs[0], node.inputs[1]]
+                .iter()
+                .map(|&i| ValueSummary::of(&nodes[i as usize].value))
+                .collect(),
+            produced: ValueSummary::of(value),
+            detail: format!(
+                "its {name} branch (node #{input}, {producer}{producer_at}) holds {hidden} non-finite values where it is \
+                 not chosen; the backward pass gives those positions a zero gradient, which {producer} will turn into NaN \
+                 (0 * inf). Compute that branch from inputs masked to a safe value instead (e.g. sqrt(select(x > 0, x, 1)))"
+            ),
+        })));
+    }
+    Ok(())
 }
 
 /// The create-graph sweep: the same rules evaluated on Vars, recording the gradient

@@ -175,6 +175,7 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// `self` where `wins(self, other)`, `other` where `wins(other, self)`, their mean on ties
     /// (and NaN if either is NaN, through the mean).
+    #[track_caller]
     fn try_extremum(
         self,
         other: Var<'t, T>,

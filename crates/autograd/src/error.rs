@@ -42,6 +42,8 @@ pub enum AutogradError {
         /// The op's name.
         op: String,
     },
+    /// Anomaly mode found a NaN or an infinity (see [`AnomalyMode`](crate::AnomalyMode)).
+    Anomaly(Box<crate::diagnostics::AnomalyReport>),
     /// An argument is outside its domain.
     InvalidArgument {
         /// The operation.
@@ -82,6 +84,7 @@ impl fmt::Display for AutogradError {
                 f,
                 "{op}: higher-order gradients are not supported through this op"
             ),
+            AutogradError::Anomaly(report) => write!(f, "{report}"),
             AutogradError::InvalidArgument { op, message } => write!(f, "{op}: {message}"),
         }
     }

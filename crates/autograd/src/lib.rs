@@ -38,6 +38,7 @@
 mod backward;
 mod composite;
 mod custom;
+mod diagnostics;
 mod error;
 pub mod gradcheck;
 mod higher_order;
@@ -49,6 +50,7 @@ pub mod testing;
 
 pub use backward::{GradientVars, Gradients};
 pub use custom::CustomOp;
+pub use diagnostics::{AnomalyMode, AnomalyPhase, AnomalyReport, ValueSummary};
 pub use error::{AutogradError, Result};
 pub use higher_order::hessian_vector_product;
 pub use operand::Operand;

@@ -2,9 +2,13 @@
 
 use std::cell::{Cell, Ref, RefCell};
 use std::fmt;
+use std::panic::Location;
 
 use tensor::{Float, Shape, Tensor};
 
+use crate::diagnostics::{
+    AnomalyMode, AnomalyPhase, AnomalyReport, Provenance, ValueSummary, has_non_finite,
+};
 use crate::error::{AutogradError, Result};
 use crate::ops::Primitive;
 
@@ -44,6 +48,11 @@ pub struct Tape<T: Float = f32> {
     nodes: RefCell<Vec<Node<T>>>,
     /// False inside [`Tape::no_grad`]: new nodes then never require a gradient.
     recording: Cell<bool>,
+    /// Opt-in NaN/inf checks (see [`Tape::enable_anomaly_mode`]).
+    anomaly: Cell<Option<AnomalyMode>>,
+    /// True while source locations and scopes are recorded per node.
+    tracking: Cell<bool>,
+    provenance: RefCell<Provenance>,
 }
 
 impl<T: Float> Default for Tape<T> {
@@ -64,10 +73,7 @@ impl<T: Float> fmt::Debug for Tape<T> {
 impl<T: Float> Tape<T> {
     /// An empty tape.
     pub fn new() -> Self {
-        Tape {
-            nodes: RefCell::new(Vec::new()),
-            recording: Cell::new(true),
-        }
+        Tape::with_capacity(0)
     }
 
     /// An empty tape with room for `nodes` nodes before it reallocates.
@@ -75,6 +81,9 @@ impl<T: Float> Tape<T> {
         Tape {
             nodes: RefCell::new(Vec::with_capacity(nodes)),
             recording: Cell::new(true),
+            anomaly: Cell::new(None),
+            tracking: Cell::new(false),
+            provenance: RefCell::new(Provenance::default()),
         }
     }
 
@@ -93,6 +102,59 @@ impl<T: Float> Tape<T> {
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
         self.recording.set(true);
+        self.provenance.get_mut().clear();
+    }
+
+    /// Turns on anomaly mode (see [`AnomalyMode`]); also records each node's source location
+    /// and scope, so reports can name them. Off by default.
+    pub fn enable_anomaly_mode(&self, mode: AnomalyMode) {
+        self.anomaly.set(Some(mode));
+        self.tracking.set(true);
+    }
+
+    /// Turns anomaly mode off (provenance tracking stays as it was).
+    pub fn disable_anomaly_mode(&self) {
+        self.anomaly.set(None);
+    }
+
+    /// The current anomaly mode.
+    pub fn anomaly_mode(&self) -> Option<AnomalyMode> {
+        self.anomaly.get()
+    }
+
+    /// Records, from now on, each node's source location and scope (for
+    /// [`summary`](Tape::summary), DOT export and reports) without anomaly checks.
+    pub fn track_provenance(&self, on: bool) {
+        self.tracking.set(on);
+    }
+
+    /// Runs `f` with new nodes attributed to the layer or block `name` (shown in anomaly reports
+    /// and tape summaries while tracking is on; free otherwise). Scopes nest.
+    pub fn with_scope<R>(&self, name: &str, f: impl FnOnce() -> R) -> R {
+        if !self.tracking.get() {
+            return f();
+        }
+        struct Leave<'a>(&'a RefCell<Provenance>, u32);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.borrow_mut().leave(self.1);
+            }
+        }
+        let _leave = Leave(&self.provenance, self.provenance.borrow_mut().enter(name));
+        f()
+    }
+
+    /// Where a node was recorded (`file:line:column`) and in which scope, if tracked.
+    pub fn provenance_of(&self, var: Var<'_, T>) -> (Option<String>, Option<String>) {
+        self.provenance.borrow().of(var.index())
+    }
+
+    pub(crate) fn anomaly(&self) -> Option<AnomalyMode> {
+        self.anomaly.get()
+    }
+
+    pub(crate) fn provenance(&self) -> std::cell::Ref<'_, Provenance> {
+        self.provenance.borrow()
     }
 
     /// A trainable leaf: an input whose gradient [`backward`](Var::backward) computes.
@@ -151,38 +213,85 @@ impl<T: Float> Tape<T> {
         self.nodes.borrow()
     }
 
+    #[track_caller]
     fn push_node(&self, node: Node<T>) -> Var<'_, T> {
         let mut nodes = self.nodes.borrow_mut();
         let index = u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes");
         nodes.push(node);
+        if self.tracking.get() {
+            self.provenance
+                .borrow_mut()
+                .note(index as usize, Location::caller());
+        }
         Var { tape: self, index }
     }
 
-    /// Appends the result of `op` applied to `inputs`. The node needs a gradient only if the
-    /// tape is recording and some input needs one; otherwise it keeps no backward data.
+    /// The forward anomaly report for an op about to be recorded, if anomaly mode wants one.
+    #[track_caller]
+    fn forward_anomaly(
+        &self,
+        op: &Primitive<T>,
+        inputs: &[&Tensor<T>],
+        value: &Tensor<T>,
+    ) -> Option<AutogradError> {
+        let mode = self.anomaly.get()?;
+        if !mode.forward || !has_non_finite(value) {
+            return None;
+        }
+        let location = Location::caller();
+        let layer = self.provenance.borrow().current_name();
+        Some(AutogradError::Anomaly(Box::new(AnomalyReport {
+            phase: AnomalyPhase::Forward,
+            op: op.name().to_string(),
+            node: None,
+            location: Some(format!(
+                "{}:{}:{}",
+                location.file(),
+                location.line(),
+                location.column()
+            )),
+            layer,
+            inputs: inputs.iter().map(|x| ValueSummary::of(x)).collect(),
+            produced: ValueSummary::of(value),
+            detail: "produced non-finite values in the forward pass".to_string(),
+        })))
+    }
+
+    /// Appends the result of `op` applied to `inputs` (used by custom ops, whose inputs are
+    /// listed in the op). The node needs a gradient only if the tape is recording and some
+    /// input needs one; otherwise it keeps no backward data.
     #[track_caller]
     pub(crate) fn record(
         &self,
         op: Primitive<T>,
         inputs: &[Var<'_, T>],
         value: Tensor<T>,
-    ) -> Var<'_, T> {
+    ) -> Result<Var<'_, T>> {
         let mut slots = [0u32; 2];
         for (slot, input) in slots.iter_mut().zip(inputs) {
             *slot = input.index;
         }
-        let requires_grad = self.recording.get() && {
+        let requires_grad = {
             let nodes = self.nodes.borrow();
-            op.input_indices(&slots)
+            let values: Vec<&Tensor<T>> = inputs
                 .iter()
-                .any(|&i| nodes[i as usize].requires_grad)
+                .map(|v| &nodes[v.index as usize].value)
+                .collect();
+            if let Some(anomaly) = self.forward_anomaly(&op, &values, &value) {
+                return Err(anomaly);
+            }
+            self.recording.get()
+                && op
+                    .input_indices(&slots)
+                    .iter()
+                    .any(|&i| nodes[i as usize].requires_grad)
         };
-        self.push_node(Node {
+        Ok(self.push_node(Node {
             value,
             op: requires_grad.then_some(op),
             inputs: slots,
             requires_grad,
-        })
+        }))
     }
 
     /// Runs `forward` on the values of `inputs` (checking they belong to this tape), then
@@ -205,7 +314,13 @@ impl<T: Float> Tape<T> {
         }
         // One borrow for the forward, the gradient flag and the push.
         let mut nodes = self.nodes.borrow_mut();
-        let (op, value) = forward(inputs.map(|v| &nodes[v.index as usize].value))?;
+        let input_values = inputs.map(|v| &nodes[v.index as usize].value);
+        let (op, value) = forward(input_values)?;
+        if self.anomaly.get().is_some() {
+            if let Some(anomaly) = self.forward_anomaly(&op, &input_values, &value) {
+                return Err(anomaly);
+            }
+        }
         let requires_grad =
             self.recording.get() && inputs.iter().any(|v| nodes[v.index as usize].requires_grad);
         let index = u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes");
@@ -215,6 +330,11 @@ impl<T: Float> Tape<T> {
             inputs: slots,
             requires_grad,
         });
+        if self.tracking.get() {
+            self.provenance
+                .borrow_mut()
+                .note(index as usize, Location::caller());
+        }
         Ok(Var { tape: self, index })
     }
 

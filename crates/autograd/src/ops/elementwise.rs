@@ -17,6 +17,7 @@ use crate::tape::Var;
 impl<'t, T: Float> Var<'t, T> {
     /// Records `expand` nodes so both operands have their broadcast shape. Every check runs
     /// before anything is recorded.
+    #[track_caller]
     pub(crate) fn broadcast_pair(
         self,
         other: Var<'t, T>,
@@ -34,6 +35,7 @@ impl<'t, T: Float> Var<'t, T> {
         ))
     }
 
+    #[track_caller]
     fn binary(
         self,
         other: Var<'t, T>,

@@ -14,6 +14,7 @@ use crate::tape::Var;
 type ReduceForward<T> = fn(&Tensor<T>, &[usize], bool) -> tensor::Result<Tensor<T>>;
 
 impl<'t, T: Float> Var<'t, T> {
+    #[track_caller]
     fn reduce(
         self,
         op_name: &'static str,

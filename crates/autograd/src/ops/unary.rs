@@ -8,81 +8,67 @@
 
 use tensor::{Float, Tensor};
 
-use crate::error::or_panic;
+use crate::error::{Result, or_panic};
 use crate::operand::Operand;
 use crate::ops::Primitive;
 use crate::tape::Var;
 
 impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
-    fn unary(
+    fn try_unary(
         self,
         op_name: &'static str,
         op: Primitive<T>,
         forward: impl FnOnce(&Tensor<T>) -> Tensor<T>,
-    ) -> Var<'t, T> {
-        or_panic(self.tape.apply(op_name, [self], |[x]| Ok((op, forward(x)))))
+    ) -> Result<Var<'t, T>> {
+        self.tape.apply(op_name, [self], |[x]| Ok((op, forward(x))))
     }
+}
 
+/// Declares each unary op twice: a `try_` form (which fails only in anomaly mode, when the
+/// output holds a NaN or an infinity) and the panicking form.
+macro_rules! unary_ops {
+    ($($(#[$doc:meta])* $name:ident, $try_name:ident, $op_name:literal, |$x:ident $(, $param:ident: $ty:ty)?| $op:expr, $forward:expr;)*) => {
+        impl<'t, T: Float> Var<'t, T> {
+            $(
+                $(#[$doc])*
+                #[track_caller]
+                pub fn $name(self $(, $param: $ty)?) -> Var<'t, T> {
+                    or_panic(self.$try_name($($param)?))
+                }
+
+                #[doc = concat!("Fallible [`", stringify!($name), "`](Var::", stringify!($name), "): errors only in anomaly mode.")]
+                #[track_caller]
+                pub fn $try_name(self $(, $param: $ty)?) -> Result<Var<'t, T>> {
+                    let forward = $forward;
+                    self.try_unary($op_name, $op, |$x: &Tensor<T>| forward($x))
+                }
+            )*
+        }
+    };
+}
+
+unary_ops! {
     /// x + c.
-    #[track_caller]
-    pub fn add_scalar(self, c: T) -> Var<'t, T> {
-        self.unary("add_scalar", Primitive::AddScalar(c), |x| x.add_scalar(c))
-    }
-
+    add_scalar, try_add_scalar, "add_scalar", |x, c: T| Primitive::AddScalar(c), move |x: &Tensor<T>| x.add_scalar(c);
     /// x * c.
-    #[track_caller]
-    pub fn mul_scalar(self, c: T) -> Var<'t, T> {
-        self.unary("mul_scalar", Primitive::MulScalar(c), |x| x.mul_scalar(c))
-    }
-
+    mul_scalar, try_mul_scalar, "mul_scalar", |x, c: T| Primitive::MulScalar(c), move |x: &Tensor<T>| x.mul_scalar(c);
     /// x^p for a scalar exponent p. The gradient p x^(p-1) is taken as 0 when p = 0.
-    #[track_caller]
-    pub fn powf(self, p: T) -> Var<'t, T> {
-        self.unary("pow_scalar", Primitive::PowScalar(p), |x| x.powf(p))
-    }
-
+    powf, try_powf, "pow_scalar", |x, p: T| Primitive::PowScalar(p), move |x: &Tensor<T>| x.powf(p);
     /// e^x.
-    #[track_caller]
-    pub fn exp(self) -> Var<'t, T> {
-        self.unary("exp", Primitive::Exp, Tensor::exp)
-    }
-
+    exp, try_exp, "exp", |x| Primitive::Exp, Tensor::exp;
     /// Natural logarithm.
-    #[track_caller]
-    pub fn log(self) -> Var<'t, T> {
-        self.unary("log", Primitive::Log, Tensor::log)
-    }
-
+    log, try_log, "log", |x| Primitive::Log, Tensor::log;
     /// Square root.
-    #[track_caller]
-    pub fn sqrt(self) -> Var<'t, T> {
-        self.unary("sqrt", Primitive::Sqrt, Tensor::sqrt)
-    }
-
+    sqrt, try_sqrt, "sqrt", |x| Primitive::Sqrt, Tensor::sqrt;
     /// Hyperbolic tangent.
-    #[track_caller]
-    pub fn tanh(self) -> Var<'t, T> {
-        self.unary("tanh", Primitive::Tanh, Tensor::tanh)
-    }
-
+    tanh, try_tanh, "tanh", |x| Primitive::Tanh, Tensor::tanh;
     /// Logistic sigmoid 1 / (1 + e^-x), finite for every input.
-    #[track_caller]
-    pub fn sigmoid(self) -> Var<'t, T> {
-        self.unary("sigmoid", Primitive::Sigmoid, Tensor::sigmoid)
-    }
-
+    sigmoid, try_sigmoid, "sigmoid", |x| Primitive::Sigmoid, Tensor::sigmoid;
     /// max(x, 0). Its derivative at exactly 0 is taken as 0.
-    #[track_caller]
-    pub fn relu(self) -> Var<'t, T> {
-        self.unary("relu", Primitive::Relu, Tensor::relu)
-    }
-
+    relu, try_relu, "relu", |x| Primitive::Relu, Tensor::relu;
     /// |x|. Its derivative at exactly 0 is taken as 0.
-    #[track_caller]
-    pub fn abs(self) -> Var<'t, T> {
-        self.unary("abs", Primitive::Abs, Tensor::abs)
-    }
+    abs, try_abs, "abs", |x| Primitive::Abs, Tensor::abs;
 }
 
 /// d(c x) = c g.
