@@ -106,7 +106,7 @@ impl<'t, T: Float> GradientVars<'t, T> {
 fn assert_trainable_leaf<T: Float>(tape: &Tape<T>, leaf: Var<'_, T>) {
     let nodes = tape.nodes();
     let node = &nodes[leaf.index()];
-    if node.op.is_some() || !node.requires_grad {
+    if !node.is_leaf() {
         panic!(
             "wrt: node #{} is not a trainable leaf; gradients are kept for leaves made with Tape::leaf only",
             leaf.index()
@@ -270,8 +270,8 @@ fn sweep_tensors<T: Float>(
             continue;
         };
         let node = &nodes[index];
-        let Some(op) = &node.op else {
-            if node.requires_grad {
+        let Some(op) = node.op() else {
+            if node.requires_grad() {
                 leaves.push((index as u32, grad));
             }
             continue;
@@ -282,7 +282,7 @@ fn sweep_tensors<T: Float>(
         for &input in input_indices {
             let input = &nodes[input as usize];
             inputs.push(&input.value);
-            needs.push(input.requires_grad);
+            needs.push(input.requires_grad());
         }
         let checking = tape.anomaly().is_some_and(|mode| mode.backward);
         let incoming = if checking {
@@ -291,9 +291,14 @@ fn sweep_tensors<T: Float>(
         } else {
             None
         };
-        let gradients = ops::backward(op, grad, &inputs, &node.value, &needs)?;
-        for (position, (&input, gradient)) in input_indices.iter().zip(gradients).enumerate() {
-            if let Some(gradient) = gradient {
+        ops::backward(
+            op,
+            grad,
+            &inputs,
+            &node.value,
+            &needs,
+            |position, gradient| {
+                let input = input_indices[position] as usize;
                 if let Some(incoming) = &incoming {
                     if has_non_finite(&gradient) {
                         let (location, layer) = tape.provenance().of(index);
@@ -307,22 +312,23 @@ fn sweep_tensors<T: Float>(
                             produced: ValueSummary::of(&gradient),
                             detail: format!(
                                 "its backward rule produced a non-finite gradient for input {position} (node #{input}) \
-                                 from an incoming gradient with {incoming}"
+                             from an incoming gradient with {incoming}"
                             ),
                         })));
                     }
                 }
                 debug_assert_eq!(
                     gradient.shape(),
-                    nodes[input as usize].value.shape(),
+                    nodes[input].value.shape(),
                     "rule of {}",
                     op.name()
                 );
-                slots.add(input as usize, gradient, |previous, gradient| {
+                slots.add(input, gradient, |previous, gradient| {
                     previous.accumulate(&gradient)
                 });
-            }
-        }
+                Ok(())
+            },
+        )?;
     }
     leaves.reverse();
     Ok(leaves)
@@ -333,7 +339,7 @@ fn sweep_tensors<T: Float>(
 /// the op that produced those values will turn them into NaN (0 * inf) on its way back.
 fn check_where_trap<T: Float>(
     tape: &Tape<T>,
-    nodes: &[crate::tape::Node<T>],
+    nodes: &crate::tape::NodeStore<T>,
     index: usize,
     op: &ops::Primitive<T>,
     needs: &[bool],
@@ -361,8 +367,7 @@ fn check_where_trap<T: Float>(
         let provenance = tape.provenance();
         let (location, layer) = provenance.of(index);
         let producer = nodes[input]
-            .op
-            .as_ref()
+            .op()
             .map_or("a leaf".to_string(), |op| op.name().to_string());
         let producer_at = provenance
             .of(input)
@@ -408,8 +413,8 @@ fn sweep_vars<'t, T: Float>(
         let (op, input_indices, needs) = {
             let nodes = tape.nodes();
             let node = &nodes[index];
-            let Some(op) = node.op.clone() else {
-                if node.requires_grad {
+            let Some(op) = node.op().cloned() else {
+                if node.requires_grad() {
                     leaves.push((index as u32, grad));
                 }
                 continue;
@@ -418,7 +423,7 @@ fn sweep_vars<'t, T: Float>(
                 op.input_indices(&node.inputs).iter().copied().collect();
             let needs: SmallVec<[bool; 2]> = input_indices
                 .iter()
-                .map(|&i| nodes[i as usize].requires_grad)
+                .map(|&i| nodes[i as usize].requires_grad())
                 .collect();
             (op, input_indices, needs)
         };
@@ -431,14 +436,20 @@ fn sweep_vars<'t, T: Float>(
             tape,
             index: index as u32,
         };
-        let gradients = ops::backward(&op, grad, &input_refs, &output, &needs)?;
-        for (&input, gradient) in input_indices.iter().zip(gradients) {
-            if let Some(gradient) = gradient {
-                slots.add(input as usize, gradient, |previous, gradient| {
+        ops::backward(
+            &op,
+            grad,
+            &input_refs,
+            &output,
+            &needs,
+            |position, gradient| {
+                let input = input_indices[position] as usize;
+                slots.add(input, gradient, |previous, gradient| {
                     Operand::add(previous, &gradient)
                 });
-            }
-        }
+                Ok(())
+            },
+        )?;
     }
     leaves.reverse();
     Ok(leaves)

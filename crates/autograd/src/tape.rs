@@ -12,16 +12,117 @@ use crate::diagnostics::{
 use crate::error::{AutogradError, Result};
 use crate::ops::Primitive;
 
-/// One entry of the tape: the value an op produced, the op and its inputs (only when a
-/// gradient must flow through it), and whether it needs a gradient.
+/// What a node is for the backward pass.
+pub(crate) enum NodeKind<T: Float> {
+    /// No gradient flows through it: a constant, or anything recorded without a gradient path
+    /// (it keeps no backward data at all).
+    Constant,
+    /// A trainable input; the sweep collects its gradient.
+    Leaf,
+    /// The result of an op that a gradient must flow back through.
+    Op(Primitive<T>),
+}
+
+/// One entry of the tape: the value, what produced it, and its inputs. 128 bytes, so the
+/// compiler copies it inline.
 pub(crate) struct Node<T: Float> {
     pub(crate) value: Tensor<T>,
-    /// `None` for leaves, constants, and every node recorded without a gradient path: those
-    /// keep no backward data at all.
-    pub(crate) op: Option<Primitive<T>>,
-    /// Input node indices; only the first `op.arity()` are meaningful.
+    kind: NodeKind<T>,
+    /// Input node indices; only the op's own inputs are meaningful.
     pub(crate) inputs: [u32; 2],
-    pub(crate) requires_grad: bool,
+}
+
+impl<T: Float> Node<T> {
+    fn input(value: Tensor<T>, trainable: bool) -> Self {
+        let kind = if trainable {
+            NodeKind::Leaf
+        } else {
+            NodeKind::Constant
+        };
+        Node {
+            value,
+            kind,
+            inputs: [0; 2],
+        }
+    }
+
+    fn recorded(value: Tensor<T>, op: Primitive<T>, inputs: [u32; 2], requires_grad: bool) -> Self {
+        let kind = if requires_grad {
+            NodeKind::Op(op)
+        } else {
+            NodeKind::Constant
+        };
+        Node {
+            value,
+            kind,
+            inputs,
+        }
+    }
+
+    /// The op a gradient must flow back through, if any.
+    pub(crate) fn op(&self) -> Option<&Primitive<T>> {
+        match &self.kind {
+            NodeKind::Op(op) => Some(op),
+            _ => None,
+        }
+    }
+
+    /// True if a gradient flows from this node to a trainable leaf.
+    pub(crate) fn requires_grad(&self) -> bool {
+        !matches!(self.kind, NodeKind::Constant)
+    }
+
+    /// True for a trainable input.
+    pub(crate) fn is_leaf(&self) -> bool {
+        matches!(self.kind, NodeKind::Leaf)
+    }
+}
+
+/// Nodes in fixed-size chunks: appending never moves earlier nodes (a growing `Vec` would copy
+/// the whole tape at every doubling), and clearing keeps the chunks for reuse.
+pub(crate) struct NodeStore<T: Float> {
+    chunks: Vec<Vec<Node<T>>>,
+    len: usize,
+}
+
+/// Nodes per chunk (a power of two, so indexing is a shift and a mask).
+const CHUNK: usize = 256;
+
+impl<T: Float> NodeStore<T> {
+    fn with_capacity(nodes: usize) -> Self {
+        let chunks = (0..nodes.div_ceil(CHUNK))
+            .map(|_| Vec::with_capacity(CHUNK))
+            .collect();
+        NodeStore { chunks, len: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, node: Node<T>) {
+        let chunk = self.len / CHUNK;
+        if chunk == self.chunks.len() {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks[chunk].push(node);
+        self.len += 1;
+    }
+
+    fn clear(&mut self) {
+        for chunk in &mut self.chunks {
+            chunk.clear();
+        }
+        self.len = 0;
+    }
+}
+
+impl<T: Float> std::ops::Index<usize> for NodeStore<T> {
+    type Output = Node<T>;
+    #[inline]
+    fn index(&self, index: usize) -> &Node<T> {
+        &self.chunks[index / CHUNK][index % CHUNK]
+    }
 }
 
 /// An append-only list of the values and ops of a computation (a Wengert list).
@@ -45,7 +146,7 @@ pub(crate) struct Node<T: Float> {
 /// assert_eq!(grads.wrt(x).to_vec(), vec![2.0, 4.0, 6.0]); // dy/dx = 2x
 /// ```
 pub struct Tape<T: Float = f32> {
-    nodes: RefCell<Vec<Node<T>>>,
+    nodes: RefCell<NodeStore<T>>,
     /// False inside [`Tape::no_grad`]: new nodes then never require a gradient.
     recording: Cell<bool>,
     /// Opt-in NaN/inf checks (see [`Tape::enable_anomaly_mode`]).
@@ -79,7 +180,7 @@ impl<T: Float> Tape<T> {
     /// An empty tape with room for `nodes` nodes before it reallocates.
     pub fn with_capacity(nodes: usize) -> Self {
         Tape {
-            nodes: RefCell::new(Vec::with_capacity(nodes)),
+            nodes: RefCell::new(NodeStore::with_capacity(nodes)),
             recording: Cell::new(true),
             anomaly: Cell::new(None),
             tracking: Cell::new(false),
@@ -94,7 +195,7 @@ impl<T: Float> Tape<T> {
 
     /// True when no node has been recorded.
     pub fn is_empty(&self) -> bool {
-        self.nodes.borrow().is_empty()
+        self.nodes.borrow().len() == 0
     }
 
     /// Drops every node but keeps the allocation, for reuse in the next training step. The
@@ -160,23 +261,13 @@ impl<T: Float> Tape<T> {
     /// A trainable leaf: an input whose gradient [`backward`](Var::backward) computes.
     #[track_caller]
     pub fn leaf(&self, value: Tensor<T>) -> Var<'_, T> {
-        self.push_node(Node {
-            value,
-            op: None,
-            inputs: [0; 2],
-            requires_grad: true,
-        })
+        self.push_node(Node::input(value, true))
     }
 
     /// A constant: an input that never gets a gradient (data, labels, masks).
     #[track_caller]
     pub fn constant(&self, value: Tensor<T>) -> Var<'_, T> {
-        self.push_node(Node {
-            value,
-            op: None,
-            inputs: [0; 2],
-            requires_grad: false,
-        })
+        self.push_node(Node::input(value, false))
     }
 
     /// Runs `f` without recording gradient paths: every node made inside is a constant, keeps
@@ -209,7 +300,7 @@ impl<T: Float> Tape<T> {
     }
 
     /// Read access to the nodes (for the backward sweep and inspection).
-    pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node<T>>> {
+    pub(crate) fn nodes(&self) -> Ref<'_, NodeStore<T>> {
         self.nodes.borrow()
     }
 
@@ -284,14 +375,9 @@ impl<T: Float> Tape<T> {
                 && op
                     .input_indices(&slots)
                     .iter()
-                    .any(|&i| nodes[i as usize].requires_grad)
+                    .any(|&i| nodes[i as usize].requires_grad())
         };
-        Ok(self.push_node(Node {
-            value,
-            op: requires_grad.then_some(op),
-            inputs: slots,
-            requires_grad,
-        }))
+        Ok(self.push_node(Node::recorded(value, op, slots, requires_grad)))
     }
 
     /// Runs `forward` on the values of `inputs` (checking they belong to this tape), then
@@ -321,15 +407,12 @@ impl<T: Float> Tape<T> {
                 return Err(anomaly);
             }
         }
-        let requires_grad =
-            self.recording.get() && inputs.iter().any(|v| nodes[v.index as usize].requires_grad);
+        let requires_grad = self.recording.get()
+            && inputs
+                .iter()
+                .any(|v| nodes[v.index as usize].requires_grad());
         let index = u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes");
-        nodes.push(Node {
-            value,
-            op: requires_grad.then_some(op),
-            inputs: slots,
-            requires_grad,
-        });
+        nodes.push(Node::recorded(value, op, slots, requires_grad));
         if self.tracking.get() {
             self.provenance
                 .borrow_mut()
@@ -411,7 +494,7 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// True if a gradient can flow from this node back to a trainable leaf.
     pub fn requires_grad(&self) -> bool {
-        self.tape.nodes.borrow()[self.index as usize].requires_grad
+        self.tape.nodes.borrow()[self.index as usize].requires_grad()
     }
 
     /// A constant with the same value (sharing storage): gradients stop here.
@@ -431,11 +514,11 @@ mod tests {
         let c = tape.constant(Tensor::ones([2]));
         let y = c.exp();
         assert!(!y.requires_grad());
-        assert!(tape.nodes()[y.index()].op.is_none());
+        assert!(tape.nodes()[y.index()].op().is_none());
         let x = tape.leaf(Tensor::ones([2]));
         let z = (x * y).exp();
         assert!(z.requires_grad());
-        assert!(tape.nodes()[z.index()].op.is_some());
+        assert!(tape.nodes()[z.index()].op().is_some());
     }
 
     #[test]

@@ -24,7 +24,6 @@ pub(crate) mod movement;
 pub(crate) mod reduce;
 pub(crate) mod unary;
 
-use smallvec::SmallVec;
 use tensor::{Dims, Float, Indices, Tensor};
 
 use crate::custom::CustomNode;
@@ -237,31 +236,33 @@ impl<T: Float> Primitive<T> {
     }
 }
 
-/// Gradients for the inputs of one node, in input order (`None`: no gradient needed or none
-/// flows).
-pub(crate) type InputGradients<O> = SmallVec<[Option<O>; 2]>;
-
-/// The gradient of a one-input op (only called when that input needs one).
-fn one<O>(grad: O) -> InputGradients<O> {
-    SmallVec::from_iter([Some(grad)])
+/// Hands each of a two-input rule's gradients to `emit`, with the input's position.
+fn two<O>(grads: [Option<O>; 2], emit: &mut impl FnMut(usize, O) -> Result<()>) -> Result<()> {
+    let [first, second] = grads;
+    if let Some(first) = first {
+        emit(0, first)?;
+    }
+    if let Some(second) = second {
+        emit(1, second)?;
+    }
+    Ok(())
 }
 
-fn two<O>(grads: [Option<O>; 2]) -> InputGradients<O> {
-    SmallVec::from_iter(grads)
-}
-
-/// The backward table: the gradients of a node's inputs from the gradient of its output.
+/// The backward table: the gradients of a node's inputs from the gradient of its output, each
+/// handed to `emit(input position, gradient)` as soon as it exists (no intermediate list).
 ///
 /// `grad` is moved in, so a rule may transform it in place. `inputs` and `output` are the
 /// node's forward values as operands; `needs[i]` says whether input `i` wants a gradient, so
-/// rules skip work nobody reads.
+/// rules skip work nobody reads. Every rule returns one `Option` per input in a fixed-size
+/// array, so its arity is checked by the compiler.
 pub(crate) fn backward<T: Float, O: Operand<T>>(
     op: &Primitive<T>,
     grad: O,
     inputs: &[&O],
     output: &O,
     needs: &[bool],
-) -> Result<InputGradients<O>> {
+    mut emit: impl FnMut(usize, O) -> Result<()>,
+) -> Result<()> {
     use Primitive as P;
     use elementwise as e;
     use index as i;
@@ -271,14 +272,15 @@ pub(crate) fn backward<T: Float, O: Operand<T>>(
     let x = inputs[0];
     let both = || [needs[0], needs.get(1).copied().unwrap_or(false)];
     if !needs.iter().any(|&n| n) {
-        return Ok(SmallVec::from_iter(needs.iter().map(|_| None)));
+        return Ok(());
     }
-    Ok(match op {
-        P::Add => two(e::add_backward(grad, both())),
-        P::Sub => two(e::sub_backward(grad, both())),
-        P::Mul => two(e::mul_backward(grad, [x, inputs[1]], both())),
-        P::Div => two(e::div_backward(grad, inputs[1], output, both())),
-        P::Select(condition) => two(e::select_backward(grad, condition, both())),
+    let mut one = |gradient: O| emit(0, gradient);
+    match op {
+        P::Add => two(e::add_backward(grad, both()), &mut emit),
+        P::Sub => two(e::sub_backward(grad, both()), &mut emit),
+        P::Mul => two(e::mul_backward(grad, [x, inputs[1]], both()), &mut emit),
+        P::Div => two(e::div_backward(grad, inputs[1], output, both()), &mut emit),
+        P::Select(condition) => two(e::select_backward(grad, condition, both()), &mut emit),
         P::AddScalar(_) => one(grad),
         P::MulScalar(c) => one(u::mul_scalar_backward(grad, *c)),
         P::PowScalar(p) => one(u::pow_scalar_backward(grad, x, *p)),
@@ -301,11 +303,22 @@ pub(crate) fn backward<T: Float, O: Operand<T>>(
         P::Permute(order) => one(m::permute_backward(grad, order)),
         P::Narrow { axis, start } => one(m::narrow_backward(grad, x, *axis as usize, *start)),
         P::Pad { axis, before } => one(m::pad_backward(grad, x, *axis as usize, *before)),
-        P::Matmul => two(matmul::matmul_backward(grad, [x, inputs[1]], both())),
+        P::Matmul => two(
+            matmul::matmul_backward(grad, [x, inputs[1]], both()),
+            &mut emit,
+        ),
         P::Gather(arg) => one(i::gather_backward(grad, x, arg)),
         P::ScatterAdd(arg) => one(i::scatter_add_backward(grad, arg)),
-        P::Custom(node) => O::custom_backward(&*node.op, &grad, inputs, output, needs)?,
-    })
+        P::Custom(node) => {
+            let gradients = O::custom_backward(&*node.op, &grad, inputs, output, needs)?;
+            for (position, gradient) in gradients.into_iter().enumerate() {
+                if let Some(gradient) = gradient {
+                    emit(position, gradient)?;
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
