@@ -10,11 +10,22 @@ use crate::error::{Result, TensorError};
 use crate::shape::{Dims, Shape};
 
 /// Shape, strides (in elements) and offset of a tensor inside its storage.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Layout {
     shape: Shape,
     strides: Dims,
     offset: usize,
+}
+
+impl Clone for Layout {
+    #[inline]
+    fn clone(&self) -> Self {
+        Layout {
+            shape: self.shape.clone(),
+            strides: Dims::from_slice(&self.strides),
+            offset: self.offset,
+        }
+    }
 }
 
 impl Layout {
@@ -177,7 +188,7 @@ impl Layout {
         };
         Ok(Layout {
             shape: Shape::from(dims),
-            strides: self.strides.clone(),
+            strides: Dims::from_slice(&self.strides),
             offset,
         })
     }
@@ -204,7 +215,7 @@ impl Layout {
             });
         }
         let mut dims = Dims::from_slice(self.shape.dims());
-        let mut strides = self.strides.clone();
+        let mut strides = Dims::from_slice(&self.strides);
         // Any stride is valid for a size-1 axis; this one keeps a contiguous layout contiguous.
         let stride = if axis < self.shape.rank() {
             self.strides[axis] * dims[axis]
@@ -234,7 +245,7 @@ impl Layout {
             });
         }
         let mut dims = Dims::from_slice(self.shape.dims());
-        let mut strides = self.strides.clone();
+        let mut strides = Dims::from_slice(&self.strides);
         dims.remove(axis);
         strides.remove(axis);
         Ok(Layout {

@@ -18,8 +18,16 @@ pub type Dims = SmallVec<[usize; 4]>;
 /// assert_eq!(s.numel(), 6);
 /// assert_eq!(s.to_string(), "[2, 3]");
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(PartialEq, Eq, Hash, Default)]
 pub struct Shape(Dims);
+
+impl Clone for Shape {
+    /// A plain copy of the axis sizes (SmallVec's generic `clone` goes element by element).
+    #[inline]
+    fn clone(&self) -> Self {
+        Shape(Dims::from_slice(&self.0))
+    }
+}
 
 impl Shape {
     /// A shape from its axis sizes.
@@ -51,7 +59,7 @@ impl Shape {
     /// Row-major (C order) strides for this shape, in elements.
     #[inline]
     pub fn contiguous_strides(&self) -> Dims {
-        let mut strides = self.0.clone();
+        let mut strides = Dims::from_slice(&self.0);
         let mut step = 1usize;
         for (stride, &size) in strides.iter_mut().zip(&self.0).rev() {
             *stride = step;
