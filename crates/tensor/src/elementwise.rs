@@ -14,6 +14,7 @@ use crate::error::{Result, or_panic};
 use crate::float::Float;
 use crate::layout::for_each_row;
 use crate::shape::Shape;
+use crate::storage::RECYCLED_MIN_LEN;
 use crate::tensor::Tensor;
 
 impl<T: Float> Tensor<T> {
@@ -26,11 +27,18 @@ impl<T: Float> Tensor<T> {
     /// ```
     pub fn map(&self, f: impl Fn(T) -> T) -> Tensor<T> {
         if let Some(source) = self.as_contiguous_slice() {
-            let data: Arc<[T]> = source.iter().map(|&x| f(x)).collect();
-            return Tensor::from_buffer(data, self.shape().clone());
+            if source.len() < RECYCLED_MIN_LEN {
+                let data: Arc<[T]> = source.iter().map(|&x| f(x)).collect();
+                return Tensor::from_buffer(data, self.shape().clone());
+            }
+            return Tensor::from_overwrite(self.shape().clone(), |out| {
+                for (o, &x) in out.iter_mut().zip(source) {
+                    *o = f(x);
+                }
+            });
         }
         let storage = self.storage();
-        Tensor::from_fill(self.shape().clone(), |out| {
+        Tensor::from_overwrite(self.shape().clone(), |out| {
             let mut next = 0;
             for_each_row(
                 self.dims(),
@@ -204,7 +212,7 @@ impl<T: Float> Tensor<T> {
         let [c, a, b] = layouts;
         let (c, a, b) = (c?, a?, b?);
         let (cs, as_, bs) = (condition.storage(), on_true.storage(), on_false.storage());
-        Ok(Tensor::from_fill(shape.clone(), |out| {
+        Ok(Tensor::from_overwrite(shape.clone(), |out| {
             let mut next = 0;
             for_each_row(
                 shape.dims(),
@@ -234,8 +242,15 @@ fn zip_kernel<T: Float>(
 ) -> Tensor<T> {
     if a.shape() == &shape && b.shape() == &shape {
         if let (Some(x), Some(y)) = (a.as_contiguous_slice(), b.as_contiguous_slice()) {
-            let data: Arc<[T]> = x.iter().zip(y).map(|(&x, &y)| f(x, y)).collect();
-            return Tensor::from_buffer(data, shape);
+            if x.len() < RECYCLED_MIN_LEN {
+                let data: Arc<[T]> = x.iter().zip(y).map(|(&x, &y)| f(x, y)).collect();
+                return Tensor::from_buffer(data, shape);
+            }
+            return Tensor::from_overwrite(shape, |out| {
+                for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
+                    *o = f(x, y);
+                }
+            });
         }
     }
     let la = a
@@ -247,7 +262,7 @@ fn zip_kernel<T: Float>(
         .broadcast_to("zip", &shape)
         .expect("shape is the broadcast of both");
     let (sa, sb) = (a.storage(), b.storage());
-    Tensor::from_fill(shape.clone(), |out| {
+    Tensor::from_overwrite(shape.clone(), |out| {
         let mut next = 0;
         for_each_row(
             shape.dims(),

@@ -8,6 +8,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, StandardUniform};
 
 use crate::gemm::{self, MatrixView};
+use crate::storage::BufferCache;
 
 /// The runtime name of an element type, for messages, `Display` and file formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -145,6 +146,11 @@ pub trait Float:
     /// A draw from the uniform distribution on [0, 1).
     fn sample_unit_uniform<R: Rng + ?Sized>(rng: &mut R) -> Self;
 
+    /// Runs `f` on this thread's cache of recycled buffers of this type (`None` while the
+    /// thread is shutting down). Not part of the public API.
+    #[doc(hidden)]
+    fn with_buffer_cache<R>(f: impl FnOnce(&mut BufferCache<Self>) -> R) -> Option<R>;
+
     /// C = alpha * A B + beta * C through matrixmultiply's kernel for this type.
     /// Not part of the public API: [`Tensor::matmul`](crate::Tensor::matmul) is.
     #[doc(hidden)]
@@ -237,6 +243,12 @@ macro_rules! impl_float {
             }
             fn sample_unit_uniform<R: Rng + ?Sized>(rng: &mut R) -> Self {
                 StandardUniform.sample(rng)
+            }
+            fn with_buffer_cache<R>(f: impl FnOnce(&mut BufferCache<Self>) -> R) -> Option<R> {
+                thread_local! {
+                    static CACHE: std::cell::RefCell<BufferCache<$t>> = std::cell::RefCell::new(BufferCache::default());
+                }
+                CACHE.try_with(|cache| f(&mut cache.borrow_mut())).ok()
             }
             fn gemm(
                 alpha: Self,

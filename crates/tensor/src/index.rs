@@ -134,7 +134,7 @@ impl<T: Float> Tensor<T> {
         let values = source.as_contiguous_slice().expect("contiguous");
         let (outer, length, inner) = split_at_axis(self.dims(), axis);
         let picked = index.dims()[axis];
-        Ok(Tensor::from_fill(index.shape.clone(), |out| {
+        Ok(Tensor::from_overwrite(index.shape.clone(), |out| {
             for o in 0..outer {
                 for j in 0..picked {
                     for i in 0..inner {
@@ -214,7 +214,7 @@ impl<T: Float> Tensor<T> {
         dims[axis] = indices.len();
         let source = self.contiguous();
         let values = source.as_contiguous_slice().expect("contiguous");
-        Ok(Tensor::from_fill(Shape::from(dims), |out| {
+        Ok(Tensor::from_overwrite(Shape::from(dims), |out| {
             let mut chunks = out.chunks_mut(inner.max(1));
             for o in 0..outer {
                 for &index in indices {
@@ -322,7 +322,7 @@ impl<T: Float> Tensor<T> {
         dims[axis] = total;
         let (outer, _, inner) = split_at_axis(first.dims(), axis);
         let sources: Vec<Tensor<T>> = tensors.iter().map(|t| t.contiguous()).collect();
-        Ok(Tensor::from_fill(Shape::from(dims), |out| {
+        Ok(Tensor::from_overwrite(Shape::from(dims), |out| {
             let mut next = 0;
             for o in 0..outer {
                 for source in &sources {

@@ -43,6 +43,7 @@ mod layout;
 mod matmul;
 mod reduce;
 mod shape;
+mod storage;
 mod tensor;
 
 pub use error::{Result, TensorError};
@@ -50,4 +51,5 @@ pub use float::{DType, Float};
 pub use index::Indices;
 pub use layout::Layout;
 pub use shape::{Dims, Shape};
+pub use storage::CACHE_LIMIT_BYTES;
 pub use tensor::Tensor;

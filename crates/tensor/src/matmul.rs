@@ -106,7 +106,7 @@ impl<T: Float> Tensor<T> {
         } else {
             Shape::from([m, n])
         };
-        Ok(Tensor::from_fill(out_shape, |out| {
+        Ok(Tensor::from_overwrite(out_shape, |out| {
             if m == 0 || n == 0 {
                 return;
             }

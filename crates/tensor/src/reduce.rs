@@ -58,7 +58,7 @@ fn reduce_kernel<T: Float>(
     let reduction_contiguous = reduced_rows
         .first()
         .is_some_and(|&(_, _, stride)| stride == 1);
-    Tensor::from_fill(out_shape, |out| {
+    Tensor::from_overwrite(out_shape, |out| {
         out.fill(init);
         if outputs_contiguous && !reduction_contiguous {
             // Reduction-major: one pass over the inputs per reduced position, vectorised across

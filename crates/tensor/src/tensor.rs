@@ -9,6 +9,7 @@ use crate::error::{Result, TensorError, or_panic};
 use crate::float::{DType, Float};
 use crate::layout::{Layout, for_each_row};
 use crate::shape::{Dims, Shape};
+use crate::storage;
 
 /// An n-dimensional array of `f32` or `f64`.
 ///
@@ -55,11 +56,18 @@ impl<T: Float> Tensor<T> {
         }
     }
 
-    /// A contiguous tensor whose buffer is filled in row-major order by `fill`.
+    /// A contiguous tensor whose zeroed buffer is filled in row-major order by `fill`.
     pub(crate) fn from_fill(shape: Shape, fill: impl FnOnce(&mut [T])) -> Self {
-        let mut data: Arc<[T]> = std::iter::repeat_n(T::ZERO, shape.numel()).collect();
-        let buffer = Arc::get_mut(&mut data).expect("a freshly collected buffer has one owner");
-        fill(buffer);
+        let mut data = storage::zeroed(shape.numel());
+        fill(Arc::get_mut(&mut data).expect("a new buffer has one owner"));
+        Tensor::from_buffer(data, shape)
+    }
+
+    /// Like [`from_fill`](Tensor::from_fill) for kernels that write **every** element: the
+    /// buffer may be a recycled one holding stale values (see `storage`).
+    pub(crate) fn from_overwrite(shape: Shape, fill: impl FnOnce(&mut [T])) -> Self {
+        let mut data = storage::for_overwrite(shape.numel());
+        fill(Arc::get_mut(&mut data).expect("a new buffer has one owner"));
         Tensor::from_buffer(data, shape)
     }
 
@@ -119,8 +127,7 @@ impl<T: Float> Tensor<T> {
     /// A tensor filled with `value`.
     pub fn full(shape: impl Into<Shape>, value: T) -> Self {
         let shape = shape.into();
-        let data: Arc<[T]> = std::iter::repeat_n(value, shape.numel()).collect();
-        Tensor::from_buffer(data, shape)
+        Tensor::from_buffer(storage::filled(shape.numel(), value), shape)
     }
 
     /// A tensor of zeros.
@@ -445,9 +452,9 @@ impl<T: Float> Tensor<T> {
     /// A row-major copy into a fresh buffer of exactly `numel` elements.
     pub(crate) fn contiguous_copy(&self) -> Tensor<T> {
         if let Some(slice) = self.as_contiguous_slice() {
-            return Tensor::from_buffer(Arc::from(slice), self.shape().clone());
+            return Tensor::from_overwrite(self.shape().clone(), |out| out.copy_from_slice(slice));
         }
-        Tensor::from_fill(self.shape().clone(), |out| {
+        Tensor::from_overwrite(self.shape().clone(), |out| {
             let mut next = 0;
             for_each_row(
                 self.dims(),
@@ -597,6 +604,14 @@ impl<T: Float> Tensor<T> {
     /// Fallible [`unsqueeze`](Tensor::unsqueeze).
     pub fn try_unsqueeze(&self, axis: usize) -> Result<Tensor<T>> {
         Ok(self.with_layout(self.layout.unsqueeze("unsqueeze", axis)?))
+    }
+}
+
+impl<T: Float> Drop for Tensor<T> {
+    /// A large buffer this tensor owns alone is recycled for the next one of its length (see
+    /// `storage`); everything else is freed as usual.
+    fn drop(&mut self) {
+        storage::recycle(&mut self.data);
     }
 }
 
