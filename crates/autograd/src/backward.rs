@@ -21,6 +21,8 @@ pub struct Gradients<'t, T: Float> {
     tape: &'t Tape<T>,
     /// Leaf node index and gradient, sorted by index.
     leaves: Vec<(u32, Tensor<T>)>,
+    /// Every node's gradient, when the backward pass was asked to retain them.
+    retained: Option<Vec<Option<Tensor<T>>>>,
 }
 
 impl<T: Float> std::fmt::Debug for Gradients<'_, T> {
@@ -63,6 +65,33 @@ impl<'t, T: Float> Gradients<'t, T> {
     /// True if no leaf received a gradient.
     pub fn is_empty(&self) -> bool {
         self.leaves.is_empty()
+    }
+
+    /// The gradient of any node, if the backward pass retained them all
+    /// ([`Var::try_backward_retaining_all`]); `None` otherwise or if no gradient reached it.
+    pub fn of_node(&self, var: Var<'t, T>) -> Option<&Tensor<T>> {
+        self.retained
+            .as_ref()?
+            .get(var.index())
+            .and_then(Option::as_ref)
+    }
+
+    /// The Euclidean norm of a node's retained gradient.
+    pub fn norm_of_node(&self, index: usize) -> Option<f64> {
+        let gradient = self.retained.as_ref()?.get(index)?.as_ref()?;
+        Some(
+            gradient
+                .to_vec()
+                .iter()
+                .map(|g| g.to_f64() * g.to_f64())
+                .sum::<f64>()
+                .sqrt(),
+        )
+    }
+
+    /// The retained gradient of the node at `index`, if any.
+    pub(crate) fn retained(&self, index: usize) -> Option<&Tensor<T>> {
+        self.retained.as_ref()?.get(index)?.as_ref()
     }
 
     /// The leaves with gradients, as (node index, gradient), by increasing index.
@@ -141,10 +170,35 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`backward_with`](Var::backward_with).
     pub fn try_backward_with(self, seed: Tensor<T>) -> Result<Gradients<'t, T>> {
         self.check_seed(seed.shape())?;
-        let leaves = sweep_tensors(self.tape, self.index as usize, seed)?;
+        let (leaves, retained) = sweep_tensors(self.tape, self.index as usize, seed, false)?;
         Ok(Gradients {
             tape: self.tape,
             leaves,
+            retained,
+        })
+    }
+
+    /// [`backward_with`](Var::backward_with) (or [`backward`](Var::backward) when `seed` is
+    /// `None`) that also keeps the gradient of **every** node, for inspection
+    /// ([`Gradients::of_node`], [`Tape::summary`](crate::Tape::summary),
+    /// [`Tape::to_dot`](crate::Tape::to_dot)). Costs one gradient buffer per node.
+    pub fn try_backward_retaining_all(self, seed: Option<Tensor<T>>) -> Result<Gradients<'t, T>> {
+        let seed = match seed {
+            Some(seed) => seed,
+            None => {
+                let shape = self.shape();
+                if shape.numel() != 1 {
+                    return Err(AutogradError::NonScalarOutput { shape });
+                }
+                Tensor::ones(shape)
+            }
+        };
+        self.check_seed(seed.shape())?;
+        let (leaves, retained) = sweep_tensors(self.tape, self.index as usize, seed, true)?;
+        Ok(Gradients {
+            tape: self.tape,
+            leaves,
+            retained,
         })
     }
 
@@ -256,19 +310,28 @@ impl<G> Slots<G> {
 }
 
 /// The plain sweep: rules evaluated on tensors; returns the leaves' gradients by index.
+/// Leaf gradients by index, and every node's gradient when `retain_all`.
+type SweepResult<T> = (Vec<(u32, Tensor<T>)>, Option<Vec<Option<Tensor<T>>>>);
+
 fn sweep_tensors<T: Float>(
     tape: &Tape<T>,
     root: usize,
     seed: Tensor<T>,
-) -> Result<Vec<(u32, Tensor<T>)>> {
+    retain_all: bool,
+) -> Result<SweepResult<T>> {
     let nodes = tape.nodes();
     let mut slots = Slots::new(root + 1);
     slots.add(root, seed, |_, seed| seed);
     let mut leaves = Vec::new();
+    let mut retained: Option<Vec<Option<Tensor<T>>>> = retain_all.then(|| vec![None; root + 1]);
     for index in (0..=root).rev() {
         let Some(grad) = slots.take(index) else {
             continue;
         };
+        if let Some(retained) = &mut retained {
+            // A shared handle: rules that would write into `grad` in place allocate instead.
+            retained[index] = Some(grad.clone());
+        }
         let node = &nodes[index];
         let Some(op) = node.op() else {
             if node.requires_grad() {
@@ -331,7 +394,7 @@ fn sweep_tensors<T: Float>(
         )?;
     }
     leaves.reverse();
-    Ok(leaves)
+    Ok((leaves, retained))
 }
 
 /// Anomaly mode's check at a `select` node, before its rule runs: a branch that needs a gradient

@@ -315,6 +315,12 @@ impl<T: Float> Tensor<T> {
         self.layout.is_contiguous()
     }
 
+    /// Number of elements in the underlying buffer, which views share (so it can exceed
+    /// [`numel`](Tensor::numel) for a slice, and be smaller for a broadcast).
+    pub fn storage_len(&self) -> usize {
+        self.data.len()
+    }
+
     /// True when both tensors view the same buffer (views never copy).
     pub fn shares_storage_with(&self, other: &Tensor<T>) -> bool {
         Arc::ptr_eq(&self.data, &other.data)
