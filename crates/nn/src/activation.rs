@@ -17,9 +17,20 @@ use crate::params::Context;
 /// let x = tape.leaf(Tensor::from_vec(vec![-2.0, 3.0], [2]).unwrap());
 /// assert_eq!(nn::leaky_relu(x, 0.1).value().to_vec(), vec![-0.2, 3.0]);
 /// ```
+#[track_caller]
 pub fn leaky_relu<'t, T: Float>(x: Var<'t, T>, slope: f64) -> Var<'t, T> {
+    crate::error::or_panic(try_leaky_relu(x, slope))
+}
+
+/// Fallible [`leaky_relu`] (fails only in anomaly mode).
+#[track_caller]
+pub fn try_leaky_relu<'t, T: Float>(x: Var<'t, T>, slope: f64) -> Result<Var<'t, T>> {
     let positive = x.value().greater(&Tensor::scalar(T::ZERO));
-    Var::select(&positive, x, x.mul_scalar(T::from_f64(slope)))
+    Ok(Var::try_select(
+        &positive,
+        x,
+        x.try_mul_scalar(T::from_f64(slope))?,
+    )?)
 }
 
 /// An element-wise (or, for the softmaxes, last-axis) activation as a layer.
@@ -46,17 +57,24 @@ pub enum Activation {
 
 impl Activation {
     /// The activation applied to `x`.
+    #[track_caller]
     pub fn apply<'t, T: Float>(self, x: Var<'t, T>) -> Var<'t, T> {
+        crate::error::or_panic(self.try_apply(x))
+    }
+
+    /// Fallible [`apply`](Activation::apply) (fails only in anomaly mode).
+    #[track_caller]
+    pub fn try_apply<'t, T: Float>(self, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let last = x.shape().rank().saturating_sub(1);
-        match self {
-            Activation::Relu => x.relu(),
-            Activation::LeakyRelu { slope } => leaky_relu(x, slope),
-            Activation::Tanh => x.tanh(),
-            Activation::Sigmoid => x.sigmoid(),
-            Activation::Softmax => x.softmax(last),
-            Activation::LogSoftmax => x.log_softmax(last),
+        Ok(match self {
+            Activation::Relu => x.try_relu()?,
+            Activation::LeakyRelu { slope } => try_leaky_relu(x, slope)?,
+            Activation::Tanh => x.try_tanh()?,
+            Activation::Sigmoid => x.try_sigmoid()?,
+            Activation::Softmax => x.try_softmax(last)?,
+            Activation::LogSoftmax => x.try_log_softmax(last)?,
             Activation::Identity => x,
-        }
+        })
     }
 }
 
@@ -89,7 +107,7 @@ impl<T: Float> Layer<T> for Activation {
         x: Var<'t, T>,
     ) -> Result<Var<'t, T>> {
         Layer::<T>::output_shape(self, &x.shape())?;
-        Ok(self.apply(x))
+        self.try_apply(x)
     }
 }
 

@@ -140,7 +140,11 @@ impl<T: Float> Layer<T> for BatchNorm1d {
                     .buffer(self.running_var)
                     .map(|v| T::ONE / (v + eps).sqrt()),
             );
-            return Ok((x - mean) * inverse_std * gamma + beta);
+            return Ok(x
+                .try_sub(mean)?
+                .try_mul(inverse_std)?
+                .try_mul(gamma)?
+                .try_add(beta)?);
         }
         let batch = shape.dims()[0];
         if batch < 2 {
@@ -148,11 +152,11 @@ impl<T: Float> Layer<T> for BatchNorm1d {
                 "training needs more than one sample per feature, got input {shape}"
             )));
         }
-        let mean = x.mean(&[0], true);
-        let centered = x - mean;
-        let variance = centered.square().mean(&[0], true);
-        let normalized = centered / (variance + eps).sqrt();
-        let output = normalized * gamma + beta;
+        let mean = x.try_mean(&[0], true)?;
+        let centered = x.try_sub(mean)?;
+        let variance = centered.try_mul(centered)?.try_mean(&[0], true)?;
+        let normalized = centered.try_div(variance.try_add_scalar(eps)?.try_sqrt()?)?;
+        let output = normalized.try_mul(gamma)?.try_add(beta)?;
 
         // Running statistics, off the tape, from the batch's values.
         let momentum = T::from_f64(self.momentum);

@@ -105,7 +105,8 @@ impl<T: Float> Layer<T> for Dense {
         x: Var<'t, T>,
     ) -> Result<Var<'t, T>> {
         Layer::<T>::output_shape(self, &x.shape())?;
-        Ok(x.matmul(context.param(self.weight)) + context.param(self.bias))
+        Ok(x.try_matmul(context.param(self.weight))?
+            .try_add(context.param(self.bias))?)
     }
 }
 

@@ -125,7 +125,7 @@ impl<T: Float> Layer<T> for Dropout {
         match context.mode() {
             Mode::Train { step } if self.keep < 1.0 => {
                 let mask = context.tape().constant(self.mask(&x.shape(), step));
-                Ok(x * mask)
+                Ok(x.try_mul(mask)?)
             }
             _ => Ok(x),
         }

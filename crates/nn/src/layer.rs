@@ -7,6 +7,7 @@ use tensor::{Float, Shape};
 
 use crate::error::{Result, or_panic};
 use crate::params::Context;
+use crate::stats::LayerStatistics;
 
 /// A building block of a model: a function of its input and its parameters, written with
 /// autograd ops so its gradient is derived by the tape.
@@ -149,7 +150,9 @@ impl<T: Float> Sequential<T> {
     }
 
     /// Runs the layers, calling `observe(layer, output)` after each: for per-layer statistics
-    /// (activation means, standard deviations, dead units) without changing the model.
+    /// (activation means, standard deviations, dead units) without changing the model. Each
+    /// layer's ops are recorded in a tape scope named after it, so anomaly reports and tape
+    /// summaries name the layer.
     pub fn try_forward_observed<'t>(
         &self,
         context: &mut Context<'t, '_, T>,
@@ -157,12 +160,25 @@ impl<T: Float> Sequential<T> {
         mut observe: impl FnMut(&dyn Layer<T>, Var<'t, T>),
     ) -> Result<Var<'t, T>> {
         self.output_shape(&x.shape())?;
+        let tape = context.tape();
         let mut h = x;
         for layer in &self.layers {
-            h = layer.try_forward(context, h)?;
+            h = tape.with_scope(layer.name(), || layer.try_forward(context, h))?;
             observe(layer.as_ref(), h);
         }
         Ok(h)
+    }
+
+    /// The forward pass, recording each layer's output statistics into `statistics`.
+    pub fn forward_with_statistics<'t>(
+        &self,
+        context: &mut Context<'t, '_, T>,
+        x: Var<'t, T>,
+        statistics: &mut LayerStatistics,
+    ) -> Result<Var<'t, T>> {
+        self.try_forward_observed(context, x, |layer, output| {
+            statistics.record_activation(layer.name(), &output.value())
+        })
     }
 }
 

@@ -11,6 +11,7 @@
 //! | training | [`optim`]: SGD (momentum, Nesterov, dampening, coupled decay), Adam, AdamW, schedules |
 //! | data | [`Dataset`], [`Standardizer`], [`load_csv`] |
 //! | files | [`save_safetensors`], [`load_safetensors`] |
+//! | diagnostics | [`LayerStatistics`]: per-layer activation statistics, gradient norms, update ratios |
 //!
 //! Every convention (row-major batches, keep vs drop probability, batch-norm momentum and
 //! variance, init variances, optimizer formulas) is listed next to PyTorch's in
@@ -62,10 +63,11 @@ mod loss;
 pub mod optim;
 mod params;
 mod penalty;
+mod stats;
 #[cfg(test)]
 mod test_support;
 
-pub use activation::{Activation, leaky_relu};
+pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;
 pub use data::{Batches, CsvOptions, Dataset, Standardizer, load_csv, parse_csv};
 pub use dense::Dense;
@@ -80,3 +82,4 @@ pub use loss::{
 };
 pub use params::{Context, Mode, ParamGradients, ParamId, ParamStore, Role};
 pub use penalty::{l1_penalty, l2_penalty};
+pub use stats::{ActivationStatistics, LayerRow, LayerStatistics};

@@ -133,3 +133,31 @@ fn evaluation_is_deterministic_and_uses_running_statistics() {
         &[1, 3]
     );
 }
+
+#[test]
+fn anomaly_reports_name_the_layer_of_the_offending_op() {
+    use autograd::{AnomalyMode, AutogradError};
+    let mut store = ParamStore::<f32>::new();
+    let mut rng = StdRng::seed_from_u64(0);
+    let model = Sequential::new()
+        .with(Dense::new(&mut store, "hidden1", 2, 2, Init::Constant(1e30), &mut rng).unwrap())
+        .with(Activation::Tanh);
+    let tape = Tape::new();
+    tape.enable_anomaly_mode(AnomalyMode::ALL);
+    let mut context = Context::new(&tape, &mut store, Mode::Eval);
+    let x = tape.constant(Tensor::full([1, 2], 1e30));
+    let error = model.try_forward(&mut context, x).unwrap_err();
+    let nn::NnError::Autograd(AutogradError::Anomaly(report)) = error else {
+        panic!("expected an anomaly, got {error}")
+    };
+    assert_eq!(report.op, "matmul");
+    assert_eq!(report.layer.as_deref(), Some("hidden1"));
+    assert!(
+        report
+            .location
+            .as_deref()
+            .unwrap()
+            .contains("crates/nn/src/dense.rs"),
+        "{report}"
+    );
+}
