@@ -8,6 +8,7 @@
 //!
 //! Results (the summary tables) go to standard output and are the same on every run; progress
 //! lines, with timings, go to standard error.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,17 +22,19 @@ Runs the worked examples of the chapter (all of them when no NAME is given) and 
 SVG plots to DIR (default: out/ at the repository root).
 
   NAME       overfitting | regularization | initialization | standardization | batch_norm | custom_layer
-  --quick    smaller networks and fewer epochs (seconds instead of about a minute)
+  --quick    smaller networks and fewer epochs (a few seconds instead of about 25)
   --out DIR  where the plots go
-  --quiet    no progress lines on standard error";
+  --quiet    nothing on standard error (no progress lines, no timings)";
 
-/// The parsed command line.
-struct Arguments {
-    names: Vec<String>,
-    config: Config,
+/// What the command line asks for.
+enum Command {
+    /// Print the usage.
+    Help,
+    /// Run these examples with this configuration.
+    Run { names: Vec<String>, config: Config },
 }
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Arguments, String> {
+fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut names = Vec::new();
     let mut size = Size::Full;
     let mut out_dir = default_out_dir();
@@ -42,7 +45,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Arguments, String> {
             "--quick" => size = Size::Quick,
             "--quiet" => progress = false,
             "--out" => out_dir = PathBuf::from(args.next().ok_or("--out needs a folder")?),
-            "-h" | "--help" => return Err(USAGE.to_string()),
+            "-h" | "--help" => return Ok(Command::Help),
             name if EXAMPLES.contains(&name) => names.push(name.to_string()),
             other => return Err(format!("unknown argument '{other}'\n\n{USAGE}")),
         }
@@ -51,48 +54,66 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Arguments, String> {
         names = EXAMPLES.iter().map(|n| n.to_string()).collect();
     }
     let config = Config::new(size, out_dir).with_progress(progress);
-    Ok(Arguments { names, config })
+    Ok(Command::Run { names, config })
 }
 
 /// `out/` at the repository root (the parent of this package), whatever the working directory.
 fn default_out_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("out")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("out")
 }
 
 fn main() -> ExitCode {
-    let arguments = match parse(std::env::args().skip(1)) {
-        Ok(arguments) => arguments,
+    match parse(std::env::args().skip(1)) {
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Run { names, config }) => match run_all(&names, &config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("{message}");
+                ExitCode::FAILURE
+            }
+        },
         Err(message) => {
             eprintln!("{message}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the examples in order: their tables to standard output, then the list of plots.
+fn run_all(names: &[String], config: &Config) -> Result<(), String> {
+    // Timings go to standard error only, so that standard output is the same on every run.
+    let note = |text: String| {
+        if config.progress {
+            eprintln!("{text}");
         }
     };
     let started = Instant::now();
     let mut plots = Vec::new();
-    for name in &arguments.names {
+    for name in names {
         let example_started = Instant::now();
-        eprintln!("== {name}");
-        match run_example(name, &arguments.config) {
-            Ok(outcome) => {
-                println!("{}", outcome.text);
-                plots.extend(outcome.plots);
-                eprintln!(
-                    "   {name} took {:.1} s",
-                    example_started.elapsed().as_secs_f64()
-                );
-            }
-            Err(error) => {
-                eprintln!("{name} failed: {error}");
-                return ExitCode::FAILURE;
-            }
+        note(format!("== {name}"));
+        let outcome = run_example(name, config).map_err(|e| format!("{name} failed: {e}"))?;
+        println!("{}", outcome.text);
+        plots.extend(outcome.plots);
+        let seconds = example_started.elapsed().as_secs_f64();
+        note(format!("   {name} took {seconds:.1} s"));
+    }
+    if !plots.is_empty() {
+        println!("Plots written:");
+        for plot in &plots {
+            println!("  {}", display_path(plot));
         }
     }
-    println!("Plots written:");
-    for plot in &plots {
-        println!("  {}", display_path(plot));
-    }
-    eprintln!("All done in {:.1} s.", started.elapsed().as_secs_f64());
-    ExitCode::SUCCESS
+    note(format!(
+        "All done in {:.1} s.",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }
 
 /// The path without the `examples/..` detour of the default output folder.

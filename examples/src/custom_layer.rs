@@ -1,0 +1,284 @@
+//! Writing your own layer, two ways, and checking its gradient.
+//!
+//! 1. [`Swish`], `y = x * sigmoid(beta * x)` with a learnable `beta` per unit, written with
+//!    tape ops and implementing [`nn::Layer`]: its gradient is derived by the tape, nothing to
+//!    write by hand.
+//! 2. [`Softsign`], `y = x / (1 + |x|)`, written as an [`autograd::CustomOp`] with its own
+//!    backward rule `dy/dx = 1 / (1 + |x|)^2`, and recorded with `tape.custom_op`; wrapped in
+//!    [`SoftsignLayer`] it stacks with the library's layers.
+//!
+//! Both are checked by [`autograd::gradcheck::gradcheck`] in f64 against central finite
+//! differences, alone and inside a small network. A third op, [`BrokenSoftsign`], has a
+//! deliberately wrong rule (it forgets the square), to show what a failed check reports.
+
+use std::fmt;
+
+use autograd::gradcheck::{GradcheckError, GradcheckOptions, Report, gradcheck};
+use autograd::{AutogradError, CustomOp, Var};
+use nn::{Context, Dense, Init, Layer, Mode, NnError, ParamId, ParamStore, Role, Sequential};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tensor::{Float, Shape, Tensor};
+
+use crate::{Config, Result};
+
+/// `y = x * sigmoid(beta * x)`, one learnable `beta` per unit (Ramachandran et al.'s Swish;
+/// beta = 1 is SiLU). Built from tape ops only.
+#[derive(Clone, Debug)]
+pub struct Swish {
+    name: String,
+    beta: ParamId,
+    units: usize,
+}
+
+impl Swish {
+    /// A Swish layer over `units` units with every beta starting at 1; its parameter is
+    /// `{name}.beta`.
+    pub fn new<T: Float>(store: &mut ParamStore<T>, name: &str, units: usize) -> nn::Result<Self> {
+        // Role::Scale: trainable, and (unlike Role::Weight) not penalised by l2_penalty.
+        let beta = store.add(format!("{name}.beta"), Role::Scale, Tensor::ones([units]))?;
+        Ok(Swish {
+            name: name.to_string(),
+            beta,
+            units,
+        })
+    }
+
+    /// The id of beta in the store.
+    pub fn beta(&self) -> ParamId {
+        self.beta
+    }
+}
+
+impl<T: Float> Layer<T> for Swish {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn output_shape(&self, input: &Shape) -> nn::Result<Shape> {
+        match input.dims() {
+            [_, units] if *units == self.units => Ok(input.clone()),
+            _ => Err(NnError::Shape {
+                op: format!("Swish '{}'", self.name),
+                message: format!("expected input [batch, {}], got {input}", self.units),
+            }),
+        }
+    }
+
+    fn try_forward<'t>(
+        &self,
+        context: &mut Context<'t, '_, T>,
+        x: Var<'t, T>,
+    ) -> nn::Result<Var<'t, T>> {
+        Layer::<T>::output_shape(self, &x.shape())?;
+        // beta has shape [units] and broadcasts over the batch rows.
+        let beta = context.param(self.beta);
+        Ok(x * (x * beta).sigmoid())
+    }
+}
+
+/// `softsign(x) = x / (1 + |x|)`, a custom op with a hand-written backward rule.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Softsign;
+
+impl<T: Float> CustomOp<T> for Softsign {
+    fn name(&self) -> &str {
+        "softsign"
+    }
+
+    fn forward(&self, inputs: &[&Tensor<T>]) -> std::result::Result<Tensor<T>, AutogradError> {
+        Ok(inputs[0].map(|x| x / (T::ONE + x.abs())))
+    }
+
+    /// d softsign / dx = 1 / (1 + |x|)^2, times the incoming gradient.
+    fn backward(
+        &self,
+        grad_output: &Tensor<T>,
+        inputs: &[&Tensor<T>],
+        _output: &Tensor<T>,
+    ) -> Vec<Option<Tensor<T>>> {
+        let local = inputs[0].map(|x| T::ONE / ((T::ONE + x.abs()) * (T::ONE + x.abs())));
+        vec![Some(grad_output.zip_map(
+            &local,
+            "softsign backward",
+            |g, d| g * d,
+        ))]
+    }
+}
+
+/// Softsign with a wrong rule, `1 / (1 + |x|)` (the square forgotten): gradcheck must catch it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BrokenSoftsign;
+
+impl<T: Float> CustomOp<T> for BrokenSoftsign {
+    fn name(&self) -> &str {
+        "broken softsign"
+    }
+
+    fn forward(&self, inputs: &[&Tensor<T>]) -> std::result::Result<Tensor<T>, AutogradError> {
+        CustomOp::<T>::forward(&Softsign, inputs)
+    }
+
+    fn backward(
+        &self,
+        grad_output: &Tensor<T>,
+        inputs: &[&Tensor<T>],
+        _output: &Tensor<T>,
+    ) -> Vec<Option<Tensor<T>>> {
+        let wrong = inputs[0].map(|x| T::ONE / (T::ONE + x.abs()));
+        vec![Some(grad_output.zip_map(
+            &wrong,
+            "broken backward",
+            |g, d| g * d,
+        ))]
+    }
+}
+
+/// The [`Softsign`] custom op as a layer, so it stacks in a [`Sequential`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SoftsignLayer;
+
+impl<T: Float> Layer<T> for SoftsignLayer {
+    fn name(&self) -> &str {
+        "softsign"
+    }
+
+    fn output_shape(&self, input: &Shape) -> nn::Result<Shape> {
+        Ok(input.clone())
+    }
+
+    fn try_forward<'t>(
+        &self,
+        context: &mut Context<'t, '_, T>,
+        x: Var<'t, T>,
+    ) -> nn::Result<Var<'t, T>> {
+        Ok(context.tape().try_custom_op(Softsign, &[x])?)
+    }
+}
+
+/// The three checks and the failure.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Swish, with respect to its input and beta.
+    pub swish: Report,
+    /// The softsign custom op, with respect to its input.
+    pub softsign: Report,
+    /// Dense -> Swish -> Dense -> softsign, with respect to the input and every parameter.
+    pub network: Report,
+    /// What gradcheck said about the broken rule (it must fail).
+    pub broken: std::result::Result<Report, GradcheckError>,
+}
+
+/// Random f64 values of a shape, from a seeded generator.
+fn sample(shape: &[usize], seed: u64) -> Tensor<f64> {
+    Tensor::random_normal(shape, 0.0, 1.0, &mut StdRng::seed_from_u64(seed))
+        .expect("finite mean and std")
+}
+
+/// The tolerances used: 1e-6 absolute and relative (see `GradcheckOptions::strict`).
+fn options(label: &str) -> GradcheckOptions {
+    GradcheckOptions::strict(label)
+}
+
+/// Gradchecks a layer whose parameters live in `store`, with respect to its input (the first
+/// tensor) and every trainable parameter (the rest), in training mode.
+fn check_layer(
+    layer: &(impl Layer<f64> + ?Sized),
+    store: &ParamStore<f64>,
+    input: Tensor<f64>,
+    label: &str,
+) -> std::result::Result<Report, GradcheckError> {
+    let mut inputs = vec![input];
+    inputs.extend(store.trainable().map(|id| store.value(id).clone()));
+    gradcheck(
+        |v| {
+            // Each evaluation gets its own copy of the store, bound to the Vars under check.
+            let mut store = store.clone();
+            let mut context =
+                Context::with_vars(v[0].tape(), &mut store, &v[1..], Mode::Train { step: 0 })
+                    .expect("one Var per trainable parameter");
+            layer.forward(&mut context, v[0])
+        },
+        &inputs,
+        &options(label),
+    )
+}
+
+/// Runs the three gradient checks and the broken one.
+pub fn run(_config: &Config) -> Result<Summary> {
+    // Swish alone, with betas away from 1 so that beta's gradient is not special.
+    let mut store = ParamStore::<f64>::new();
+    let swish = Swish::new(&mut store, "swish", 3)?;
+    store.set_value(swish.beta(), sample(&[3], 1).map(|b| 1.0 + 0.5 * b));
+    let swish_report = check_layer(&swish, &store, sample(&[4, 3], 2), "swish")?;
+
+    // The custom op alone.
+    let softsign_report = gradcheck(
+        |v| v[0].tape().custom_op(Softsign, &[v[0]]),
+        &[sample(&[4, 3], 3)],
+        &options("softsign"),
+    )?;
+
+    // Both inside a network, next to the library's Dense layers.
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut store = ParamStore::<f64>::new();
+    let network = Sequential::new()
+        .with(Dense::new(
+            &mut store,
+            "hidden",
+            5,
+            4,
+            Init::XavierNormal,
+            &mut rng,
+        )?)
+        .with(Swish::new(&mut store, "swish", 4)?)
+        .with(Dense::new(
+            &mut store,
+            "output",
+            4,
+            2,
+            Init::XavierNormal,
+            &mut rng,
+        )?)
+        .with(SoftsignLayer);
+    let network_report = check_layer(&network, &store, sample(&[3, 5], 5), "network")?;
+
+    let broken = gradcheck(
+        |v| v[0].tape().custom_op(BrokenSoftsign, &[v[0]]),
+        &[sample(&[4, 3], 3)],
+        &options("broken softsign"),
+    );
+    Ok(Summary {
+        swish: swish_report,
+        softsign: softsign_report,
+        network: network_report,
+        broken,
+    })
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Custom layers, gradient-checked in f64 (central differences, tolerance 1e-6 absolute and relative)"
+        )?;
+        writeln!(f, "  Swish layer (tape ops), w.r.t. x and beta:")?;
+        writeln!(f, "    {}", self.swish)?;
+        writeln!(f, "  softsign custom op (own backward rule), w.r.t. x:")?;
+        writeln!(f, "    {}", self.softsign)?;
+        writeln!(
+            f,
+            "  Dense -> Swish -> Dense -> softsign, w.r.t. x and all {} parameters:",
+            self.network.inputs - 1
+        )?;
+        writeln!(f, "    {}", self.network)?;
+        writeln!(
+            f,
+            "  softsign with a wrong rule (1 / (1 + |x|), square forgotten):"
+        )?;
+        match &self.broken {
+            Ok(report) => writeln!(f, "    unexpectedly passed: {report}"),
+            Err(error) => writeln!(f, "    {error}"),
+        }
+    }
+}

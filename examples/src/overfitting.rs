@@ -1,0 +1,217 @@
+//! Chapter section 1, overfitting: a deep, wide network trained long on a small part of the
+//! digits drives its training loss towards zero while its test loss, after an early minimum,
+//! goes up again. It is fitting the peculiarities of its few training samples.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use nn::{Activation, Init};
+
+use crate::data::{Split, digits_split, with_label_noise};
+use crate::model::MlpSpec;
+use crate::plot::{Chart, Legend, Series, write_svg};
+use crate::report::{Table, epochs_to_show, number, percent};
+use crate::train::{EpochRecord, History, Objective, Progress, TrainSpec, train};
+use crate::{Config, Result, Size};
+
+/// The sizes of the run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// Training samples (the other digits are the test set).
+    pub train_count: usize,
+    /// Fraction of the training labels replaced by a wrong class (the test labels stay clean).
+    pub label_noise: f64,
+    /// Units per hidden layer.
+    pub width: usize,
+    /// Hidden layers.
+    pub depth: usize,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Seeds the split, the weights and the batch order.
+    pub seed: u64,
+}
+
+impl Settings {
+    /// The settings for a run size.
+    pub fn for_size(size: Size) -> Self {
+        match size {
+            Size::Full => Settings {
+                train_count: 200,
+                label_noise: 0.2,
+                width: 256,
+                depth: 3,
+                epochs: 300,
+                seed: 1,
+            },
+            Size::Quick => Settings {
+                train_count: 150,
+                label_noise: 0.2,
+                width: 128,
+                depth: 3,
+                epochs: 150,
+                seed: 1,
+            },
+        }
+    }
+
+    /// The digits, split and standardized, with label noise in the training set.
+    pub fn data(&self, config: &Config) -> Result<Split> {
+        let mut split = digits_split(&config.data_dir, self.train_count, self.seed)?;
+        // Its own seed, so that which labels are corrupted is independent of the split.
+        let noise_seed = self.seed.wrapping_add(1000);
+        split.train = with_label_noise(&split.train, self.label_noise, noise_seed)?;
+        Ok(split)
+    }
+
+    /// The network: ReLU hidden layers with He initialization, 10 class logits.
+    pub fn network(&self) -> MlpSpec {
+        MlpSpec::uniform(
+            64,
+            self.width,
+            self.depth,
+            10,
+            Activation::Relu,
+            Init::HeNormal,
+        )
+    }
+
+    /// The training: plain mini-batch SGD (no momentum), no regularization.
+    pub fn training(&self) -> TrainSpec {
+        TrainSpec {
+            epochs: self.epochs,
+            batch_size: 25,
+            learning_rate: 0.05,
+            momentum: 0.0,
+            l2: 0.0,
+            objective: Objective::Classes,
+            seed: self.seed,
+        }
+    }
+}
+
+/// What happened.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The sizes used.
+    pub settings: Settings,
+    /// Every epoch.
+    pub history: History,
+    /// The plot files written.
+    pub plots: Vec<PathBuf>,
+}
+
+impl Summary {
+    /// The epoch with the lowest test loss.
+    pub fn best(&self) -> &EpochRecord {
+        self.history.best_test_epoch().expect("at least one epoch")
+    }
+
+    /// The last epoch.
+    pub fn last(&self) -> &EpochRecord {
+        self.history.last().expect("at least one epoch")
+    }
+}
+
+/// Trains the network and plots its training and test loss per epoch.
+pub fn run(config: &Config) -> Result<Summary> {
+    let settings = Settings::for_size(config.size);
+    let split = settings.data(config)?;
+    let mut model = settings.network().build(settings.seed)?;
+    let training = settings.training();
+    let progress = Progress::new("overfitting", config.progress, training.epochs, 15);
+    let history = train(&mut model, &split, &training, &progress)?;
+    if let Some(epoch) = history.diverged_at {
+        return Err(format!("overfitting: training diverged in epoch {epoch}").into());
+    }
+    let plots = vec![plot(config, &history)?];
+    Ok(Summary {
+        settings,
+        history,
+        plots,
+    })
+}
+
+fn plot(config: &Config, history: &History) -> Result<PathBuf> {
+    let path = config.output_file("overfitting.svg")?;
+    let best = history.best_test_epoch().expect("at least one epoch");
+    let lowest = Series::point(
+        format!("lowest test loss (epoch {})", best.epoch),
+        (best.epoch as f64, best.test.loss),
+        6,
+    );
+    let loss = Chart::new("Cross-entropy per epoch", "epoch", "loss")
+        .with(Series::new("train", history.points(|r| r.train.loss), 0).dashed())
+        .with(Series::new("test", history.points(|r| r.test.loss), 1))
+        .with(lowest.clone());
+    // The test curve from its minimum on, on its own scale, so that its rise is plain to see.
+    let after_minimum: Vec<(f64, f64)> = history
+        .points(|r| r.test.loss)
+        .into_iter()
+        .filter(|&(epoch, _)| epoch >= best.epoch as f64)
+        .collect();
+    let test = Chart::new("Test loss from its minimum on", "epoch", "test loss")
+        .legend(Legend::LowerRight)
+        .with(Series::new("test", after_minimum, 1))
+        .with(lowest);
+    let accuracy = Chart::new("Accuracy per epoch", "epoch", "accuracy (%)")
+        .legend(Legend::LowerRight)
+        .with(Series::new("train", history.points(|r| 100.0 * r.train.accuracy), 0).dashed())
+        .with(Series::new(
+            "test",
+            history.points(|r| 100.0 * r.test.accuracy),
+            1,
+        ));
+    write_svg(&path, &[loss, test, accuracy])?;
+    Ok(path)
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        writeln!(
+            f,
+            "Overfitting: {}x{} ReLU network, {} training digits ({:.0}% of their labels wrong), {} clean test digits, {} epochs",
+            s.depth,
+            s.width,
+            s.train_count,
+            100.0 * s.label_noise,
+            1797 - s.train_count,
+            s.epochs
+        )?;
+        let mut table = Table::new(&["epoch", "train loss", "test loss", "train acc", "test acc"]);
+        let best = self.best().epoch;
+        let shown = epochs_to_show(s.epochs, &[best]);
+        for record in self
+            .history
+            .epochs
+            .iter()
+            .filter(|r| shown.contains(&r.epoch))
+        {
+            let mark = if record.epoch == best {
+                " (lowest test loss)"
+            } else {
+                ""
+            };
+            table.row(vec![
+                format!("{}{mark}", record.epoch),
+                number(Some(record.train.loss), 4),
+                number(Some(record.test.loss), 4),
+                percent(record.train.accuracy),
+                percent(record.test.accuracy),
+            ]);
+        }
+        write!(f, "{table}")?;
+        let (best, last) = (self.best(), self.last());
+        writeln!(
+            f,
+            "  From epoch {} to {}, train loss fell {:.4} -> {:.4} while test loss rose {:.4} -> {:.4} ({:+.0}%).",
+            best.epoch,
+            last.epoch,
+            best.train.loss,
+            last.train.loss,
+            best.test.loss,
+            last.test.loss,
+            100.0 * (last.test.loss / best.test.loss - 1.0)
+        )
+    }
+}
