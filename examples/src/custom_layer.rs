@@ -10,11 +10,17 @@
 //! Both are checked by [`autograd::gradcheck::gradcheck`] in f64 against central finite
 //! differences, alone and inside a small network. A third op, [`BrokenSoftsign`], has a
 //! deliberately wrong rule (it forgets the square), to show what a failed check reports.
+//!
+//! Last, one forward and backward pass of the network is recorded with provenance tracking and
+//! every node's gradient kept, and the tape is shown two ways: the summary table (op, shape,
+//! bytes held, gradient norm, layer and source line of each node) and a Graphviz file with each
+//! node's value and gradient (`custom_layer_tape.dot`; render it with `dot -Tsvg`).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use autograd::gradcheck::{GradcheckError, GradcheckOptions, Report, gradcheck};
-use autograd::{AutogradError, CustomOp, Var};
+use autograd::{AutogradError, CustomOp, Tape, Var};
 use nn::{Context, Dense, Init, Layer, Mode, NnError, ParamId, ParamStore, Role, Sequential};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -167,6 +173,10 @@ pub struct Summary {
     pub network: Report,
     /// What gradcheck said about the broken rule (it must fail).
     pub broken: std::result::Result<Report, GradcheckError>,
+    /// The network's tape after one forward and backward pass, as a table.
+    pub tape: String,
+    /// The same tape as a Graphviz file.
+    pub graph: PathBuf,
 }
 
 /// Random f64 values of a shape, from a seeded generator.
@@ -204,8 +214,29 @@ fn check_layer(
     )
 }
 
-/// Runs the three gradient checks and the broken one.
-pub fn run(_config: &Config) -> Result<Summary> {
+/// One forward and backward pass of `network` on a small batch, with provenance tracked and
+/// every node's gradient kept; returns the tape's summary table and writes its Graphviz graph.
+fn inspect(
+    network: &Sequential<f64>,
+    store: &ParamStore<f64>,
+    config: &Config,
+) -> Result<(String, PathBuf)> {
+    let mut store = store.clone();
+    let tape = Tape::new();
+    tape.track_provenance(true);
+    let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+    let x = tape.constant(sample(&[2, 5], 6));
+    let loss = network
+        .try_forward(&mut context, x)?
+        .try_mean(&[0, 1], false)?;
+    let gradients = loss.try_backward_retaining_all(None)?;
+    let graph = config.output_file("custom_layer_tape.dot")?;
+    std::fs::write(&graph, tape.to_dot(Some(&gradients)))?;
+    Ok((tape.summary(Some(&gradients)).to_string(), graph))
+}
+
+/// Runs the three gradient checks and the broken one, then shows the network's tape.
+pub fn run(config: &Config) -> Result<Summary> {
     // Swish alone, with betas away from 1 so that beta's gradient is not special.
     let mut store = ParamStore::<f64>::new();
     let swish = Swish::new(&mut store, "swish", 3)?;
@@ -248,11 +279,14 @@ pub fn run(_config: &Config) -> Result<Summary> {
         &[sample(&[4, 3], 3)],
         &options("broken softsign"),
     );
+    let (tape, graph) = inspect(&network, &store, config)?;
     Ok(Summary {
         swish: swish_report,
         softsign: softsign_report,
         network: network_report,
         broken,
+        tape,
+        graph,
     })
 }
 
@@ -277,8 +311,14 @@ impl fmt::Display for Summary {
             "  softsign with a wrong rule (1 / (1 + |x|), square forgotten):"
         )?;
         match &self.broken {
-            Ok(report) => writeln!(f, "    unexpectedly passed: {report}"),
-            Err(error) => writeln!(f, "    {error}"),
+            Ok(report) => writeln!(f, "    unexpectedly passed: {report}")?,
+            Err(error) => writeln!(f, "    {error}")?,
         }
+        writeln!(
+            f,
+            "\nThe network's tape after one forward and backward pass (graph: {}):",
+            self.graph.display()
+        )?;
+        writeln!(f, "{}", self.tape)
     }
 }

@@ -14,10 +14,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 use autograd::Tape;
-use nn::{Activation, Context, Init, Mode};
+use nn::{Activation, Context, Init, LayerStatistics, Mode};
 
 use crate::data::{Split, digits_split};
-use crate::model::{Mlp, MlpSpec, squared_norm};
+use crate::model::{Mlp, MlpSpec};
 use crate::plot::{Chart, Legend, Series, write_svg, write_svg_grid};
 use crate::report::{Table, number, percent, scientific};
 use crate::train::{History, Objective, Progress, TrainSpec, train};
@@ -145,6 +145,8 @@ pub struct Case {
     pub scheme: Scheme,
     /// Every hidden layer at the first step.
     pub layers: Vec<LayerStats>,
+    /// The library's per-layer statistics of the first step (every layer, as a printable table).
+    pub first_step: LayerStatistics,
     /// The training that followed.
     pub history: History,
 }
@@ -237,7 +239,7 @@ fn run_case(
     let first_batch = split
         .train
         .select(&(0..settings.batch_size).collect::<Vec<_>>());
-    let layers = first_step_statistics(&mut model, &first_batch, activation)?;
+    let (layers, first_step) = first_step_statistics(&mut model, &first_batch, activation)?;
     let label = format!("{}, {scheme}", activation_name(activation));
     let progress = Progress::new(label, config.progress, settings.epochs, 1);
     let history = train(&mut model, split, &settings.training(), &progress)?;
@@ -245,66 +247,76 @@ fn run_case(
         activation,
         scheme,
         layers,
+        first_step,
         history,
     })
 }
 
 /// One forward and backward pass on `batch` with the initial weights — the computation of a
-/// first training step — observing each hidden activation on the way forward and each weight
-/// gradient on the way back. Nothing is updated.
+/// first training step — recorded by the library's per-layer statistics: each layer's output on
+/// the way forward, each layer's weight gradient on the way back. Nothing is updated.
 fn first_step_statistics(
     model: &mut Mlp,
     batch: &nn::Dataset<f32>,
     activation: Activation,
-) -> Result<Vec<LayerStats>> {
+) -> Result<(Vec<LayerStats>, LayerStatistics)> {
     let tape = Tape::new();
     let mut context = Context::new(&tape, &mut model.store, Mode::Train { step: 0 });
     let x = tape.constant(batch.features().clone());
-    let mut activations = Vec::new();
+    let name = activation_name(activation);
+    let mut statistics = LayerStatistics::new();
+    let mut saturated = Vec::new();
     let logits = model
         .network
         .try_forward_observed(&mut context, x, |layer, output| {
-            // The activation layers' outputs are the a[l] of the chapter.
-            if layer.name() == activation_name(activation) {
-                activations.push(output.value().to_vec());
+            let value = output.value();
+            statistics.record_activation(layer.name(), &value);
+            // The activation layers' outputs are the a[l] of the chapter; |a| > 0.99 is a
+            // saturated tanh unit, whose derivative 1 - a^2 is below 0.02.
+            if layer.name() == name {
+                let values = value.to_vec();
+                saturated.push(
+                    values.iter().filter(|a| a.abs() > 0.99).count() as f64 / values.len() as f64,
+                );
             }
         })?;
     let loss = nn::try_cross_entropy(logits, batch.labels())?;
     let gradients = context.gradients(&loss.try_backward()?);
-    // Hidden layer l's activation follows dense layer l; the output layer, the last dense
-    // layer, has no activation, and `zip` stops before it.
-    let stats = activations
+    statistics.record_gradients(context.store(), &gradients);
+    // Hidden layer l is the dense layer `hidden{l}` followed by the activation, whose rows the
+    // statistics name `tanh`, `tanh#2`, ... in order.
+    let row = |layer: &str| {
+        statistics
+            .rows()
+            .iter()
+            .find(|r| r.layer == layer)
+            .expect("every layer is recorded")
+    };
+    let layers = saturated
         .iter()
-        .zip(&model.dense_layers)
         .enumerate()
-        .map(|(i, (values, dense))| {
-            let gradient = gradients
-                .get(dense.weight())
-                .expect("weights are trainable");
-            let (mean, std) = mean_and_std(values);
+        .map(|(i, &saturated)| {
+            let l = i + 1;
+            let activation_row = if l == 1 {
+                name.to_string()
+            } else {
+                format!("{name}#{l}")
+            };
+            let a = row(&activation_row)
+                .activation
+                .expect("recorded on the way forward");
             LayerStats {
-                layer: i + 1,
-                mean,
-                std,
-                saturated: values.iter().filter(|a| a.abs() > 0.99).count() as f64
-                    / values.len() as f64,
-                gradient_norm: squared_norm(&gradient.to_vec()).sqrt(),
+                layer: l,
+                mean: a.mean,
+                std: a.std,
+                saturated,
+                gradient_norm: row(&format!("hidden{l}"))
+                    .weight_gradient_norm
+                    .expect("recorded on the way back"),
             }
         })
         .collect();
-    Ok(stats)
-}
-
-/// Mean and (population) standard deviation, accumulated in f64.
-fn mean_and_std(values: &[f32]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let variance = values
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    (mean, variance.sqrt())
+    Ok((layers, statistics))
 }
 
 fn plot(config: &Config, summary: &Summary) -> Result<Vec<PathBuf>> {
@@ -397,6 +409,17 @@ impl fmt::Display for Summary {
         )?;
         for activation in [Activation::Tanh, Activation::Relu] {
             self.layer_table(f, activation)?;
+        }
+        // The library's own per-layer table (nn::LayerStatistics) for the two tanh networks that
+        // differ most: the signal dying out, and the signal kept.
+        for scheme in [Scheme::TooSmall, Scheme::Xavier] {
+            let case = self.case(Activation::Tanh, scheme);
+            writeln!(
+                f,
+                "First step of {}, per layer (nn::LayerStatistics):",
+                case.label()
+            )?;
+            writeln!(f, "{}", case.first_step)?;
         }
         let mut table = Table::new(&[
             "network, init",

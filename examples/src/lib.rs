@@ -63,7 +63,7 @@ pub struct GuideDoctests;
 pub struct Outcome {
     /// The summary table.
     pub text: String,
-    /// The SVG files written.
+    /// The files written (SVG plots; the custom-layer example's Graphviz graph).
     pub plots: Vec<std::path::PathBuf>,
 }
 
@@ -98,7 +98,7 @@ pub fn run_example(name: &str, config: &Config) -> Result<Outcome> {
         }
         "custom_layer" => {
             let s = custom_layer::run(config)?;
-            outcome(&s, &[])
+            outcome(&s, std::slice::from_ref(&s.graph))
         }
         other => {
             return Err(format!(

@@ -34,7 +34,7 @@ use std::fmt;
 
 use tensor::{Float, Tensor};
 
-use crate::params::{ParamGradients, ParamStore};
+use crate::params::{ParamGradients, ParamStore, Role};
 
 /// Summary of one layer's output on a batch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,31 +53,21 @@ pub struct ActivationStatistics {
 
 impl ActivationStatistics {
     /// The statistics of `values` (non-finite elements are counted, and left out of the rest).
+    /// Two passes in f64 (the mean, then the squared deviations), so a tiny standard deviation
+    /// next to a large mean is still measured accurately.
     pub fn of<T: Float>(values: &Tensor<T>) -> Self {
-        let (mut sum, mut sum_sq, mut max_abs, mut zeros, mut non_finite) =
-            (0.0, 0.0, 0.0_f64, 0usize, 0usize);
-        let all = values.to_vec();
-        for x in &all {
-            let x = x.to_f64();
-            if !x.is_finite() {
-                non_finite += 1;
-                continue;
-            }
-            sum += x;
-            sum_sq += x * x;
-            max_abs = max_abs.max(x.abs());
-            zeros += usize::from(x == 0.0);
-        }
+        let all: Vec<f64> = values.to_vec().iter().map(|x| x.to_f64()).collect();
+        let finite: Vec<f64> = all.iter().copied().filter(|x| x.is_finite()).collect();
+        let count = finite.len().max(1) as f64;
+        let mean = finite.iter().sum::<f64>() / count;
+        let variance = finite.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / count;
         let n = all.len().max(1) as f64;
-        let finite = (all.len() - non_finite).max(1) as f64;
-        let mean = sum / finite;
-        let std = (sum_sq / finite - mean * mean).max(0.0).sqrt();
         ActivationStatistics {
             mean,
-            std,
-            max_abs,
-            zero_fraction: zeros as f64 / n,
-            non_finite_fraction: non_finite as f64 / n,
+            std: variance.sqrt(),
+            max_abs: finite.iter().fold(0.0, |m, x| m.max(x.abs())),
+            zero_fraction: finite.iter().filter(|&&x| x == 0.0).count() as f64 / n,
+            non_finite_fraction: (all.len() - finite.len()) as f64 / n,
         }
     }
 }
@@ -91,6 +81,8 @@ pub struct LayerRow {
     pub activation: Option<ActivationStatistics>,
     /// Norm of the gradient of all its parameters together.
     pub gradient_norm: Option<f64>,
+    /// Norm of the gradient of its weight matrix alone (the chapter's ||dL/dW\[l\]||).
+    pub weight_gradient_norm: Option<f64>,
     /// ||update|| / ||parameters|| of the last optimizer step (all its parameters together).
     pub update_ratio: Option<f64>,
 }
@@ -125,6 +117,7 @@ impl LayerStatistics {
                     layer: layer.to_string(),
                     activation: None,
                     gradient_norm: None,
+                    weight_gradient_norm: None,
                     update_ratio: None,
                 });
                 self.rows.last_mut().expect("just pushed")
@@ -157,6 +150,13 @@ impl LayerStatistics {
     ) {
         for (layer, total) in grouped(store, |id| gradients.get(id).map(|g| squared_norm(g))) {
             self.row(&layer).gradient_norm = Some(total.sqrt());
+        }
+        let weights_only = |id| match store.role(id) {
+            Role::Weight => gradients.get(id).map(|g| squared_norm(g)),
+            _ => None,
+        };
+        for (layer, total) in grouped(store, weights_only) {
+            self.row(&layer).weight_gradient_norm = Some(total.sqrt());
         }
     }
 
@@ -250,7 +250,6 @@ mod tests {
     use crate::dense::Dense;
     use crate::init::Init;
     use crate::optim::{Optimizer, Sgd};
-    use crate::params::Role;
     use crate::test_support::rng;
 
     #[test]
@@ -283,6 +282,13 @@ mod tests {
         assert_eq!(stats.rows()[0].layer, "a");
         assert_eq!(stats.rows()[0].gradient_norm, Some(6.0_f64.sqrt()));
         assert_eq!(stats.rows()[1].gradient_norm, Some(18.0_f64.sqrt()));
+        assert_eq!(stats.rows()[1].weight_gradient_norm, Some(18.0_f64.sqrt()));
+        assert_eq!(stats.rows()[0].weight_gradient_norm, Some(4.0_f64.sqrt()));
+        assert_eq!(
+            stats.rows()[2].weight_gradient_norm,
+            None,
+            "no weight matrix"
+        );
         assert_eq!(stats.rows()[2].layer, "free");
         let before = store.clone();
         Sgd::new(0.1).step(&mut store, &grads);
@@ -291,6 +297,13 @@ mod tests {
         let expected = (6.0 * 0.01_f64 / 4.0).sqrt();
         assert!((stats.rows()[0].update_ratio.unwrap() - expected).abs() < 1e-12);
         assert_eq!(stats.to_string().lines().count(), 4);
+    }
+
+    #[test]
+    fn tiny_deviations_around_a_large_mean_are_measured() {
+        let values = Tensor::from_vec(vec![1e8 + 1e-3, 1e8 - 1e-3], [2]).unwrap();
+        let stats = ActivationStatistics::of(&values);
+        assert!((stats.std - 1e-3).abs() < 1e-6, "{}", stats.std);
     }
 
     #[test]
