@@ -14,7 +14,7 @@ use crate::error::{Result, or_panic};
 use crate::float::Float;
 use crate::layout::for_each_row;
 use crate::shape::Shape;
-use crate::storage::RECYCLED_MIN_LEN;
+use crate::storage;
 use crate::tensor::Tensor;
 
 impl<T: Float> Tensor<T> {
@@ -27,15 +27,16 @@ impl<T: Float> Tensor<T> {
     /// ```
     pub fn map(&self, f: impl Fn(T) -> T) -> Tensor<T> {
         if let Some(source) = self.as_contiguous_slice() {
-            if source.len() < RECYCLED_MIN_LEN {
+            // A recycled buffer if there is one; else a fresh one written in a single pass.
+            let Some(mut data) = storage::recycled(source.len()) else {
                 let data: Arc<[T]> = source.iter().map(|&x| f(x)).collect();
                 return Tensor::from_buffer(data, self.shape().clone());
+            };
+            let out = Arc::get_mut(&mut data).expect("a recycled buffer has one owner");
+            for (o, &x) in out.iter_mut().zip(source) {
+                *o = f(x);
             }
-            return Tensor::from_overwrite(self.shape().clone(), |out| {
-                for (o, &x) in out.iter_mut().zip(source) {
-                    *o = f(x);
-                }
-            });
+            return Tensor::from_buffer(data, self.shape().clone());
         }
         let storage = self.storage();
         Tensor::from_overwrite(self.shape().clone(), |out| {
@@ -242,15 +243,15 @@ fn zip_kernel<T: Float>(
 ) -> Tensor<T> {
     if a.shape() == &shape && b.shape() == &shape {
         if let (Some(x), Some(y)) = (a.as_contiguous_slice(), b.as_contiguous_slice()) {
-            if x.len() < RECYCLED_MIN_LEN {
+            let Some(mut data) = storage::recycled(x.len()) else {
                 let data: Arc<[T]> = x.iter().zip(y).map(|(&x, &y)| f(x, y)).collect();
                 return Tensor::from_buffer(data, shape);
+            };
+            let out = Arc::get_mut(&mut data).expect("a recycled buffer has one owner");
+            for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
+                *o = f(x, y);
             }
-            return Tensor::from_overwrite(shape, |out| {
-                for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
-                    *o = f(x, y);
-                }
-            });
+            return Tensor::from_buffer(data, shape);
         }
     }
     let la = a

@@ -51,5 +51,5 @@ pub use float::{DType, Float};
 pub use index::Indices;
 pub use layout::Layout;
 pub use shape::{Dims, Shape};
-pub use storage::CACHE_LIMIT_BYTES;
+pub use storage::{CACHE_LIMIT_BYTES, SMALL_CACHE_LIMIT_BYTES, SMALL_MAX_LEN};
 pub use tensor::Tensor;
