@@ -310,6 +310,34 @@ impl<G> Slots<G> {
 }
 
 /// The plain sweep: rules evaluated on tensors; returns the leaves' gradients by index.
+/// The forward values of a node's inputs and whether each needs a gradient. Built-in ops have
+/// at most two inputs, held inline; only a custom op with more spills to the heap.
+fn input_values<'a, T: Float>(
+    nodes: &'a crate::tape::NodeStore<T>,
+    indices: &[u32],
+) -> (SmallVec<[&'a Tensor<T>; 2]>, SmallVec<[bool; 2]>) {
+    if let [first] | [first, _] = indices {
+        let first = &nodes[*first as usize];
+        let second = indices.get(1).map(|&i| &nodes[i as usize]);
+        let values = match second {
+            Some(second) => SmallVec::from_buf([&first.value, &second.value]),
+            None => SmallVec::from_buf_and_len([&first.value, &first.value], 1),
+        };
+        let needs = SmallVec::from_buf_and_len(
+            [
+                first.requires_grad(),
+                second.is_some_and(|s| s.requires_grad()),
+            ],
+            indices.len(),
+        );
+        return (values, needs);
+    }
+    indices
+        .iter()
+        .map(|&i| (&nodes[i as usize].value, nodes[i as usize].requires_grad()))
+        .unzip()
+}
+
 /// Leaf gradients by index, and every node's gradient when `retain_all`.
 type SweepResult<T> = (Vec<(u32, Tensor<T>)>, Option<Vec<Option<Tensor<T>>>>);
 
@@ -340,13 +368,7 @@ fn sweep_tensors<T: Float>(
             continue;
         };
         let input_indices = op.input_indices(&node.inputs);
-        let mut inputs: SmallVec<[&Tensor<T>; 2]> = SmallVec::new();
-        let mut needs: SmallVec<[bool; 2]> = SmallVec::new();
-        for &input in input_indices {
-            let input = &nodes[input as usize];
-            inputs.push(&input.value);
-            needs.push(input.requires_grad());
-        }
+        let (inputs, needs) = input_values(&nodes, input_indices);
         let checking = tape.anomaly().is_some_and(|mode| mode.backward);
         let incoming = if checking {
             check_where_trap(tape, &nodes, index, op, &needs)?;

@@ -28,15 +28,18 @@ impl<T: Float> Tensor<T> {
     pub fn map(&self, f: impl Fn(T) -> T) -> Tensor<T> {
         if let Some(source) = self.as_contiguous_slice() {
             // A recycled buffer if there is one; else a fresh one written in a single pass.
+            // The input's layout, moved to offset 0, describes the output too (no strides to
+            // recompute).
+            let layout = self.layout().at_offset(0);
             let Some(mut data) = storage::recycled(source.len()) else {
                 let data: Arc<[T]> = source.iter().map(|&x| f(x)).collect();
-                return Tensor::from_buffer(data, self.shape().clone());
+                return Tensor::from_parts(data, layout);
             };
             let out = Arc::get_mut(&mut data).expect("a recycled buffer has one owner");
             for (o, &x) in out.iter_mut().zip(source) {
                 *o = f(x);
             }
-            return Tensor::from_buffer(data, self.shape().clone());
+            return Tensor::from_parts(data, layout);
         }
         let storage = self.storage();
         Tensor::from_overwrite(self.shape().clone(), |out| {

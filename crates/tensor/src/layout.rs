@@ -73,6 +73,16 @@ impl Layout {
             .then(|| self.offset..self.offset + self.shape.numel())
     }
 
+    /// The same shape and strides starting at `offset` (for a contiguous layout, the layout of
+    /// a fresh buffer holding its elements when `offset` is 0).
+    pub(crate) fn at_offset(&self, offset: usize) -> Layout {
+        Layout {
+            shape: self.shape.clone(),
+            strides: Dims::from_slice(&self.strides),
+            offset,
+        }
+    }
+
     /// One past the largest storage position this layout can address (`offset` when empty).
     pub(crate) fn storage_extent(&self) -> usize {
         if self.shape.numel() == 0 {
