@@ -76,9 +76,10 @@ impl Args {
     }
 }
 
-/// matrixmultiply reads `MATMUL_NUM_THREADS` once, from the environment. Setting it from
-/// inside a running process is `unsafe` in Rust 2024, so the binary instead runs itself again
-/// with the variable set, and exits with the child's status.
+/// matrixmultiply reads `MATMUL_NUM_THREADS` once, from the environment. Rust 2024 allows
+/// changing the environment of a running process only with an unchecked call (other threads may
+/// read it), so the binary instead runs itself again with the variable set, and exits with the
+/// child's status.
 fn rerun_with_threads(threads: usize) -> ! {
     let program = std::env::current_exe()
         .unwrap_or_else(|e| usage(&format!("cannot find this program: {e}")));
