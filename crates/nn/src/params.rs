@@ -27,7 +27,7 @@
 use std::fmt;
 
 use autograd::{Gradients, Tape, Var};
-use tensor::{Float, Shape, Tensor};
+use tensor::{Float, Tensor};
 
 use crate::error::{NnError, Result};
 
@@ -404,13 +404,5 @@ impl<T: Float> ParamGradients<T> {
             })
             .sum::<f64>()
             .sqrt()
-    }
-
-    /// The shape of each gradient equals its parameter's.
-    pub fn shapes(&self) -> Vec<Option<Shape>> {
-        self.values
-            .iter()
-            .map(|g| g.as_ref().map(|g| g.shape().clone()))
-            .collect()
     }
 }
