@@ -7,8 +7,6 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, StandardUniform};
 
-use crate::gemm::{self, MatrixView};
-use crate::storage::BufferCache;
 
 /// The runtime name of an element type, for messages, `Display` and file formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,11 +36,56 @@ impl fmt::Display for DType {
     }
 }
 
+/// What each element type must provide that is not part of the public API: its matrixmultiply
+/// kernel and its thread's buffer cache. Private, so `Float` cannot be implemented elsewhere and
+/// these never appear in the public interface.
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
+    use crate::gemm::MatrixView;
+    use crate::storage::BufferCache;
+
+    pub trait Sealed: Sized {
+        /// Runs `f` on this thread's cache of recycled buffers of this type (`None` while the
+        /// thread is shutting down).
+        fn with_buffer_cache<R>(f: impl FnOnce(&mut BufferCache<Self>) -> R) -> Option<R>;
+
+        /// C = alpha * A B + beta * C through matrixmultiply's kernel for this type.
+        fn gemm(
+            alpha: Self,
+            a: MatrixView<'_, Self>,
+            b: MatrixView<'_, Self>,
+            beta: Self,
+            c: &mut [Self],
+        );
+    }
+
+    macro_rules! sealed {
+        ($t:ty, $gemm:path) => {
+            impl Sealed for $t {
+                fn with_buffer_cache<R>(f: impl FnOnce(&mut BufferCache<Self>) -> R) -> Option<R> {
+                    thread_local! {
+                        static CACHE: std::cell::RefCell<BufferCache<$t>> =
+                            std::cell::RefCell::new(BufferCache::default());
+                    }
+                    CACHE.try_with(|cache| f(&mut cache.borrow_mut())).ok()
+                }
+
+                fn gemm(
+                    alpha: Self,
+                    a: MatrixView<'_, Self>,
+                    b: MatrixView<'_, Self>,
+                    beta: Self,
+                    c: &mut [Self],
+                ) {
+                    $gemm(alpha, a, b, beta, c)
+                }
+            }
+        };
+    }
+
+    sealed!(f32, crate::gemm::sgemm);
+    sealed!(f64, crate::gemm::dgemm);
 }
+
 
 /// A floating-point element type. Implemented for `f32` and `f64` only (the trait is sealed,
 /// because each type must also name its matrixmultiply kernel).
@@ -146,25 +189,10 @@ pub trait Float:
     /// A draw from the uniform distribution on [0, 1).
     fn sample_unit_uniform<R: Rng + ?Sized>(rng: &mut R) -> Self;
 
-    /// Runs `f` on this thread's cache of recycled buffers of this type (`None` while the
-    /// thread is shutting down). Not part of the public API.
-    #[doc(hidden)]
-    fn with_buffer_cache<R>(f: impl FnOnce(&mut BufferCache<Self>) -> R) -> Option<R>;
-
-    /// C = alpha * A B + beta * C through matrixmultiply's kernel for this type.
-    /// Not part of the public API: [`Tensor::matmul`](crate::Tensor::matmul) is.
-    #[doc(hidden)]
-    fn gemm(
-        alpha: Self,
-        a: MatrixView<'_, Self>,
-        b: MatrixView<'_, Self>,
-        beta: Self,
-        c: &mut [Self],
-    );
 }
 
 macro_rules! impl_float {
-    ($t:ident, $dtype:ident, $gemm:path, $tanh:path) => {
+    ($t:ident, $dtype:ident, $tanh:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -244,27 +272,12 @@ macro_rules! impl_float {
             fn sample_unit_uniform<R: Rng + ?Sized>(rng: &mut R) -> Self {
                 StandardUniform.sample(rng)
             }
-            fn with_buffer_cache<R>(f: impl FnOnce(&mut BufferCache<Self>) -> R) -> Option<R> {
-                thread_local! {
-                    static CACHE: std::cell::RefCell<BufferCache<$t>> = std::cell::RefCell::new(BufferCache::default());
-                }
-                CACHE.try_with(|cache| f(&mut cache.borrow_mut())).ok()
-            }
-            fn gemm(
-                alpha: Self,
-                a: MatrixView<'_, Self>,
-                b: MatrixView<'_, Self>,
-                beta: Self,
-                c: &mut [Self],
-            ) {
-                $gemm(alpha, a, b, beta, c)
-            }
         }
     };
 }
 
-impl_float!(f32, F32, gemm::sgemm, tanh_f32);
-impl_float!(f64, F64, gemm::dgemm, f64::tanh);
+impl_float!(f32, F32, tanh_f32);
+impl_float!(f64, F64, f64::tanh);
 
 /// tanh for `f32` as a branch-free rational function (the minimax approximation Eigen and
 /// TensorFlow use), so element-wise loops vectorise: about ten times faster than libm's

@@ -10,10 +10,17 @@
 //! proves that every element the kernel can read, `offset + i * row_stride + j * col_stride` for
 //! `i < rows`, `j < cols`, lies inside the borrowed slice. The output is a `&mut [T]` of exactly
 //! `rows * cols` elements written row-major, so it cannot alias the inputs (the borrow checker
-//! forbids it) and every write is in bounds.
+//! forbids it) and every write is in bounds. Every product and sum in that proof is checked:
+//! `rows * cols` is computed with `checked_mul`, because a wrapped product (274,177 x
+//! 67,280,421,310,721 is 2^64 + 1) would let a one-element output pass for a huge matrix.
+//!
+//! The module is private to the crate: [`Tensor::matmul`](crate::Tensor::matmul) is the only
+//! way in, and it builds the views from layouts that are already known to be in bounds.
 #![allow(unsafe_code)]
 
 /// A read-only strided matrix inside a borrowed slice, checked to lie within it.
+// `pub` inside a private module: nameable by the sealed `Float` machinery, unreachable from
+// outside the crate.
 #[derive(Clone, Copy, Debug)]
 pub struct MatrixView<'a, T> {
     data: &'a [T],
@@ -26,7 +33,7 @@ pub struct MatrixView<'a, T> {
 
 impl<'a, T> MatrixView<'a, T> {
     /// Returns `None` if some element of the `rows x cols` matrix would fall outside `data`.
-    pub fn new(
+    pub(crate) fn new(
         data: &'a [T],
         offset: usize,
         rows: usize,
@@ -34,6 +41,9 @@ impl<'a, T> MatrixView<'a, T> {
         row_stride: usize,
         col_stride: usize,
     ) -> Option<Self> {
+        // Strides are passed to matrixmultiply as isize (even for an empty view).
+        isize::try_from(row_stride).ok()?;
+        isize::try_from(col_stride).ok()?;
         if rows > 0 && cols > 0 {
             let last = (rows - 1)
                 .checked_mul(row_stride)?
@@ -42,9 +52,6 @@ impl<'a, T> MatrixView<'a, T> {
             if last >= data.len() {
                 return None;
             }
-            // Strides are passed to matrixmultiply as isize.
-            isize::try_from(row_stride).ok()?;
-            isize::try_from(col_stride).ok()?;
         }
         Some(MatrixView {
             data,
@@ -57,12 +64,14 @@ impl<'a, T> MatrixView<'a, T> {
     }
 
     /// Number of rows.
-    pub fn rows(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn rows(&self) -> usize {
         self.rows
     }
 
     /// Number of columns.
-    pub fn cols(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn cols(&self) -> usize {
         self.cols
     }
 
@@ -77,8 +86,9 @@ macro_rules! checked_gemm {
     ($name:ident, $t:ty, $kernel:path) => {
         /// C = alpha * A B + beta * C with C row-major and contiguous.
         ///
-        /// Panics if the shapes disagree; callers check shapes first and report them by name.
-        pub fn $name(
+        /// Panics if the shapes disagree (or `m * n` overflows); callers check shapes first and
+        /// report them by name.
+        pub(crate) fn $name(
             alpha: $t,
             a: MatrixView<'_, $t>,
             b: MatrixView<'_, $t>,
@@ -87,7 +97,11 @@ macro_rules! checked_gemm {
         ) {
             let (m, k, n) = (a.rows, a.cols, b.cols);
             assert_eq!(b.rows, k, "gemm: inner dimensions differ");
-            assert_eq!(c.len(), m * n, "gemm: output buffer has the wrong length");
+            assert_eq!(
+                Some(c.len()),
+                m.checked_mul(n),
+                "gemm: output buffer has the wrong length for a {m} x {n} product"
+            );
             if m == 0 || n == 0 {
                 return;
             }
@@ -130,6 +144,33 @@ mod tests {
         assert!(MatrixView::new(&data, 1, 2, 3, 3, 1).is_none());
         assert!(MatrixView::new(&data, 0, 3, 3, 3, 1).is_none());
         assert!(MatrixView::new(&data, 100, 0, 3, 3, 1).is_some());
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: output buffer has the wrong length")]
+    fn an_output_length_that_only_matches_after_overflow_is_refused() {
+        // 274,177 x 67,280,421,310,721 = 2^64 + 1, which wraps to 1 in release builds: before the
+        // check was made with checked_mul, this product wrote far past the one-element output
+        // (valgrind: invalid write).
+        let (rows, cols) = (274_177_usize, 67_280_421_310_721_usize);
+        assert_eq!(rows.wrapping_mul(cols), 1);
+        let one = [1.0_f32];
+        let a = MatrixView::new(&one, 0, rows, 1, 0, 0).unwrap();
+        let b = MatrixView::new(&one, 0, 1, cols, 0, 0).unwrap();
+        let mut c = [0.0_f32; 1];
+        sgemm(1.0, a, b, 0.0, &mut c);
+    }
+
+    #[test]
+    fn view_bounds_are_checked_without_overflow() {
+        let data = [0.0_f64; 4];
+        assert!(MatrixView::new(&data, 0, 2, usize::MAX, 1, 1).is_none());
+        assert!(MatrixView::new(&data, usize::MAX, 1, 1, 0, 0).is_none());
+        assert!(MatrixView::new(&data, 0, 3, 1, usize::MAX / 2 + 1, 0).is_none());
+        // Strides beyond isize::MAX cannot be passed to the kernel.
+        assert!(MatrixView::new(&data, 0, 1, 1, usize::MAX, 0).is_none());
+        let view = MatrixView::new(&data, 0, 2, 2, 2, 1).unwrap();
+        assert_eq!((view.rows(), view.cols()), (2, 2));
     }
 
     #[test]

@@ -243,8 +243,10 @@ impl<T: Float> Tensor<T> {
                 bound: classes,
             });
         }
+        let shape = Shape::from([labels.len(), classes]);
+        crate::storage::check_allocation::<T>("one_hot", shape.checked_numel("one_hot")?)?;
         Ok(Tensor::from_fill(
-            Shape::from([labels.len(), classes]),
+            shape,
             |out| {
                 for (row, &label) in labels.iter().enumerate() {
                     out[row * classes + label] = T::ONE;
@@ -279,10 +281,12 @@ impl<T: Float> Tensor<T> {
             })?;
         let mut dims = Dims::from_slice(self.dims());
         dims[axis] = padded;
+        let dims = Shape::from(dims);
+        crate::storage::check_allocation::<T>("pad", dims.checked_numel("pad")?)?;
         let source = self.contiguous();
         let values = source.as_contiguous_slice().expect("contiguous");
         let block = length * inner;
-        Ok(Tensor::from_fill(Shape::from(dims), |out| {
+        Ok(Tensor::from_fill(dims, |out| {
             for o in 0..outer {
                 let start = (o * padded + before) * inner;
                 out[start..start + block].copy_from_slice(&values[o * block..(o + 1) * block]);
@@ -317,9 +321,16 @@ impl<T: Float> Tensor<T> {
                 });
             }
         }
-        let total: usize = tensors.iter().map(|t| t.dims()[axis]).sum();
+        let total = tensors
+            .iter()
+            .try_fold(0usize, |sum, t| sum.checked_add(t.dims()[axis]))
+            .ok_or_else(|| TensorError::InvalidArgument {
+                op: "concat",
+                message: format!("the sizes along axis {axis} overflow"),
+            })?;
         let mut dims = Dims::from_slice(first.dims());
         dims[axis] = total;
+        crate::storage::check_allocation::<T>("concat", Shape::from(&dims[..]).checked_numel("concat")?)?;
         let (outer, _, inner) = split_at_axis(first.dims(), axis);
         let sources: Vec<Tensor<T>> = tensors.iter().map(|t| t.contiguous()).collect();
         Ok(Tensor::from_overwrite(Shape::from(dims), |out| {

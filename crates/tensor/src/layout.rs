@@ -39,6 +39,52 @@ impl Layout {
         }
     }
 
+    /// A layout with explicit strides and offset, checked to address only positions below
+    /// `storage_len` (with checked arithmetic throughout).
+    pub(crate) fn strided(
+        op: &'static str,
+        shape: Shape,
+        strides: &[usize],
+        offset: usize,
+        storage_len: usize,
+    ) -> Result<Layout> {
+        let invalid = |message: String| TensorError::InvalidArgument { op, message };
+        if strides.len() != shape.rank() {
+            return Err(invalid(format!(
+                "{} strides {strides:?} for shape {shape} of rank {}",
+                strides.len(),
+                shape.rank()
+            )));
+        }
+        let numel = shape.checked_numel(op)?;
+        let last = if numel == 0 {
+            Some(offset)
+        } else {
+            shape
+                .dims()
+                .iter()
+                .zip(strides)
+                .try_fold(offset, |acc, (&d, &s)| {
+                    (d - 1).checked_mul(s).and_then(|step| acc.checked_add(step))
+                })
+        };
+        let in_bounds = match last {
+            Some(last) if numel == 0 => last <= storage_len,
+            Some(last) => last < storage_len,
+            None => false,
+        };
+        if !in_bounds {
+            return Err(invalid(format!(
+                "shape {shape} with strides {strides:?} at offset {offset} reaches past a buffer of {storage_len} elements"
+            )));
+        }
+        Ok(Layout {
+            shape,
+            strides: Dims::from_slice(strides),
+            offset,
+        })
+    }
+
     /// The logical shape.
     pub fn shape(&self) -> &Shape {
         &self.shape

@@ -38,8 +38,7 @@ mod display;
 mod elementwise;
 mod error;
 mod float;
-#[doc(hidden)]
-pub mod gemm;
+mod gemm;
 mod index;
 mod layout;
 mod matmul;
@@ -53,5 +52,5 @@ pub use float::{DType, Float};
 pub use index::Indices;
 pub use layout::Layout;
 pub use shape::{Dims, Shape};
-pub use storage::{CACHE_LIMIT_BYTES, SMALL_CACHE_LIMIT_BYTES, SMALL_MAX_LEN};
+pub use storage::{CACHE_LIMIT_BYTES, DIRECT_MAX_LEN, SMALL_CACHE_LIMIT_BYTES, cached_bytes};
 pub use tensor::Tensor;

@@ -106,17 +106,20 @@ impl<T: Float> Tensor<T> {
         } else {
             Shape::from([m, n])
         };
+        // Empty inner dimensions make an output larger than both inputs possible.
+        let numel = out_shape.checked_numel("matmul")?;
+        crate::storage::check_allocation::<T>("matmul", numel)?;
         Ok(Tensor::from_overwrite(out_shape, |out| {
             if m == 0 || n == 0 {
                 return;
             }
             // A batch of row-major-compatible left matrices against one shared right matrix is a
             // single tall product: one kernel call instead of `batch` calls.
-            if batch > 1 && batch_b == 1 && a.batch_stride == m * a.row_stride {
+            if batch > 1 && batch_b == 1 && Some(a.batch_stride) == m.checked_mul(a.row_stride) {
                 let tall = MatrixView::new(
                     self.storage(),
                     self.layout().offset(),
-                    batch * m,
+                    batch * m, // at most the output's element count, checked above
                     a.cols,
                     a.row_stride,
                     a.col_stride,

@@ -1,109 +1,164 @@
-//! Tensor buffers, and the per-thread cache that recycles large ones.
+//! Tensor buffers, and the per-thread cache that recycles them.
 //!
-//! Why a cache: a training step allocates and frees the same large buffers every time
-//! (activations, gradients, a 784 x 512 weight gradient). glibc hands buffers that size back to
-//! the operating system on free, so the next step page-faults every one of them in again and the
-//! kernel zeroes each page: measured at 24,720 page faults and about a fifth of W1's CPU time.
-//! When a tensor that is the sole owner of a large buffer is dropped, the buffer goes into a
-//! small cache on its thread instead, and the next request for a buffer of exactly that length
-//! takes it back.
+//! Why a cache: a training step allocates and frees the same buffers every time (activations,
+//! gradients, a 784 x 512 weight gradient, the dropout masks). glibc hands large buffers back to
+//! the operating system on free, so without the cache the next step page-faults every one of them
+//! in again and the kernel zeroes each page (measured at 24,720 page faults and about a fifth of
+//! W1's CPU time); and a graph of small tensors (W4: 3,000 ops on 16 elements) spends a quarter
+//! of its instructions in malloc and free.
 //!
-//! Small buffers (up to [`SMALL_MAX_LEN`] elements) are recycled too, through per-length free
-//! lists: a graph of small tensors (W4: 3,000 ops on 16 elements) otherwise spends a quarter of
-//! its instructions in malloc and free, inflated by glibc consolidating thousands of freed small
-//! chunks every time a larger request arrives.
+//! The rule that keeps the cache honest: **every** buffer the crate allocates is first asked of
+//! the cache (`from_vec`, `from_slice`, `scalar`, `full`, `zeros`, every kernel's output), and a
+//! buffer enters the cache only when the tensor that owned it alone is dropped. So a buffer in
+//! the cache is one that the next request of its length takes back, and a loop that makes and
+//! drops tensors of one shape cycles through the same few buffers instead of filling the cache
+//! (100,000 drops of a 16,384-element `from_vec` leave one buffer cached, not 256 MiB).
+//!
+//! Free lists are kept per exact length: directly indexed up to [`DIRECT_MAX_LEN`] elements (a
+//! bounds-checked index on the per-op path of small tensors), in a short list of lengths above it.
+//! The caps count the memory the allocator really holds for each buffer (its chunk, with the
+//! reference counts, malloc's header and rounding), not the nominal element bytes: at most
+//! [`SMALL_CACHE_LIMIT_BYTES`] for buffers up to [`DIRECT_MAX_LEN`] elements (a full small cache
+//! refuses new entries: small buffers are cheap to allocate again) and [`CACHE_LIMIT_BYTES`] for
+//! larger ones (the least recently used length is evicted first), per element type and thread.
 //!
 //! The cache changes no result: buffers handed out for overwriting are written in full by their
-//! kernel before anything reads them, and buffers handed out zeroed are zeroed. It holds at most
-//! [`CACHE_LIMIT_BYTES`] of large buffers and [`SMALL_CACHE_LIMIT_BYTES`] of small ones per
-//! element type and thread.
+//! kernel before anything reads them, and buffers handed out filled are filled.
 
 use std::sync::Arc;
 
+use crate::error::{Result, TensorError};
 use crate::float::Float;
 
-/// Buffers shorter than this are left to the allocator, which serves them from its free lists
-/// without page faults (and the check stays off the per-op path of small tensors).
-pub(crate) const RECYCLED_MIN_LEN: usize = 8192;
+/// Buffers of up to this many elements have directly indexed free lists.
+pub const DIRECT_MAX_LEN: usize = 4096;
 
-/// Upper bound on the bytes of large buffers one thread keeps cached per element type.
-pub const CACHE_LIMIT_BYTES: usize = 256 << 20;
+/// Upper bound on the memory (as the allocator holds it) of cached buffers longer than
+/// [`DIRECT_MAX_LEN`] elements, per element type and thread.
+pub const CACHE_LIMIT_BYTES: usize = 128 << 20;
 
-/// Buffers up to this many elements are recycled through per-length free lists.
-pub const SMALL_MAX_LEN: usize = 256;
+/// Upper bound on the memory (as the allocator holds it) of cached buffers of at most
+/// [`DIRECT_MAX_LEN`] elements, per element type and thread.
+pub const SMALL_CACHE_LIMIT_BYTES: usize = 8 << 20;
 
-/// Upper bound on the bytes of small buffers one thread keeps cached per element type.
-pub const SMALL_CACHE_LIMIT_BYTES: usize = 16 << 20;
+/// The memory a buffer of `len` elements really occupies: the `Arc` header (two counts) and the
+/// elements, in glibc's chunk (an 8-byte header, 16-byte rounding, 32 bytes at least; requests of
+/// 128 KiB and more are whole pages of their own), plus the 16-byte slot that lists it.
+pub(crate) fn footprint<T>(len: usize) -> usize {
+    let request = 2 * std::mem::size_of::<usize>() + len * std::mem::size_of::<T>();
+    let chunk = if request >= 128 << 10 {
+        (request + 16).next_multiple_of(4096)
+    } else {
+        (request + 8).next_multiple_of(16).max(32)
+    };
+    chunk + 2 * std::mem::size_of::<usize>()
+}
 
 /// Recycled buffers of one element type on one thread.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct BufferCache<T> {
-    buffers: Vec<Arc<[T]>>,
-    bytes: usize,
-    /// `small[n - 1]`: free buffers of `n` elements.
-    small: Vec<Vec<Arc<[T]>>>,
-    small_bytes: usize,
+    /// `direct[n - 1]`: free buffers of `n` elements, for `n <= DIRECT_MAX_LEN`.
+    direct: Vec<Vec<Arc<[T]>>>,
+    direct_bytes: usize,
+    /// Free buffers longer than `DIRECT_MAX_LEN`, one list per length, with the time of its last
+    /// use (for eviction).
+    large: Vec<LargeList<T>>,
+    large_bytes: usize,
+    clock: u64,
     /// Left in a dropped tensor in place of its recycled buffer (a clone: no allocation).
     empty: Arc<[T]>,
+}
+
+#[derive(Debug)]
+struct LargeList<T> {
+    len: usize,
+    buffers: Vec<Arc<[T]>>,
+    last_used: u64,
 }
 
 impl<T> Default for BufferCache<T> {
     fn default() -> Self {
         BufferCache {
-            buffers: Vec::new(),
-            bytes: 0,
-            small: Vec::new(),
-            small_bytes: 0,
+            direct: Vec::new(),
+            direct_bytes: 0,
+            large: Vec::new(),
+            large_bytes: 0,
+            clock: 0,
             empty: Arc::from(Vec::new()),
         }
     }
 }
 
-/// Bytes a small buffer of `len` elements occupies, counting the reference counts.
-fn small_footprint<T>(len: usize) -> usize {
-    len * std::mem::size_of::<T>() + 2 * std::mem::size_of::<usize>()
-}
-
 impl<T> BufferCache<T> {
-    fn take_small(&mut self, len: usize) -> Option<Arc<[T]>> {
-        let buffer = self.small.get_mut(len.checked_sub(1)?)?.pop()?;
-        self.small_bytes -= small_footprint::<T>(len);
-        Some(buffer)
-    }
-
-    fn keep_small(&mut self, buffer: Arc<[T]>) {
-        let len = buffer.len();
-        let footprint = small_footprint::<T>(len);
-        if self.small_bytes + footprint > SMALL_CACHE_LIMIT_BYTES {
-            return;
-        }
-        if self.small.len() < len {
-            self.small.resize_with(len, Vec::new);
-        }
-        self.small_bytes += footprint;
-        self.small[len - 1].push(buffer);
-    }
-
     fn take(&mut self, len: usize) -> Option<Arc<[T]>> {
-        let position = self.buffers.iter().rposition(|b| b.len() == len)?;
-        let buffer = self.buffers.swap_remove(position);
-        self.bytes -= len * std::mem::size_of::<T>();
+        if len <= DIRECT_MAX_LEN {
+            let buffer = self.direct.get_mut(len.checked_sub(1)?)?.pop()?;
+            self.direct_bytes -= footprint::<T>(len);
+            return Some(buffer);
+        }
+        self.clock += 1;
+        let list = self.large.iter_mut().find(|l| l.len == len)?;
+        list.last_used = self.clock;
+        let buffer = list.buffers.pop()?;
+        self.large_bytes -= footprint::<T>(len);
         Some(buffer)
     }
 
-    fn keep(&mut self, buffer: Arc<[T]>) {
-        let bytes = buffer.len() * std::mem::size_of::<T>();
-        if bytes > CACHE_LIMIT_BYTES {
-            return;
+    /// Keeps `buffer` for reuse, or hands it back (to be freed) when the cache is full.
+    fn keep(&mut self, buffer: Arc<[T]>) -> Option<Arc<[T]>> {
+        let len = buffer.len();
+        let size = footprint::<T>(len);
+        if len <= DIRECT_MAX_LEN {
+            if self.direct_bytes + size > SMALL_CACHE_LIMIT_BYTES {
+                return Some(buffer);
+            }
+            if self.direct.len() < len {
+                self.direct.resize_with(len, Vec::new);
+            }
+            self.direct_bytes += size;
+            self.direct[len - 1].push(buffer);
+            return None;
         }
-        // Evict the oldest until the newest fits.
-        while self.bytes + bytes > CACHE_LIMIT_BYTES {
-            let oldest = self.buffers.remove(0);
-            self.bytes -= oldest.len() * std::mem::size_of::<T>();
+        if size > CACHE_LIMIT_BYTES {
+            return Some(buffer);
         }
-        self.bytes += bytes;
-        self.buffers.push(buffer);
+        self.clock += 1;
+        // Make room by evicting the least recently used lengths (never the one being kept).
+        while self.large_bytes + size > CACHE_LIMIT_BYTES {
+            let oldest = self
+                .large
+                .iter_mut()
+                .filter(|l| l.len != len && !l.buffers.is_empty())
+                .min_by_key(|l| l.last_used);
+            let Some(oldest) = oldest else {
+                return Some(buffer);
+            };
+            let evicted = oldest.buffers.pop().expect("a non-empty list");
+            self.large_bytes -= footprint::<T>(evicted.len());
+        }
+        // Lengths with no buffer left are forgotten, so the list stays as short as the set of
+        // lengths in use.
+        self.large.retain(|l| !l.buffers.is_empty() || l.len == len);
+        self.large_bytes += size;
+        let clock = self.clock;
+        match self.large.iter_mut().find(|l| l.len == len) {
+            Some(list) => {
+                list.last_used = clock;
+                list.buffers.push(buffer);
+            }
+            None => self.large.push(LargeList {
+                len,
+                buffers: vec![buffer],
+                last_used: clock,
+            }),
+        }
+        None
+    }
+
+    /// Bytes held, as the allocator counts them: (small buffers, large buffers).
+    pub fn held_bytes(&self) -> (usize, usize) {
+        (self.direct_bytes, self.large_bytes)
     }
 }
 
@@ -111,17 +166,10 @@ impl<T> BufferCache<T> {
 /// caller overwrites every element (or falls back to allocating when there is none).
 #[inline]
 pub(crate) fn recycled<T: Float>(len: usize) -> Option<Arc<[T]>> {
-    if len == 0 || (len > SMALL_MAX_LEN && len < RECYCLED_MIN_LEN) {
+    if len == 0 {
         return None;
     }
-    T::with_buffer_cache(|cache| {
-        if len <= SMALL_MAX_LEN {
-            cache.take_small(len)
-        } else {
-            cache.take(len)
-        }
-    })
-    .flatten()
+    T::with_buffer_cache(|cache| cache.take(len)).flatten()
 }
 
 /// A buffer of `len` elements whose every element the caller will overwrite before reading:
@@ -137,34 +185,71 @@ pub(crate) fn zeroed<T: Float>(len: usize) -> Arc<[T]> {
 
 /// A buffer of `len` copies of `value`.
 pub(crate) fn filled<T: Float>(len: usize, value: T) -> Arc<[T]> {
-    if len >= RECYCLED_MIN_LEN {
-        if let Some(mut buffer) = T::with_buffer_cache(|cache| cache.take(len)).flatten() {
+    match recycled(len) {
+        Some(mut buffer) => {
             Arc::get_mut(&mut buffer)
                 .expect("cached buffers have one owner")
                 .fill(value);
-            return buffer;
+            buffer
         }
+        None => std::iter::repeat_n(value, len).collect(),
     }
-    std::iter::repeat_n(value, len).collect()
 }
 
-/// Moves a buffer this tensor owns alone into its thread's cache, if it is small or large
-/// enough to be recycled (called on drop).
+/// A buffer holding a copy of `values`.
+pub(crate) fn copied<T: Float>(values: &[T]) -> Arc<[T]> {
+    match recycled(values.len()) {
+        Some(mut buffer) => {
+            Arc::get_mut(&mut buffer)
+                .expect("cached buffers have one owner")
+                .copy_from_slice(values);
+            buffer
+        }
+        None => Arc::from(values),
+    }
+}
+
+/// Errors (instead of aborting the process) when `len` elements of `T` cannot be allocated:
+/// used by constructors whose size comes from data, before they allocate.
+pub(crate) fn check_allocation<T: Float>(op: &'static str, len: usize) -> Result<()> {
+    let too_large = || TensorError::InvalidArgument {
+        op,
+        message: format!(
+            "{len} elements of {} ({:.3e} bytes) cannot be allocated",
+            T::DTYPE,
+            len as f64 * std::mem::size_of::<T>() as f64
+        ),
+    };
+    let bytes = len
+        .checked_mul(std::mem::size_of::<T>())
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(too_large)?;
+    // Small requests cannot fail short of the allocator failing for everyone; large ones are
+    // probed, so a request larger than the machine's memory is refused instead of aborting.
+    if bytes >= 64 << 20 {
+        let mut probe: Vec<T> = Vec::new();
+        probe.try_reserve_exact(len).map_err(|_| too_large())?;
+    }
+    Ok(())
+}
+
+/// Moves a buffer this tensor owns alone into its thread's cache (called on drop).
 #[inline]
 pub(crate) fn recycle<T: Float>(buffer: &mut Arc<[T]>) {
-    let len = buffer.len();
-    if len == 0 || (len > SMALL_MAX_LEN && len < RECYCLED_MIN_LEN) || Arc::get_mut(buffer).is_none()
-    {
+    if buffer.is_empty() || Arc::get_mut(buffer).is_none() {
         return;
     }
-    T::with_buffer_cache(|cache| {
+    // A buffer the cache refuses is freed here, outside the cache's borrow.
+    let _refused = T::with_buffer_cache(|cache| {
         let owned = std::mem::replace(buffer, cache.empty.clone());
-        if len <= SMALL_MAX_LEN {
-            cache.keep_small(owned)
-        } else {
-            cache.keep(owned)
-        }
+        cache.keep(owned)
     });
+}
+
+/// Bytes this thread's cache holds for element type `T`, as the allocator counts them:
+/// (buffers of at most [`DIRECT_MAX_LEN`] elements, longer ones).
+pub fn cached_bytes<T: Float>() -> (usize, usize) {
+    T::with_buffer_cache(|cache| cache.held_bytes()).unwrap_or((0, 0))
 }
 
 #[cfg(test)]
@@ -174,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_dropped_large_buffer_is_reused_and_a_shared_one_is_not() {
-        let len = RECYCLED_MIN_LEN + 17;
+        let len = DIRECT_MAX_LEN + 17;
         let first = Tensor::<f32>::zeros([len]);
         let address = first.as_contiguous_slice().unwrap().as_ptr();
         drop(first);
@@ -193,23 +278,67 @@ mod tests {
     }
 
     #[test]
-    fn small_buffers_are_recycled_per_length() {
-        let first = Tensor::<f32>::full([5], 2.0);
-        let address = first.as_contiguous_slice().unwrap().as_ptr();
-        drop(first);
-        // Another length does not take it; the same length does, and is fully rewritten.
-        let other = Tensor::<f32>::full([6], 1.0);
-        assert_ne!(other.as_contiguous_slice().unwrap().as_ptr(), address);
-        let same = Tensor::<f32>::from_vec(vec![1.0; 5], [5])
-            .unwrap()
-            .map(|x| x * 3.0);
-        assert_eq!(same.as_contiguous_slice().unwrap().as_ptr(), address);
-        assert_eq!(same.to_vec(), vec![3.0; 5]);
+    fn buffers_are_recycled_per_length_at_every_size() {
+        // Lengths between the old small and large ranges (W3's 1,024) are recycled too.
+        for len in [1, 5, 1024, DIRECT_MAX_LEN, 3 * DIRECT_MAX_LEN] {
+            let first = Tensor::<f64>::full([len], 2.0);
+            let address = first.as_contiguous_slice().unwrap().as_ptr();
+            drop(first);
+            // Another length does not take it; the same length does, and is fully rewritten.
+            let other = Tensor::<f64>::full([len + 1], 1.0);
+            assert_ne!(other.as_contiguous_slice().unwrap().as_ptr(), address);
+            let same = Tensor::<f64>::from_vec(vec![3.0; len], [len]).unwrap();
+            assert_eq!(same.as_contiguous_slice().unwrap().as_ptr(), address, "{len}");
+            assert!(same.to_vec().iter().all(|&x| x == 3.0));
+        }
+    }
+
+    #[test]
+    fn constructors_from_data_take_from_the_cache_so_it_stays_small() {
+        // The reproduction: buffers made by `from_vec` and dropped used to pile up to the cap.
+        let len = 16_384;
+        for _ in 0..1000 {
+            drop(Tensor::<f32>::from_vec(vec![1.0; len], [len]).unwrap());
+            drop(Tensor::<f32>::scalar(1.0));
+            drop(Tensor::<f32>::ones([3]));
+        }
+        let (small, large) = cached_bytes::<f32>();
+        assert!(large <= footprint::<f32>(len), "{large} bytes cached");
+        assert!(small <= 4 * footprint::<f32>(3), "{small} bytes cached");
+    }
+
+    #[test]
+    fn the_caps_count_real_memory() {
+        // One-element f32 buffers: 4 nominal bytes, 48 real (32-byte chunk + the list slot).
+        assert_eq!(footprint::<f32>(1), 48);
+        // 4,096 f64: 16 + 32,768 bytes requested, an 8-byte header, rounded to 16, plus the slot.
+        assert_eq!(footprint::<f64>(DIRECT_MAX_LEN), 32_800 + 16);
+        let keep: Vec<Tensor<f32>> = (0..SMALL_CACHE_LIMIT_BYTES / 48 + 100)
+            .map(|_| Tensor::from_vec(vec![0.0], [1]).unwrap())
+            .collect();
+        drop(keep);
+        let (small, _) = cached_bytes::<f32>();
+        assert!(small <= SMALL_CACHE_LIMIT_BYTES, "{small}");
+        assert!(small > SMALL_CACHE_LIMIT_BYTES - 1000, "{small}");
+    }
+
+    #[test]
+    fn the_large_cache_evicts_the_least_recently_used_length() {
+        let len = |i: usize| (CACHE_LIMIT_BYTES / 9) / 4 + i;
+        // Nine lengths of a ninth of the cap each (plus page rounding): the oldest goes.
+        let tensors: Vec<Tensor<f32>> = (0..9).map(|i| Tensor::zeros([len(i)])).collect();
+        drop(tensors);
+        assert!(cached_bytes::<f32>().1 <= CACHE_LIMIT_BYTES);
+        // (Asked of the cache directly: a fresh allocation may land at a freed address.)
+        assert!(recycled::<f32>(len(0)).is_none(), "the oldest length was evicted");
+        for i in 1..9 {
+            assert!(recycled::<f32>(len(i)).is_some(), "length {i} is still cached");
+        }
     }
 
     #[test]
     fn recycled_buffers_never_leak_stale_values() {
-        let len = RECYCLED_MIN_LEN * 2;
+        let len = DIRECT_MAX_LEN * 2;
         drop(Tensor::<f64>::full([len], 7.0));
         assert!(
             Tensor::<f64>::zeros([len])
@@ -222,5 +351,20 @@ mod tests {
         assert!(a.t().contiguous().to_vec().iter().all(|&x| x == 1.0));
         drop(Tensor::<f64>::full([len], 7.0));
         assert!(Tensor::<f64>::eye(len.isqrt()).sum_all().item() == len.isqrt() as f64);
+        drop(Tensor::<f64>::full([4], 7.0));
+        assert_eq!(Tensor::<f64>::scalar(1.5).to_vec(), vec![1.5]);
+    }
+
+    #[test]
+    fn allocations_larger_than_memory_are_refused() {
+        let error = check_allocation::<f64>("one_hot", 1 << 60).unwrap_err();
+        assert!(
+            error.to_string().starts_with("one_hot: 1152921504606846976 elements of f64"),
+            "{error}"
+        );
+        // 256 TiB: more than the whole user address space of x86-64 and aarch64 (128 TiB), so
+        // refused under every overcommit setting.
+        assert!(check_allocation::<f64>("test", 1 << 45).is_err());
+        assert!(check_allocation::<f64>("test", 1 << 10).is_ok());
     }
 }

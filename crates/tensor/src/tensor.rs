@@ -102,7 +102,7 @@ impl<T: Float> Tensor<T> {
                 len: data.len(),
             });
         }
-        Ok(Tensor::from_buffer(Arc::from(data), shape))
+        Ok(Tensor::from_buffer(storage::copied(&data), shape))
     }
 
     /// A tensor from a row-major slice (copied). Errors like [`from_vec`](Tensor::from_vec).
@@ -116,18 +116,33 @@ impl<T: Float> Tensor<T> {
                 len: data.len(),
             });
         }
-        Ok(Tensor::from_buffer(Arc::from(data), shape))
+        Ok(Tensor::from_buffer(storage::copied(data), shape))
     }
 
     /// A rank-0 tensor holding one value.
     pub fn scalar(value: T) -> Self {
-        Tensor::from_buffer(Arc::from([value]), Shape::scalar())
+        Tensor::from_buffer(storage::filled(1, value), Shape::scalar())
     }
 
     /// A tensor filled with `value`.
     pub fn full(shape: impl Into<Shape>, value: T) -> Self {
         let shape = shape.into();
         Tensor::from_buffer(storage::filled(shape.numel(), value), shape)
+    }
+
+    /// [`full`](Tensor::full) for a shape that comes from data: errors, instead of aborting,
+    /// when the element count overflows or cannot be allocated.
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// assert_eq!(Tensor::try_full([2], 1.5_f32).unwrap().to_vec(), vec![1.5, 1.5]);
+    /// assert!(Tensor::<f64>::try_full([1 << 40, 1 << 40], 0.0).is_err());
+    /// ```
+    pub fn try_full(shape: impl Into<Shape>, value: T) -> Result<Self> {
+        let shape = shape.into();
+        let numel = shape.checked_numel("full")?;
+        storage::check_allocation::<T>("full", numel)?;
+        Ok(Tensor::from_buffer(storage::filled(numel, value), shape))
     }
 
     /// A tensor of zeros.
@@ -202,7 +217,7 @@ impl<T: Float> Tensor<T> {
                     .collect()
             }
         };
-        Tensor::from_buffer(Arc::from(values), Shape::from([count]))
+        Tensor::from_buffer(storage::copied(&values), Shape::from([count]))
     }
 
     /// The `n x n` identity matrix.
@@ -239,11 +254,13 @@ impl<T: Float> Tensor<T> {
             });
         }
         let shape = shape.into();
-        shape.checked_numel("random_normal")?;
-        let values: Vec<T> = (0..shape.numel())
-            .map(|_| mean + std * T::sample_standard_normal(rng))
-            .collect();
-        Tensor::from_vec(values, shape)
+        let numel = shape.checked_numel("random_normal")?;
+        storage::check_allocation::<T>("random_normal", numel)?;
+        Ok(Tensor::from_overwrite(shape, |out| {
+            for o in out {
+                *o = mean + std * T::sample_standard_normal(rng);
+            }
+        }))
     }
 
     /// Values drawn uniformly from [low, high) using `rng`. Errors unless `low < high`, both
@@ -261,16 +278,40 @@ impl<T: Float> Tensor<T> {
             });
         }
         let shape = shape.into();
-        shape.checked_numel("random_uniform")?;
+        let numel = shape.checked_numel("random_uniform")?;
+        storage::check_allocation::<T>("random_uniform", numel)?;
         let width = high - low;
-        let values: Vec<T> = (0..shape.numel())
-            .map(|_| {
+        Ok(Tensor::from_overwrite(shape, |out| {
+            for o in out {
                 let value = low + width * T::sample_unit_uniform(rng);
                 // Rounding can land exactly on `high`; keep the interval half-open.
-                if value < high { value } else { low }
-            })
-            .collect();
-        Tensor::from_vec(values, shape)
+                *o = if value < high { value } else { low };
+            }
+        }))
+    }
+
+    /// A tensor over `data` with explicit strides and offset (NumPy's `as_strided`, checked):
+    /// element `index` is `data[offset + sum(index[i] * strides[i])]`. Strides may be 0
+    /// (broadcast) and may repeat positions. Errors, with every value, if the rank of `strides`
+    /// differs from the shape's or some element would fall outside `data` (all arithmetic is
+    /// checked, so no overflow can make a bad layout look valid).
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// // The transpose of a row-major [2, 3] buffer.
+    /// let t = Tensor::from_strided(vec![1.0_f32, 2.0, 3.0, 4.0, 5.0, 6.0], [3, 2], &[1, 3], 0).unwrap();
+    /// assert_eq!(t.to_vec(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    /// assert!(Tensor::from_strided(vec![1.0_f32; 4], [3, 2], &[1, 3], 0).is_err());
+    /// ```
+    pub fn from_strided(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        strides: &[usize],
+        offset: usize,
+    ) -> Result<Self> {
+        let shape = shape.into();
+        let layout = Layout::strided("from_strided", shape, strides, offset, data.len())?;
+        Ok(Tensor::from_parts(storage::copied(&data), layout))
     }
 
     // ----- accessors -------------------------------------------------------------------
@@ -418,12 +459,13 @@ impl<T: Float> Tensor<T> {
 
     /// The same tensor with `f64` or `f32` elements.
     pub fn cast<U: Float>(&self) -> Tensor<U> {
-        let values: Arc<[U]> = self
-            .to_vec()
-            .into_iter()
-            .map(|x| U::from_f64(x.to_f64()))
-            .collect();
-        Tensor::from_buffer(values, self.shape().clone())
+        let source = self.contiguous();
+        let values = source.as_contiguous_slice().expect("contiguous");
+        Tensor::from_overwrite(self.shape().clone(), |out| {
+            for (o, &x) in out.iter_mut().zip(values) {
+                *o = U::from_f64(x.to_f64());
+            }
+        })
     }
 
     /// True when shapes are equal and every pair satisfies `|a - b| <= atol + rtol * |b|`
@@ -749,6 +791,47 @@ mod tests {
             t.try_transpose(0, 2).unwrap_err().to_string(),
             "transpose: axis 2 is out of range for shape [2, 3] (rank 2)"
         );
+    }
+
+    #[test]
+    fn strided_constructor_checks_every_position_without_overflow() {
+        let data: Vec<f64> = (0..6).map(f64::from).collect();
+        let broadcast = Tensor::from_strided(data.clone(), [2, 3], &[0, 1], 3).unwrap();
+        assert_eq!(broadcast.to_vec(), vec![3.0, 4.0, 5.0, 3.0, 4.0, 5.0]);
+        let error = |shape: &[usize], strides: &[usize], offset: usize| {
+            Tensor::from_strided(data.clone(), shape, strides, offset)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            error(&[2, 3], &[3, 1], 1),
+            "from_strided: shape [2, 3] with strides [3, 1] at offset 1 reaches past a buffer of 6 elements"
+        );
+        assert_eq!(
+            error(&[2, 3], &[1], 0),
+            "from_strided: 1 strides [1] for shape [2, 3] of rank 2"
+        );
+        // Products that wrap around usize must not look small.
+        assert!(error(&[274_177, 2], &[67_280_421_310_721, 0], 0).contains("reaches past"));
+        assert!(error(&[2, 2], &[usize::MAX, 1], 0).contains("reaches past"));
+        assert!(error(&[1 << 40, 1 << 40], &[0, 0], 0).contains("more elements than fit"));
+        // An empty view may sit at the very end of its buffer, not past it.
+        assert_eq!(Tensor::from_strided(data.clone(), [0, 3], &[3, 1], 6).unwrap().numel(), 0);
+        assert!(Tensor::from_strided(data, [0], &[1], 7).is_err());
+    }
+
+    #[test]
+    fn sizes_from_data_that_cannot_be_allocated_are_errors_not_aborts() {
+        let mut rng = StdRng::seed_from_u64(0);
+        assert!(Tensor::<f32>::random_normal([1 << 46], 0.0, 1.0, &mut rng).is_err());
+        assert!(Tensor::<f32>::random_uniform([1 << 46], 0.0, 1.0, &mut rng).is_err());
+        assert!(Tensor::<f64>::try_full([1 << 20, 1 << 26], 0.0).is_err());
+        assert!(Tensor::<f64>::one_hot(&[0], 1 << 46).is_err());
+        let empty = Tensor::<f32>::zeros([1 << 24, 0]);
+        assert!(empty.try_matmul(&Tensor::zeros([0, 1 << 24])).is_err());
+        assert!(empty.try_matmul(&empty.t()).is_err());
+        assert!(Tensor::<f32>::zeros([2]).try_pad(0, usize::MAX, 0).is_err());
+        assert!(Tensor::<f32>::zeros([2]).try_pad(0, 1 << 46, 0).is_err());
     }
 
     #[test]
