@@ -204,9 +204,8 @@ fn check_layer(
         |v| {
             // Each evaluation gets its own copy of the store, bound to the Vars under check.
             let mut store = store.clone();
-            let mut context =
-                Context::with_vars(v[0].tape(), &mut store, &v[1..], Mode::Train { step: 0 })
-                    .expect("one Var per trainable parameter");
+            let mut context = Context::with_vars(v[0].tape(), &mut store, &v[1..], Mode::Train)
+                .expect("one Var per trainable parameter");
             layer.forward(&mut context, v[0])
         },
         &inputs,
@@ -224,7 +223,7 @@ fn inspect(
     let mut store = store.clone();
     let tape = Tape::new();
     tape.track_provenance(true);
-    let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+    let mut context = Context::new(&tape, &mut store, Mode::Train);
     let x = tape.constant(sample(&[2, 5], 6));
     let loss = network
         .try_forward(&mut context, x)?

@@ -261,7 +261,7 @@ fn first_step_statistics(
     activation: Activation,
 ) -> Result<(Vec<LayerStats>, LayerStatistics)> {
     let tape = Tape::new();
-    let mut context = Context::new(&tape, &mut model.store, Mode::Train { step: 0 });
+    let mut context = Context::new(&tape, &mut model.store, Mode::Train);
     let x = tape.constant(batch.features().clone());
     let name = activation_name(activation);
     let mut statistics = LayerStatistics::new();

@@ -188,10 +188,9 @@ pub fn train(
     history
         .epochs
         .push(record_epoch(model, split, spec.objective, 0, f64::NAN)?);
-    let mut step = 0_u64;
     for epoch in 1..=spec.epochs {
         let batches = split.train.shuffled_batches(spec.batch_size, &mut order);
-        let batch_loss = run_epoch(model, batches, spec, &mut optimizer, &mut step)?;
+        let batch_loss = run_epoch(model, batches, spec, &mut optimizer)?;
         let record = record_epoch(model, split, spec.objective, epoch, batch_loss)?;
         if !(batch_loss.is_finite() && record.train.loss.is_finite()) {
             // The weights are NaN or infinite from here on: nothing more to learn.
@@ -205,20 +204,18 @@ pub fn train(
     Ok(history)
 }
 
-/// One pass over the mini-batches; returns their mean data loss. `step` counts the steps of
-/// the whole run (it selects the dropout masks).
+/// One pass over the mini-batches; returns their mean data loss. Each step's dropout masks
+/// come from the store's own step count, which runs on across epochs.
 fn run_epoch(
     model: &mut Mlp,
     batches: impl Iterator<Item = Dataset<f32>>,
     spec: &TrainSpec,
     optimizer: &mut dyn Optimizer<f32>,
-    step: &mut u64,
 ) -> Result<f64> {
     let (mut loss_sum, mut count) = (0.0, 0);
     for batch in batches {
-        loss_sum += train_step(model, &batch, spec, optimizer, *step)?;
+        loss_sum += train_step(model, &batch, spec, optimizer)?;
         count += 1;
-        *step += 1;
     }
     Ok(loss_sum / count.max(1) as f64)
 }
@@ -245,11 +242,10 @@ fn train_step(
     batch: &Dataset<f32>,
     spec: &TrainSpec,
     optimizer: &mut dyn Optimizer<f32>,
-    step: u64,
 ) -> Result<f64> {
     let (gradients, loss) = {
         let tape = Tape::new();
-        let mut context = Context::new(&tape, &mut model.store, Mode::Train { step });
+        let mut context = Context::new(&tape, &mut model.store, Mode::Train);
         let x = tape.constant(batch.features().clone());
         let output = model.network.try_forward(&mut context, x)?;
         let data_loss = loss(output, batch, spec.objective)?;
@@ -261,7 +257,7 @@ fn train_step(
         let gradients = context.gradients(&total.try_backward()?);
         (gradients, f64::from(data_loss.value().item()))
     }; // the tape is dropped here, so the optimizer updates the parameters in place
-    optimizer.step(&mut model.store, &gradients);
+    optimizer.step(&mut model.store, &gradients)?;
     Ok(loss)
 }
 

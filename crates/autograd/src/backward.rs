@@ -9,7 +9,9 @@
 use smallvec::SmallVec;
 use tensor::{Float, Tensor};
 
-use crate::diagnostics::{AnomalyPhase, AnomalyReport, ValueSummary, has_non_finite};
+use crate::diagnostics::{
+    BackwardSite, ValueSummary, backward_report, check_where_trap, has_non_finite,
+};
 use crate::error::{AutogradError, Result, or_panic};
 use crate::operand::Operand;
 use crate::ops;
@@ -369,10 +371,16 @@ fn sweep_tensors<T: Float>(
         };
         let input_indices = op.input_indices(&node.inputs);
         let (inputs, needs) = input_values(&nodes, input_indices);
-        let checking = tape.anomaly().is_some_and(|mode| mode.backward);
-        let incoming = if checking {
+        // Anomaly mode's checks, off the sweep's path unless enabled.
+        let site = if tape.anomaly().is_some_and(|mode| mode.backward) {
             check_where_trap(tape, &nodes, index, op, &needs)?;
-            Some(ValueSummary::of(&grad))
+            Some(BackwardSite {
+                op: op.name(),
+                node: index,
+                provenance: tape.provenance().of(index),
+                inputs: inputs.iter().map(|x| ValueSummary::of(x)).collect(),
+                incoming: ValueSummary::of(&grad),
+            })
         } else {
             None
         };
@@ -384,22 +392,10 @@ fn sweep_tensors<T: Float>(
             &needs,
             |position, gradient| {
                 let input = input_indices[position] as usize;
-                if let Some(incoming) = &incoming {
+                if let Some(site) = &site {
                     if has_non_finite(&gradient) {
-                        let (location, layer) = tape.provenance().of(index);
-                        return Err(AutogradError::Anomaly(Box::new(AnomalyReport {
-                            phase: AnomalyPhase::Backward,
-                            op: op.name().to_string(),
-                            node: Some(index),
-                            location,
-                            layer,
-                            inputs: inputs.iter().map(|x| ValueSummary::of(x)).collect(),
-                            produced: ValueSummary::of(&gradient),
-                            detail: format!(
-                                "its backward rule produced a non-finite gradient for input {position} (node #{input}) \
-                             from an incoming gradient with {incoming}"
-                            ),
-                        })));
+                        let produced = ValueSummary::of(&gradient);
+                        return Err(backward_report(site, position, input, produced));
                     }
                 }
                 debug_assert_eq!(
@@ -417,66 +413,6 @@ fn sweep_tensors<T: Float>(
     }
     leaves.reverse();
     Ok((leaves, retained))
-}
-
-/// Anomaly mode's check at a `select` node, before its rule runs: a branch that needs a gradient
-/// but holds NaN or infinity where it was not chosen is about to receive exact zeros there, and
-/// the op that produced those values will turn them into NaN (0 * inf) on its way back.
-fn check_where_trap<T: Float>(
-    tape: &Tape<T>,
-    nodes: &crate::tape::NodeStore<T>,
-    index: usize,
-    op: &ops::Primitive<T>,
-    needs: &[bool],
-) -> Result<()> {
-    let ops::Primitive::Select(condition) = op else {
-        return Ok(());
-    };
-    let node = &nodes[index];
-    for (branch, name) in [(0usize, "on_true"), (1, "on_false")] {
-        if !needs[branch] {
-            continue;
-        }
-        let input = node.inputs[branch] as usize;
-        let value = &nodes[input].value;
-        let chosen_when = if branch == 0 { T::ONE } else { T::ZERO };
-        let hidden = condition
-            .to_vec()
-            .iter()
-            .zip(value.to_vec())
-            .filter(|(c, v)| ((**c != T::ZERO) != (chosen_when == T::ONE)) && !v.is_finite())
-            .count();
-        if hidden == 0 {
-            continue;
-        }
-        let provenance = tape.provenance();
-        let (location, layer) = provenance.of(index);
-        let producer = nodes[input]
-            .op()
-            .map_or("a leaf".to_string(), |op| op.name().to_string());
-        let producer_at = provenance
-            .of(input)
-            .0
-            .map_or(String::new(), |at| format!(" recorded at {at}"));
-        return Err(AutogradError::Anomaly(Box::new(AnomalyReport {
-            phase: AnomalyPhase::WhereTrap,
-            op: "select".to_string(),
-            node: Some(index),
-            location,
-            layer,
-            inputs: [node.inputs[0], node.inputs[1]]
-                .iter()
-                .map(|&i| ValueSummary::of(&nodes[i as usize].value))
-                .collect(),
-            produced: ValueSummary::of(value),
-            detail: format!(
-                "its {name} branch (node #{input}, {producer}{producer_at}) holds {hidden} non-finite values where it is \
-                 not chosen; the backward pass gives those positions a zero gradient, which {producer} will turn into NaN \
-                 (0 * inf). Compute that branch from inputs masked to a safe value instead (e.g. sqrt(select(x > 0, x, 1)))"
-            ),
-        })));
-    }
-    Ok(())
 }
 
 /// The create-graph sweep: the same rules evaluated on Vars, recording the gradient
@@ -521,20 +457,47 @@ fn sweep_vars<'t, T: Float>(
             tape,
             index: index as u32,
         };
-        ops::backward(
-            &op,
-            grad,
-            &input_refs,
-            &output,
-            &needs,
-            |position, gradient| {
-                let input = input_indices[position] as usize;
-                slots.add(input, gradient, |previous, gradient| {
-                    Operand::add(previous, &gradient)
-                });
-                Ok(())
-            },
-        )?;
+        let site = if tape.anomaly().is_some_and(|mode| mode.backward) {
+            let nodes = tape.nodes();
+            check_where_trap(tape, &nodes, index, &op, &needs)?;
+            Some(BackwardSite {
+                op: op.name(),
+                node: index,
+                provenance: tape.provenance().of(index),
+                inputs: inputs
+                    .iter()
+                    .map(|v| ValueSummary::of(&nodes[v.index()].value))
+                    .collect(),
+                incoming: ValueSummary::of(&nodes[grad.index()].value),
+            })
+        } else {
+            None
+        };
+        // The rule records the gradient computation on the tape; its non-finite values are
+        // this rule's (a backward anomaly), checked below, not a forward one.
+        tape.recording_gradients(|| {
+            ops::backward(
+                &op,
+                grad,
+                &input_refs,
+                &output,
+                &needs,
+                |position, gradient| {
+                    let input = input_indices[position] as usize;
+                    if let Some(site) = &site {
+                        let value = gradient.value();
+                        if has_non_finite(&value) {
+                            let produced = ValueSummary::of(&value);
+                            return Err(backward_report(site, position, input, produced));
+                        }
+                    }
+                    slots.add(input, gradient, |previous, gradient| {
+                        Operand::add(previous, &gradient)
+                    });
+                    Ok(())
+                },
+            )
+        })?;
     }
     leaves.reverse();
     Ok(leaves)

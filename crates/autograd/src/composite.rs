@@ -10,11 +10,23 @@ impl<'t, T: Float> Var<'t, T> {
     /// x * x (the gradient 2x arrives as two contributions of x).
     #[track_caller]
     pub fn square(self) -> Var<'t, T> {
-        self * self
+        or_panic(self.try_square())
+    }
+
+    /// Fallible [`square`](Var::square) (fails only in anomaly mode).
+    #[track_caller]
+    pub fn try_square(self) -> Result<Var<'t, T>> {
+        self.try_mul(self)
+    }
+
+    /// -x.
+    #[track_caller]
+    pub fn try_neg(self) -> Result<Var<'t, T>> {
+        self.try_mul_scalar(-T::ONE)
     }
 
     /// Mean over `axes`: the sum times 1/n (a multiplication, so the last bit may differ from
-    /// a division by n).
+    /// a division by n). NaN over an empty axis.
     #[track_caller]
     pub fn mean(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
         or_panic(self.try_mean(axes, keepdim))
@@ -26,16 +38,24 @@ impl<'t, T: Float> Var<'t, T> {
         let shape = self.shape();
         shape.axis_mask("mean", axes)?;
         let count: usize = axes.iter().map(|&a| shape.dims()[a]).product();
-        Ok(self
+        let guard = self.tape.rollback_guard();
+        let mean = self
             .try_sum(axes, keepdim)?
-            .mul_scalar(T::ONE / T::from_usize(count)))
+            .try_mul_scalar(T::ONE / T::from_usize(count))?;
+        Ok(guard.commit(mean))
     }
 
     /// Mean of all elements (a rank-0 result).
     #[track_caller]
     pub fn mean_all(self) -> Var<'t, T> {
+        or_panic(self.try_mean_all())
+    }
+
+    /// Fallible [`mean_all`](Var::mean_all).
+    #[track_caller]
+    pub fn try_mean_all(self) -> Result<Var<'t, T>> {
         let axes: Vec<usize> = (0..self.shape().rank()).collect();
-        self.mean(&axes, false)
+        self.try_mean(&axes, false)
     }
 
     /// Variance over `axes`: mean squared deviation from the mean, divided by n (`unbiased =
@@ -65,11 +85,13 @@ impl<'t, T: Float> Var<'t, T> {
         } else {
             count
         };
-        let deviation = self - self.try_mean(axes, true)?;
-        Ok(deviation
-            .square()
+        let guard = self.tape.rollback_guard();
+        let deviation = self.try_sub(self.try_mean(axes, true)?)?;
+        let variance = deviation
+            .try_square()?
             .try_sum(axes, keepdim)?
-            .mul_scalar(T::ONE / T::from_usize(divisor)))
+            .try_mul_scalar(T::ONE / T::from_usize(divisor))?;
+        Ok(guard.commit(variance))
     }
 
     /// Minimum over `axes`, as -max(-x) (ties share the gradient equally).
@@ -83,7 +105,22 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn try_min(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
         // Validate before recording the negation.
         self.value().try_min(axes, keepdim)?;
-        Ok(-(-self).try_max(axes, keepdim)?)
+        let guard = self.tape.rollback_guard();
+        let min = self.try_neg()?.try_max(axes, keepdim)?.try_neg()?;
+        Ok(guard.commit(min))
+    }
+
+    /// Minimum of all elements (a rank-0 result).
+    #[track_caller]
+    pub fn min_all(self) -> Var<'t, T> {
+        or_panic(self.try_min_all())
+    }
+
+    /// Fallible [`min_all`](Var::min_all).
+    #[track_caller]
+    pub fn try_min_all(self) -> Result<Var<'t, T>> {
+        let axes: Vec<usize> = (0..self.shape().rank()).collect();
+        self.try_min(&axes, false)
     }
 
     /// log(sum(exp(x))) over `axes`, stable at any magnitude: the maximum m is subtracted
@@ -103,14 +140,14 @@ impl<'t, T: Float> Var<'t, T> {
             .value()
             .try_max(axes, true)?
             .map(|m| if m.is_finite() { m } else { T::ZERO });
+        let guard = self.tape.rollback_guard();
         let shift = self.tape.constant(shift);
-        let total = (self - shift).exp().sum(axes, true);
-        let result = total.log() + shift;
-        Ok(if keepdim {
-            result
-        } else {
-            result.reshape(shape.reduced(mask, false))
-        })
+        let total = self.try_sub(shift)?.try_exp()?.try_sum(axes, true)?;
+        let mut result = total.try_log()?.try_add(shift)?;
+        if !keepdim {
+            result = result.try_reshape(shape.reduced(mask, false))?;
+        }
+        Ok(guard.commit(result))
     }
 
     /// x - logsumexp(x) along `axis`: log-probabilities, finite for logits of any magnitude.
@@ -122,8 +159,10 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`log_softmax`](Var::log_softmax).
     #[track_caller]
     pub fn try_log_softmax(self, axis: usize) -> Result<Var<'t, T>> {
+        let guard = self.tape.rollback_guard();
         let normaliser = self.try_logsumexp(&[axis], true)?;
-        Ok(self - normaliser)
+        let result = self.try_sub(normaliser)?;
+        Ok(guard.commit(result))
     }
 
     /// exp(log_softmax(x)) along `axis`: probabilities summing to 1.
@@ -135,18 +174,31 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`softmax`](Var::softmax).
     #[track_caller]
     pub fn try_softmax(self, axis: usize) -> Result<Var<'t, T>> {
-        Ok(self.try_log_softmax(axis)?.exp())
+        let guard = self.tape.rollback_guard();
+        let result = self.try_log_softmax(axis)?.try_exp()?;
+        Ok(guard.commit(result))
     }
 
     /// ln(1 + e^x), stable at any magnitude: logsumexp over the pair (0, x), so its derivative
     /// is sigmoid(x) everywhere, including x = 0.
     #[track_caller]
     pub fn softplus(self) -> Var<'t, T> {
+        or_panic(self.try_softplus())
+    }
+
+    /// Fallible [`softplus`](Var::softplus).
+    #[track_caller]
+    pub fn try_softplus(self) -> Result<Var<'t, T>> {
         let shift = self.value().map(|x| if x > T::ZERO { x } else { T::ZERO });
+        let guard = self.tape.rollback_guard();
         let shift = self.tape.constant(shift);
         // e^(0 - m) + e^(x - m) with m = max(0, x): both exponents are <= 0.
-        let total = (-shift).exp() + (self - shift).exp();
-        total.log() + shift
+        let total = shift
+            .try_neg()?
+            .try_exp()?
+            .try_add(self.try_sub(shift)?.try_exp()?)?;
+        let result = total.try_log()?.try_add(shift)?;
+        Ok(guard.commit(result))
     }
 
     /// Element-wise maximum with broadcasting. Where a = b the gradient is split in half.
@@ -174,7 +226,8 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// `self` where `wins(self, other)`, `other` where `wins(other, self)`, their mean on ties
-    /// (and NaN if either is NaN, through the mean).
+    /// (and NaN if either is NaN, through the mean). The mean is `a/2 + b/2`, which cannot
+    /// overflow for two equal values near the type's maximum as `(a + b)/2` would.
     #[track_caller]
     fn try_extremum(
         self,
@@ -182,12 +235,16 @@ impl<'t, T: Float> Var<'t, T> {
         op: &'static str,
         wins: fn(T, T) -> bool,
     ) -> Result<Var<'t, T>> {
+        self.tape.check_owns(op, &other)?;
+        let guard = self.tape.rollback_guard();
         let (a, b) = self.broadcast_pair(other, op)?;
         let (va, vb) = (a.value(), b.value());
-        let first = va.zip_map(&vb, op, |x, y| if wins(x, y) { T::ONE } else { T::ZERO });
-        let second = va.zip_map(&vb, op, |x, y| if wins(y, x) { T::ONE } else { T::ZERO });
-        let tie = (a + b).mul_scalar(T::from_f64(0.5));
-        Ok(Var::select(&first, a, Var::select(&second, b, tie)))
+        let first = va.try_zip_map(&vb, op, |x, y| if wins(x, y) { T::ONE } else { T::ZERO })?;
+        let second = va.try_zip_map(&vb, op, |x, y| if wins(y, x) { T::ONE } else { T::ZERO })?;
+        let half = T::from_f64(0.5);
+        let tie = a.try_mul_scalar(half)?.try_add(b.try_mul_scalar(half)?)?;
+        let result = Var::try_select(&first, a, Var::try_select(&second, b, tie)?)?;
+        Ok(guard.commit(result))
     }
 
     /// Joins Vars along an existing `axis` (all other axes equal), composed of `pad` and `add`.
@@ -225,19 +282,26 @@ impl<'t, T: Float> Var<'t, T> {
                 .into());
             }
         }
-        let total: usize = shapes.iter().map(|s| s.dims()[axis]).sum();
+        let total = shapes
+            .iter()
+            .try_fold(0usize, |sum, s| sum.checked_add(s.dims()[axis]))
+            .ok_or_else(|| TensorError::InvalidArgument {
+                op: "concat",
+                message: format!("the sizes along axis {axis} overflow"),
+            })?;
+        let guard = first.tape.rollback_guard();
         let mut before = 0;
         let mut joined: Option<Var<'t, T>> = None;
         for (part, shape) in parts.iter().zip(&shapes) {
             let len = shape.dims()[axis];
-            let placed = part.pad(axis, before, total - before - len);
+            let placed = part.try_pad(axis, before, total - before - len)?;
             joined = Some(match joined {
                 None => placed,
-                Some(sum) => sum + placed,
+                Some(sum) => sum.try_add(placed)?,
             });
             before += len;
         }
-        Ok(joined.expect("at least one part"))
+        Ok(guard.commit(joined.expect("at least one part")))
     }
 }
 

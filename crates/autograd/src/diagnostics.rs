@@ -23,6 +23,9 @@ use std::panic::Location;
 
 use tensor::{Float, Shape, Tensor};
 
+use crate::error::{AutogradError, Result};
+use crate::tape::{NodeStore, Tape};
+
 /// Which checks anomaly mode makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnomalyMode {
@@ -124,6 +127,131 @@ pub(crate) fn has_non_finite<T: Float>(tensor: &Tensor<T>) -> bool {
         Some(values) => values.iter().any(|v| !v.is_finite()),
         None => tensor.to_vec().iter().any(|v| !v.is_finite()),
     }
+}
+
+/// The report for an op whose forward output holds a NaN or an infinity.
+pub(crate) fn forward_report<T: Float>(
+    op: &str,
+    location: &Location<'_>,
+    layer: Option<String>,
+    inputs: &[&Tensor<T>],
+    value: &Tensor<T>,
+) -> crate::AutogradError {
+    crate::AutogradError::Anomaly(Box::new(AnomalyReport {
+        phase: AnomalyPhase::Forward,
+        op: op.to_string(),
+        node: None,
+        location: Some(format!(
+            "{}:{}:{}",
+            location.file(),
+            location.line(),
+            location.column()
+        )),
+        layer,
+        inputs: inputs.iter().map(|x| ValueSummary::of(x)).collect(),
+        produced: ValueSummary::of(value),
+        detail: "produced non-finite values in the forward pass".to_string(),
+    }))
+}
+
+/// What a backward anomaly report says about the node whose rule produced a non-finite
+/// gradient.
+pub(crate) struct BackwardSite<'a> {
+    /// The op's name.
+    pub(crate) op: &'a str,
+    /// The node.
+    pub(crate) node: usize,
+    /// Where it was recorded and in which layer.
+    pub(crate) provenance: (Option<String>, Option<String>),
+    /// Its inputs' forward values.
+    pub(crate) inputs: Vec<ValueSummary>,
+    /// The gradient that arrived at it.
+    pub(crate) incoming: ValueSummary,
+}
+
+/// The report for a backward rule that produced a non-finite gradient for input `position`
+/// (node `input`).
+pub(crate) fn backward_report(
+    site: &BackwardSite<'_>,
+    position: usize,
+    input: usize,
+    produced: ValueSummary,
+) -> crate::AutogradError {
+    let (location, layer) = site.provenance.clone();
+    crate::AutogradError::Anomaly(Box::new(AnomalyReport {
+        phase: AnomalyPhase::Backward,
+        op: site.op.to_string(),
+        node: Some(site.node),
+        location,
+        layer,
+        inputs: site.inputs.clone(),
+        produced,
+        detail: format!(
+            "its backward rule produced a non-finite gradient for input {position} (node #{input}) \
+             from an incoming gradient with {}",
+            site.incoming
+        ),
+    }))
+}
+
+/// Anomaly mode's check at a `select` node, before its rule runs: a branch that needs a gradient
+/// but holds NaN or infinity where it was not chosen is about to receive exact zeros there, and
+/// the op that produced those values will turn them into NaN (0 * inf) on its way back.
+pub(crate) fn check_where_trap<T: Float>(
+    tape: &Tape<T>,
+    nodes: &NodeStore<T>,
+    index: usize,
+    op: &crate::ops::Primitive<T>,
+    needs: &[bool],
+) -> Result<()> {
+    let crate::ops::Primitive::Select(condition) = op else {
+        return Ok(());
+    };
+    let node = &nodes[index];
+    for (branch, name) in [(0usize, "on_true"), (1, "on_false")] {
+        if !needs[branch] {
+            continue;
+        }
+        let input = node.inputs[branch] as usize;
+        let value = &nodes[input].value;
+        let chosen_when = if branch == 0 { T::ONE } else { T::ZERO };
+        let hidden = condition
+            .to_vec()
+            .iter()
+            .zip(value.to_vec())
+            .filter(|(c, v)| ((**c != T::ZERO) != (chosen_when == T::ONE)) && !v.is_finite())
+            .count();
+        if hidden == 0 {
+            continue;
+        }
+        let provenance = tape.provenance();
+        let (location, layer) = provenance.of(index);
+        let producer = nodes[input]
+            .op()
+            .map_or("a leaf".to_string(), |op| op.name().to_string());
+        let producer_at = provenance
+            .of(input)
+            .0
+            .map_or(String::new(), |at| format!(" recorded at {at}"));
+        return Err(AutogradError::Anomaly(Box::new(AnomalyReport {
+            phase: AnomalyPhase::WhereTrap,
+            op: "select".to_string(),
+            node: Some(index),
+            location,
+            layer,
+            inputs: [node.inputs[0], node.inputs[1]]
+                .iter()
+                .map(|&i| ValueSummary::of(&nodes[i as usize].value))
+                .collect(),
+            produced: ValueSummary::of(value),
+            detail: format!(
+                "its {name} branch (node #{input}, {producer}{producer_at}) holds {hidden} non-finite values where it is \
+                 not chosen; the backward pass gives those positions a zero gradient, which {producer} will turn into NaN \
+                 (0 * inf). Compute that branch from inputs masked to a safe value instead (e.g. sqrt(select(x > 0, x, 1)))"
+            ),
+        })));
+    }
+    Ok(())
 }
 
 /// Where the anomaly was found.
@@ -231,5 +359,10 @@ impl Provenance {
 
     pub(crate) fn clear(&mut self) {
         *self = Provenance::default();
+    }
+
+    /// Forgets the nodes from `len` on.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.nodes.truncate(len);
     }
 }

@@ -6,9 +6,7 @@ use std::panic::Location;
 
 use tensor::{Float, Shape, Tensor};
 
-use crate::diagnostics::{
-    AnomalyMode, AnomalyPhase, AnomalyReport, Provenance, ValueSummary, has_non_finite,
-};
+use crate::diagnostics::{AnomalyMode, Provenance, forward_report, has_non_finite};
 use crate::error::{AutogradError, Result};
 use crate::ops::Primitive;
 
@@ -110,10 +108,18 @@ impl<T: Float> NodeStore<T> {
     }
 
     fn clear(&mut self) {
-        for chunk in &mut self.chunks {
-            chunk.clear();
+        self.truncate(0);
+    }
+
+    /// Drops every node from `len` on.
+    fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
         }
-        self.len = 0;
+        for (i, chunk) in self.chunks.iter_mut().enumerate() {
+            chunk.truncate(len.saturating_sub(i * CHUNK).min(CHUNK));
+        }
+        self.len = len;
     }
 }
 
@@ -153,6 +159,9 @@ pub struct Tape<T: Float = f32> {
     anomaly: Cell<Option<AnomalyMode>>,
     /// True while source locations and scopes are recorded per node.
     tracking: Cell<bool>,
+    /// True while a create-graph backward records the gradient computation: its non-finite
+    /// values are reported as backward anomalies, by the sweep, not as forward ones.
+    in_create_graph: Cell<bool>,
     provenance: RefCell<Provenance>,
 }
 
@@ -184,6 +193,7 @@ impl<T: Float> Tape<T> {
             recording: Cell::new(true),
             anomaly: Cell::new(None),
             tracking: Cell::new(false),
+            in_create_graph: Cell::new(false),
             provenance: RefCell::new(Provenance::default()),
         }
     }
@@ -252,6 +262,19 @@ impl<T: Float> Tape<T> {
 
     pub(crate) fn anomaly(&self) -> Option<AnomalyMode> {
         self.anomaly.get()
+    }
+
+    /// Runs `f` with forward anomaly checks handed to the create-graph sweep (see
+    /// `in_create_graph`), restoring the flag even if `f` panics.
+    pub(crate) fn recording_gradients<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Cell<bool>, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.in_create_graph, self.in_create_graph.replace(true));
+        f()
     }
 
     pub(crate) fn provenance(&self) -> std::cell::Ref<'_, Provenance> {
@@ -326,26 +349,17 @@ impl<T: Float> Tape<T> {
         value: &Tensor<T>,
     ) -> Option<AutogradError> {
         let mode = self.anomaly.get()?;
-        if !mode.forward || !has_non_finite(value) {
+        if !mode.forward || self.in_create_graph.get() || !has_non_finite(value) {
             return None;
         }
-        let location = Location::caller();
         let layer = self.provenance.borrow().current_name();
-        Some(AutogradError::Anomaly(Box::new(AnomalyReport {
-            phase: AnomalyPhase::Forward,
-            op: op.name().to_string(),
-            node: None,
-            location: Some(format!(
-                "{}:{}:{}",
-                location.file(),
-                location.line(),
-                location.column()
-            )),
+        Some(forward_report(
+            op.name(),
+            Location::caller(),
             layer,
-            inputs: inputs.iter().map(|x| ValueSummary::of(x)).collect(),
-            produced: ValueSummary::of(value),
-            detail: "produced non-finite values in the forward pass".to_string(),
-        })))
+            inputs,
+            value,
+        ))
     }
 
     /// Appends the result of `op` applied to `inputs` (used by custom ops, whose inputs are
@@ -421,12 +435,56 @@ impl<T: Float> Tape<T> {
         Ok(Var { tape: self, index })
     }
 
+    /// Starts a composite's recording: unless [`Rollback::commit`] is called, dropping the
+    /// guard (an early `?` return) removes every node recorded since, so a failed call leaves
+    /// the tape exactly as it was. A guard, not a closure, so that `#[track_caller]` still names
+    /// the user's line. Crate-private: the composite's own Vars never escape a failed call,
+    /// which is what makes removing their nodes safe.
+    pub(crate) fn rollback_guard(&self) -> Rollback<'_, T> {
+        Rollback {
+            tape: self,
+            mark: self.len(),
+            committed: false,
+        }
+    }
+
     /// Errors unless `var` was recorded on this tape.
     pub(crate) fn check_owns(&self, op: &'static str, var: &Var<'_, T>) -> Result<()> {
         if std::ptr::eq(self, var.tape) {
             Ok(())
         } else {
             Err(AutogradError::ForeignVar { op })
+        }
+    }
+}
+
+/// See [`Tape::rollback_guard`].
+pub(crate) struct Rollback<'t, T: Float> {
+    tape: &'t Tape<T>,
+    mark: usize,
+    committed: bool,
+}
+
+impl<T: Float> Rollback<'_, T> {
+    /// Keeps what was recorded and passes `value` through.
+    pub(crate) fn commit<R>(mut self, value: R) -> R {
+        self.committed = true;
+        value
+    }
+}
+
+impl<T: Float> Drop for Rollback<'_, T> {
+    fn drop(&mut self) {
+        // Never touch the tape while unwinding from a panic (it may be borrowed mid-op).
+        if self.committed || std::thread::panicking() {
+            return;
+        }
+        if let (Ok(mut nodes), Ok(mut provenance)) = (
+            self.tape.nodes.try_borrow_mut(),
+            self.tape.provenance.try_borrow_mut(),
+        ) {
+            nodes.truncate(self.mark);
+            provenance.truncate(self.mark);
         }
     }
 }

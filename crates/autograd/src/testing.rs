@@ -1,18 +1,20 @@
 //! Test support (feature `testing`): proptest strategies for shapes, tensors in a domain and
-//! non-contiguous views, and the registry of every primitive with its input domain and
-//! argument strategy.
+//! non-contiguous views, and two registries: every primitive ([`registry`]) and every
+//! composite ([`composites`]), each entry with its arity, input domain and a strategy for test
+//! instances (inputs in random shapes and layouts, plus the op's parameters).
 //!
-//! The crate's own test suite gradchecks every registry entry over random shapes and layouts;
-//! the same strategies let you property-test a custom op:
+//! The crate's own test suite gradchecks every entry over random shapes and layouts, and runs
+//! every entry's `try_` form on non-finite and empty inputs in anomaly mode; the same
+//! strategies let you property-test a custom op:
 //!
 //! ```
 //! use autograd::gradcheck::{gradcheck, GradcheckOptions};
-//! use autograd::testing::{Domain, shape_strategy, tensor_strategy};
+//! use autograd::testing::{Domain, Sizes, shape_strategy, tensor_strategy};
 //! use proptest::prelude::*;
 //! use proptest::test_runner::{Config, TestRunner};
 //!
 //! let mut runner = TestRunner::new(Config::with_cases(16));
-//! let inputs = shape_strategy(0..=2, 1..=3).prop_flat_map(|shape| tensor_strategy(shape, Domain::Positive));
+//! let inputs = shape_strategy(0..=2, Sizes::NON_EMPTY).prop_flat_map(|shape| tensor_strategy(shape, Domain::Positive));
 //! runner
 //!     .run(&inputs, |x| {
 //!         gradcheck(|v| v[0].sqrt().log(), &[x], &GradcheckOptions::default())
@@ -48,11 +50,30 @@ pub enum Domain {
     Distinct,
 }
 
+/// The range of axis sizes a strategy draws: [`Sizes::NON_EMPTY`] for gradient checks,
+/// [`Sizes::WITH_EMPTY`] to include tensors with an axis of size 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// Smallest axis size.
+    pub min: usize,
+    /// Largest axis size.
+    pub max: usize,
+}
+
+impl Sizes {
+    /// Axes of 1 to 3 elements.
+    pub const NON_EMPTY: Sizes = Sizes { min: 1, max: 3 };
+    /// Axes of 0 to 3 elements.
+    pub const WITH_EMPTY: Sizes = Sizes { min: 0, max: 3 };
+
+    fn range(self) -> RangeInclusive<usize> {
+        self.min..=self.max
+    }
+}
+
 /// Shapes with rank in `ranks` and every axis size in `sizes`.
-pub fn shape_strategy(
-    ranks: RangeInclusive<usize>,
-    sizes: RangeInclusive<usize>,
-) -> BoxedStrategy<Shape> {
+pub fn shape_strategy(ranks: RangeInclusive<usize>, sizes: Sizes) -> BoxedStrategy<Shape> {
+    let sizes = sizes.range();
     ranks
         .prop_flat_map(move |rank| proptest::collection::vec(sizes.clone(), rank))
         .prop_map(Shape::from)
@@ -175,8 +196,10 @@ pub fn broadcastable_to(shape: &Shape) -> BoxedStrategy<Shape> {
         .boxed()
 }
 
-/// The function a registry instance applies to its input Vars.
-pub type Apply = Arc<dyn for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64> + Send + Sync>;
+/// The fallible function a test instance applies to its input Vars (an op's `try_` form with
+/// the instance's parameters).
+pub type TryApply =
+    Arc<dyn for<'t> Fn(&[Var<'t, f64>]) -> Result<Var<'t, f64>, AutogradError> + Send + Sync>;
 
 /// One generated test case: the inputs, and the op with its parameters.
 #[derive(Clone)]
@@ -185,8 +208,24 @@ pub struct Instance {
     pub description: String,
     /// The inputs (possibly non-contiguous views).
     pub inputs: Vec<Tensor<f64>>,
-    /// Applies the op.
-    pub apply: Apply,
+    /// Applies the op's `try_` form.
+    pub apply: TryApply,
+}
+
+impl Instance {
+    /// Applies the op, returning its error.
+    pub fn try_apply<'t>(&self, inputs: &[Var<'t, f64>]) -> Result<Var<'t, f64>, AutogradError> {
+        (self.apply)(inputs)
+    }
+
+    /// Applies the op, panicking with the instance's description and the error.
+    #[track_caller]
+    pub fn apply<'t>(&self, inputs: &[Var<'t, f64>]) -> Var<'t, f64> {
+        match (self.apply)(inputs) {
+            Ok(output) => output,
+            Err(error) => panic!("{}: {error}", self.description),
+        }
+    }
 }
 
 impl fmt::Debug for Instance {
@@ -200,32 +239,28 @@ impl fmt::Debug for Instance {
     }
 }
 
-/// One primitive: its arity, its input domain, and a strategy for test instances.
+/// One op of a registry: its name, arity, input domain and a strategy for test instances.
 #[derive(Clone)]
 pub struct RegistryEntry {
-    /// Which primitive.
-    pub kind: PrimitiveKind,
+    /// The op's name (a primitive's [`PrimitiveKind::name`], or a composite's method name).
+    pub name: &'static str,
+    /// Which primitive, for the entries of [`registry`].
+    pub kind: Option<PrimitiveKind>,
     /// Number of Var inputs.
     pub arity: usize,
     /// Where its inputs are drawn from.
     pub domain: Domain,
-    /// Random shapes, layouts and parameters.
-    pub instances: fn() -> BoxedStrategy<Instance>,
+    /// Random shapes (axis sizes in the given range), layouts and parameters.
+    pub instances: fn(Sizes) -> BoxedStrategy<Instance>,
 }
 
 impl fmt::Debug for RegistryEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (arity {}, {:?})",
-            self.kind.name(),
-            self.arity,
-            self.domain
-        )
+        write!(f, "{} (arity {}, {:?})", self.name, self.arity, self.domain)
     }
 }
 
-fn instance(description: String, inputs: Vec<Tensor<f64>>, apply: Apply) -> Instance {
+fn instance(description: String, inputs: Vec<Tensor<f64>>, apply: TryApply) -> Instance {
     Instance {
         description,
         inputs,
@@ -233,25 +268,38 @@ fn instance(description: String, inputs: Vec<Tensor<f64>>, apply: Apply) -> Inst
     }
 }
 
-fn small_shape() -> BoxedStrategy<Shape> {
-    shape_strategy(0..=3, 1..=3)
+/// Shapes of rank 0 to 3.
+fn small_shape(sizes: Sizes) -> BoxedStrategy<Shape> {
+    shape_strategy(0..=3, sizes)
 }
 
-fn unary(domain: Domain, name: &'static str, apply: Apply) -> BoxedStrategy<Instance> {
-    small_shape()
+/// One input of any small shape in `domain`.
+fn unary(
+    sizes: Sizes,
+    domain: Domain,
+    name: &'static str,
+    apply: TryApply,
+) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
         .prop_flat_map(move |shape| tensor_strategy(shape, domain))
         .prop_map(move |x| instance(name.to_string(), vec![x], apply.clone()))
         .boxed()
 }
 
-fn binary(domain_right: Domain, name: &'static str, apply: Apply) -> BoxedStrategy<Instance> {
-    small_shape()
+/// Two inputs whose shapes broadcast together (either side may be the broadcast one).
+fn binary(
+    sizes: Sizes,
+    domain_left: Domain,
+    domain_right: Domain,
+    name: &'static str,
+    apply: TryApply,
+) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
         .prop_flat_map(|shape| (Just(shape.clone()), broadcastable_to(&shape), any::<bool>()))
         .prop_flat_map(move |(big, small, swap)| {
-            // Either side may be the broadcast one.
             let (left, right) = if swap { (small, big) } else { (big, small) };
             (
-                tensor_strategy(left, Domain::Any),
+                tensor_strategy(left, domain_left),
                 tensor_strategy(right, domain_right),
             )
         })
@@ -259,44 +307,54 @@ fn binary(domain_right: Domain, name: &'static str, apply: Apply) -> BoxedStrate
         .boxed()
 }
 
-/// Axes as a subset of `0..rank`, with a keepdim flag.
-fn axes_strategy(rank: usize, non_empty: bool) -> BoxedStrategy<(Vec<usize>, bool)> {
-    let low = usize::from(non_empty && rank > 0);
-    (
-        subsequence((0..rank).collect::<Vec<_>>(), low..=rank),
-        any::<bool>(),
-    )
+/// An input with axes as a subset of its axes (non-empty when `non_empty` and rank > 0), and
+/// a keepdim flag.
+fn with_axes(
+    sizes: Sizes,
+    domain: Domain,
+    non_empty: bool,
+) -> BoxedStrategy<(Tensor<f64>, Vec<usize>, bool)> {
+    small_shape(sizes)
+        .prop_flat_map(move |shape| {
+            let rank = shape.rank();
+            let low = usize::from(non_empty && rank > 0);
+            (
+                tensor_strategy(shape, domain),
+                subsequence((0..rank).collect::<Vec<_>>(), low..=rank),
+                any::<bool>(),
+            )
+        })
         .boxed()
 }
 
-fn reduction(kind: PrimitiveKind) -> BoxedStrategy<Instance> {
-    let domain = if kind == PrimitiveKind::Max {
-        Domain::Distinct
-    } else {
-        Domain::Any
-    };
-    small_shape()
+/// An input of rank at least 1 and one of its axes.
+fn with_axis(sizes: Sizes, domain: Domain) -> BoxedStrategy<(Tensor<f64>, usize)> {
+    shape_strategy(1..=3, sizes)
         .prop_flat_map(move |shape| {
             let rank = shape.rank();
-            (
-                tensor_strategy(shape, domain),
-                axes_strategy(rank, kind == PrimitiveKind::Max),
-            )
+            (tensor_strategy(shape, domain), 0..rank)
         })
-        .prop_map(move |(x, (axes, keepdim))| {
+        .boxed()
+}
+
+fn reduction(sizes: Sizes, kind: PrimitiveKind) -> BoxedStrategy<Instance> {
+    let max = kind == PrimitiveKind::Max;
+    let domain = if max { Domain::Distinct } else { Domain::Any };
+    with_axes(sizes, domain, max)
+        .prop_map(move |(x, axes, keepdim)| {
             let description = format!("{}(axes {axes:?}, keepdim {keepdim})", kind.name());
-            let apply: Apply = if kind == PrimitiveKind::Max {
-                Arc::new(move |v| v[0].max(&axes, keepdim))
+            let apply: TryApply = if max {
+                Arc::new(move |v| v[0].try_max(&axes, keepdim))
             } else {
-                Arc::new(move |v| v[0].sum(&axes, keepdim))
+                Arc::new(move |v| v[0].try_sum(&axes, keepdim))
             };
             instance(description, vec![x], apply)
         })
         .boxed()
 }
 
-fn select_instances() -> BoxedStrategy<Instance> {
-    small_shape()
+fn select_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
         .prop_flat_map(|shape| {
             (
                 broadcastable_to(&shape),
@@ -323,14 +381,14 @@ fn select_instances() -> BoxedStrategy<Instance> {
             instance(
                 description,
                 vec![a, b],
-                Arc::new(move |v| Var::select(&condition, v[0], v[1])),
+                Arc::new(move |v| Var::try_select(&condition, v[0], v[1])),
             )
         })
         .boxed()
 }
 
-fn expand_instances() -> BoxedStrategy<Instance> {
-    small_shape()
+fn expand_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
         .prop_flat_map(|target| (broadcastable_to(&target), Just(target)))
         .prop_flat_map(|(source, target)| (tensor_strategy(source, Domain::Any), Just(target)))
         .prop_map(|(x, target)| {
@@ -338,22 +396,22 @@ fn expand_instances() -> BoxedStrategy<Instance> {
             instance(
                 description,
                 vec![x],
-                Arc::new(move |v| v[0].broadcast_to(&target)),
+                Arc::new(move |v| v[0].try_broadcast_to(&target)),
             )
         })
         .boxed()
 }
 
-fn reshape_instances() -> BoxedStrategy<Instance> {
-    small_shape()
-        .prop_flat_map(|shape| (tensor_strategy(shape.clone(), Domain::Any), 0..3usize))
+fn reshape_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
+        .prop_flat_map(|shape| (tensor_strategy(shape, Domain::Any), 0..3usize))
         .prop_map(|(x, choice)| {
             let dims = x.dims().to_vec();
             let target: Vec<usize> = match choice {
                 0 => vec![x.numel()],
                 1 => dims.iter().rev().copied().collect(),
                 _ => {
-                    let mut merged = vec![dims.iter().take(1).product::<usize>().max(1)];
+                    let mut merged = vec![dims.iter().take(1).product::<usize>()];
                     merged.push(dims.iter().skip(1).product());
                     merged
                 }
@@ -362,14 +420,14 @@ fn reshape_instances() -> BoxedStrategy<Instance> {
             instance(
                 description,
                 vec![x],
-                Arc::new(move |v| v[0].reshape(target.clone())),
+                Arc::new(move |v| v[0].try_reshape(target.clone())),
             )
         })
         .boxed()
 }
 
-fn permute_instances() -> BoxedStrategy<Instance> {
-    small_shape()
+fn permute_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
         .prop_flat_map(|shape| {
             let rank = shape.rank();
             (
@@ -382,48 +440,49 @@ fn permute_instances() -> BoxedStrategy<Instance> {
             instance(
                 description,
                 vec![x],
-                Arc::new(move |v| v[0].permute(&order)),
+                Arc::new(move |v| v[0].try_permute(&order)),
             )
         })
         .boxed()
 }
 
-fn narrow_or_pad_instances(pad: bool) -> BoxedStrategy<Instance> {
-    shape_strategy(1..=3, 1..=4)
-        .prop_flat_map(|shape| {
-            let rank = shape.rank();
-            (
-                tensor_strategy(shape, Domain::Any),
-                0..rank,
-                0..4usize,
-                0..4usize,
-            )
-        })
-        .prop_map(move |(x, axis, first, second)| {
+fn narrow_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (with_axis(sizes, Domain::Any), 0..4usize, 0..4usize)
+        .prop_map(|((x, axis), first, second)| {
             let size = x.dims()[axis];
-            if pad {
-                let description = format!("pad(axis {axis}, before {first}, after {second})");
-                instance(
-                    description,
-                    vec![x],
-                    Arc::new(move |v| v[0].pad(axis, first, second)),
-                )
+            // An empty axis allows only the empty range; otherwise at least one element.
+            let (start, len) = if size == 0 {
+                (0, 0)
             } else {
                 let start = first % size;
-                let len = 1 + second % (size - start);
-                let description = format!("narrow(axis {axis}, start {start}, len {len})");
-                instance(
-                    description,
-                    vec![x],
-                    Arc::new(move |v| v[0].narrow(axis, start, len)),
-                )
-            }
+                (start, 1 + second % (size - start))
+            };
+            let description = format!("narrow(axis {axis}, start {start}, len {len})");
+            instance(
+                description,
+                vec![x],
+                Arc::new(move |v| v[0].try_narrow(axis, start, len)),
+            )
         })
         .boxed()
 }
 
-fn matmul_instances() -> BoxedStrategy<Instance> {
-    (1..=3usize, 1..=3usize, 1..=3usize, 1..=2usize, 0..3usize)
+fn pad_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (with_axis(sizes, Domain::Any), 0..4usize, 0..4usize)
+        .prop_map(|((x, axis), before, after)| {
+            let description = format!("pad(axis {axis}, before {before}, after {after})");
+            instance(
+                description,
+                vec![x],
+                Arc::new(move |v| v[0].try_pad(axis, before, after)),
+            )
+        })
+        .boxed()
+}
+
+fn matmul_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    let dim = sizes.range();
+    (dim.clone(), dim.clone(), dim, 1..=2usize, 0..3usize)
         .prop_flat_map(|(m, k, n, batch, form)| {
             let (left, right) = match form {
                 0 => (Shape::from([m, k]), Shape::from([k, n])),
@@ -439,54 +498,71 @@ fn matmul_instances() -> BoxedStrategy<Instance> {
             instance(
                 "matmul".to_string(),
                 vec![a, b],
-                Arc::new(|v| v[0].matmul(v[1])),
+                Arc::new(|v| v[0].try_matmul(v[1])),
             )
         })
         .boxed()
 }
 
-fn index_instances(scatter: bool) -> BoxedStrategy<Instance> {
-    shape_strategy(1..=3, 1..=3)
+/// An index along `axis` of `shape` (values below the axis size; none when it is empty).
+fn index_for(
+    sizes: Sizes,
+    source_is_index_shaped: bool,
+) -> BoxedStrategy<(Tensor<f64>, Shape, usize, Indices)> {
+    shape_strategy(1..=3, sizes)
         .prop_flat_map(|shape| {
             let rank = shape.rank();
-            (Just(shape), 0..rank, 1..=3usize)
+            (Just(shape), 0..rank, 0..=3usize)
         })
         .prop_flat_map(move |(shape, axis, picked)| {
-            let mut index_dims = shape.dims().to_vec();
-            index_dims[axis] = picked;
-            let count: usize = index_dims.iter().product();
             let bound = shape.dims()[axis];
-            let source_shape = if scatter {
+            let mut index_dims = shape.dims().to_vec();
+            // Nothing can be picked from an empty axis.
+            index_dims[axis] = if bound == 0 { 0 } else { picked.max(1) };
+            let count: usize = index_dims.iter().product();
+            let source_shape = if source_is_index_shaped {
                 Shape::from(index_dims.clone())
             } else {
                 shape.clone()
             };
             (
                 tensor_strategy(source_shape, Domain::Any),
-                proptest::collection::vec(0..bound, count),
+                proptest::collection::vec(0..bound.max(1), count),
                 Just((shape, axis, index_dims)),
             )
         })
-        .prop_map(move |(x, values, (shape, axis, index_dims))| {
+        .prop_map(|(x, values, (shape, axis, index_dims))| {
             let index = Indices::new(values, index_dims).expect("sized");
-            if scatter {
-                let description = format!(
-                    "scatter_add(axis {axis}, index {:?}, into {shape})",
-                    index.values()
-                );
-                instance(
-                    description,
-                    vec![x],
-                    Arc::new(move |v| v[0].scatter_add_into(&shape, axis, &index)),
-                )
-            } else {
-                let description = format!("gather(axis {axis}, index {:?})", index.values());
-                instance(
-                    description,
-                    vec![x],
-                    Arc::new(move |v| v[0].gather(axis, &index)),
-                )
-            }
+            (x, shape, axis, index)
+        })
+        .boxed()
+}
+
+fn gather_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    index_for(sizes, false)
+        .prop_map(|(x, _, axis, index)| {
+            let description = format!("gather(axis {axis}, index {:?})", index.values());
+            instance(
+                description,
+                vec![x],
+                Arc::new(move |v| v[0].try_gather(axis, &index)),
+            )
+        })
+        .boxed()
+}
+
+fn scatter_add_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    index_for(sizes, true)
+        .prop_map(|(x, shape, axis, index)| {
+            let description = format!(
+                "scatter_add(axis {axis}, index {:?}, into {shape})",
+                index.values()
+            );
+            instance(
+                description,
+                vec![x],
+                Arc::new(move |v| v[0].try_scatter_add_into(&shape, axis, &index)),
+            )
         })
         .boxed()
 }
@@ -520,13 +596,13 @@ impl CustomOp<f64> for Cube {
     }
 }
 
-fn scalar_instances(kind: PrimitiveKind) -> BoxedStrategy<Instance> {
+fn scalar_instances(sizes: Sizes, kind: PrimitiveKind) -> BoxedStrategy<Instance> {
     let domain = if kind == PrimitiveKind::PowScalar {
         Domain::Positive
     } else {
         Domain::Any
     };
-    small_shape()
+    small_shape(sizes)
         .prop_flat_map(move |shape| {
             (
                 tensor_strategy(shape, domain),
@@ -535,23 +611,24 @@ fn scalar_instances(kind: PrimitiveKind) -> BoxedStrategy<Instance> {
         })
         .prop_map(move |(x, c)| {
             let description = format!("{}({c})", kind.name());
-            let apply: Apply = match kind {
-                PrimitiveKind::AddScalar => Arc::new(move |v| v[0].add_scalar(c)),
-                PrimitiveKind::MulScalar => Arc::new(move |v| v[0].mul_scalar(c)),
-                _ => Arc::new(move |v| v[0].powf(c)),
+            let apply: TryApply = match kind {
+                PrimitiveKind::AddScalar => Arc::new(move |v| v[0].try_add_scalar(c)),
+                PrimitiveKind::MulScalar => Arc::new(move |v| v[0].try_mul_scalar(c)),
+                _ => Arc::new(move |v| v[0].try_powf(c)),
             };
             instance(description, vec![x], apply)
         })
         .boxed()
 }
 
-macro_rules! entry {
+macro_rules! primitive {
     ($kind:ident, $arity:expr, $domain:ident, $instances:expr) => {
         RegistryEntry {
-            kind: PrimitiveKind::$kind,
+            name: PrimitiveKind::$kind.name(),
+            kind: Some(PrimitiveKind::$kind),
             arity: $arity,
             domain: Domain::$domain,
-            instances: || $instances,
+            instances: $instances,
         }
     };
 }
@@ -561,95 +638,403 @@ macro_rules! entry {
 pub fn registry() -> Vec<RegistryEntry> {
     use PrimitiveKind as K;
     vec![
-        entry!(
-            Add,
-            2,
-            Any,
-            binary(Domain::Any, "add", Arc::new(|v| v[0] + v[1]))
-        ),
-        entry!(
-            Sub,
-            2,
-            Any,
-            binary(Domain::Any, "sub", Arc::new(|v| v[0] - v[1]))
-        ),
-        entry!(
-            Mul,
-            2,
-            Any,
-            binary(Domain::Any, "mul", Arc::new(|v| v[0] * v[1]))
-        ),
-        entry!(
-            Div,
-            2,
-            AwayFromZero,
-            binary(Domain::AwayFromZero, "div", Arc::new(|v| v[0] / v[1]))
-        ),
-        entry!(Select, 2, Any, select_instances()),
-        entry!(AddScalar, 1, Any, scalar_instances(K::AddScalar)),
-        entry!(MulScalar, 1, Any, scalar_instances(K::MulScalar)),
-        entry!(PowScalar, 1, Positive, scalar_instances(K::PowScalar)),
-        entry!(
-            Exp,
-            1,
-            Any,
-            unary(Domain::Any, "exp", Arc::new(|v| v[0].exp()))
-        ),
-        entry!(
-            Log,
-            1,
-            Positive,
-            unary(Domain::Positive, "log", Arc::new(|v| v[0].log()))
-        ),
-        entry!(
-            Sqrt,
-            1,
-            Positive,
-            unary(Domain::Positive, "sqrt", Arc::new(|v| v[0].sqrt()))
-        ),
-        entry!(
-            Tanh,
-            1,
-            Any,
-            unary(Domain::Any, "tanh", Arc::new(|v| v[0].tanh()))
-        ),
-        entry!(
-            Sigmoid,
-            1,
-            Any,
-            unary(Domain::Any, "sigmoid", Arc::new(|v| v[0].sigmoid()))
-        ),
-        entry!(
-            Relu,
-            1,
-            AwayFromZero,
-            unary(Domain::AwayFromZero, "relu", Arc::new(|v| v[0].relu()))
-        ),
-        entry!(
-            Abs,
-            1,
-            AwayFromZero,
-            unary(Domain::AwayFromZero, "abs", Arc::new(|v| v[0].abs()))
-        ),
-        entry!(Sum, 1, Any, reduction(K::Sum)),
-        entry!(Max, 1, Distinct, reduction(K::Max)),
-        entry!(Expand, 1, Any, expand_instances()),
-        entry!(Reshape, 1, Any, reshape_instances()),
-        entry!(Permute, 1, Any, permute_instances()),
-        entry!(Narrow, 1, Any, narrow_or_pad_instances(false)),
-        entry!(Pad, 1, Any, narrow_or_pad_instances(true)),
-        entry!(Matmul, 2, Any, matmul_instances()),
-        entry!(Gather, 1, Any, index_instances(false)),
-        entry!(ScatterAdd, 1, Any, index_instances(true)),
-        entry!(
-            Custom,
-            1,
-            Any,
-            unary(
-                Domain::Any,
-                "custom cube",
-                Arc::new(|v| v[0].tape().custom_op(Cube, &[v[0]]))
+        primitive!(Add, 2, Any, |s| binary(
+            s,
+            Domain::Any,
+            Domain::Any,
+            "add",
+            Arc::new(|v| v[0].try_add(v[1]))
+        )),
+        primitive!(Sub, 2, Any, |s| binary(
+            s,
+            Domain::Any,
+            Domain::Any,
+            "sub",
+            Arc::new(|v| v[0].try_sub(v[1]))
+        )),
+        primitive!(Mul, 2, Any, |s| binary(
+            s,
+            Domain::Any,
+            Domain::Any,
+            "mul",
+            Arc::new(|v| v[0].try_mul(v[1]))
+        )),
+        primitive!(Div, 2, AwayFromZero, |s| binary(
+            s,
+            Domain::Any,
+            Domain::AwayFromZero,
+            "div",
+            Arc::new(|v| v[0].try_div(v[1]))
+        )),
+        primitive!(Select, 2, Any, select_instances),
+        primitive!(AddScalar, 1, Any, |s| scalar_instances(s, K::AddScalar)),
+        primitive!(MulScalar, 1, Any, |s| scalar_instances(s, K::MulScalar)),
+        primitive!(PowScalar, 1, Positive, |s| scalar_instances(
+            s,
+            K::PowScalar
+        )),
+        primitive!(Exp, 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "exp",
+            Arc::new(|v| v[0].try_exp())
+        )),
+        primitive!(Log, 1, Positive, |s| unary(
+            s,
+            Domain::Positive,
+            "log",
+            Arc::new(|v| v[0].try_log())
+        )),
+        primitive!(Sqrt, 1, Positive, |s| unary(
+            s,
+            Domain::Positive,
+            "sqrt",
+            Arc::new(|v| v[0].try_sqrt())
+        )),
+        primitive!(Tanh, 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "tanh",
+            Arc::new(|v| v[0].try_tanh())
+        )),
+        primitive!(Sigmoid, 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "sigmoid",
+            Arc::new(|v| v[0].try_sigmoid())
+        )),
+        primitive!(Relu, 1, AwayFromZero, |s| unary(
+            s,
+            Domain::AwayFromZero,
+            "relu",
+            Arc::new(|v| v[0].try_relu())
+        )),
+        primitive!(Abs, 1, AwayFromZero, |s| unary(
+            s,
+            Domain::AwayFromZero,
+            "abs",
+            Arc::new(|v| v[0].try_abs())
+        )),
+        primitive!(Sum, 1, Any, |s| reduction(s, K::Sum)),
+        primitive!(Max, 1, Distinct, |s| reduction(s, K::Max)),
+        primitive!(Expand, 1, Any, expand_instances),
+        primitive!(Reshape, 1, Any, reshape_instances),
+        primitive!(Permute, 1, Any, permute_instances),
+        primitive!(Narrow, 1, Any, narrow_instances),
+        primitive!(Pad, 1, Any, pad_instances),
+        primitive!(Matmul, 2, Any, matmul_instances),
+        primitive!(Gather, 1, Any, gather_instances),
+        primitive!(ScatterAdd, 1, Any, scatter_add_instances),
+        primitive!(Custom, 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "custom cube",
+            Arc::new(|v| v[0].tape().try_custom_op(Cube, &[v[0]]))
+        )),
+    ]
+}
+
+macro_rules! composite {
+    ($name:literal, $arity:expr, $domain:ident, $instances:expr) => {
+        RegistryEntry {
+            name: $name,
+            kind: None,
+            arity: $arity,
+            domain: Domain::$domain,
+            instances: $instances,
+        }
+    };
+}
+
+fn axes_composite(
+    sizes: Sizes,
+    name: &'static str,
+    domain: Domain,
+    non_empty: bool,
+    apply: for<'t> fn(Var<'t, f64>, &[usize], bool) -> Result<Var<'t, f64>, AutogradError>,
+) -> BoxedStrategy<Instance> {
+    with_axes(sizes, domain, non_empty)
+        .prop_map(move |(x, axes, keepdim)| {
+            let description = format!("{name}(axes {axes:?}, keepdim {keepdim})");
+            instance(
+                description,
+                vec![x],
+                Arc::new(move |v| apply(v[0], &axes, keepdim)),
             )
-        ),
+        })
+        .boxed()
+}
+
+fn axis_composite(
+    sizes: Sizes,
+    name: &'static str,
+    apply: for<'t> fn(Var<'t, f64>, usize) -> Result<Var<'t, f64>, AutogradError>,
+) -> BoxedStrategy<Instance> {
+    with_axis(sizes, Domain::Any)
+        .prop_map(move |(x, axis)| {
+            instance(
+                format!("{name}(axis {axis})"),
+                vec![x],
+                Arc::new(move |v| apply(v[0], axis)),
+            )
+        })
+        .boxed()
+}
+
+fn variance_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (with_axes(sizes, Domain::Any, false), any::<bool>())
+        .prop_map(move |((x, axes, keepdim), unbiased)| {
+            // The unbiased variance of one element is 0/0 (NaN, as in PyTorch): drawn only
+            // among the empty-size cases, which test exactly such degenerate inputs.
+            let count: usize = axes.iter().map(|&a| x.dims()[a]).product();
+            let unbiased = unbiased && (count > 1 || sizes.min == 0);
+            let description =
+                format!("variance(axes {axes:?}, keepdim {keepdim}, unbiased {unbiased})");
+            instance(
+                description,
+                vec![x],
+                Arc::new(move |v| v[0].try_variance(&axes, keepdim, unbiased)),
+            )
+        })
+        .boxed()
+}
+
+fn concat_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (shape_strategy(1..=3, sizes), 0..3usize, sizes.range())
+        .prop_flat_map(|(shape, axis, other_len)| {
+            let axis = axis % shape.rank();
+            let mut other = shape.dims().to_vec();
+            other[axis] = other_len;
+            (
+                tensor_strategy(shape, Domain::Any),
+                tensor_strategy(Shape::from(other), Domain::Any),
+                Just(axis),
+            )
+        })
+        .prop_map(|(a, b, axis)| {
+            instance(
+                format!("concat(axis {axis})"),
+                vec![a, b],
+                Arc::new(move |v| Var::try_concat(&[v[0], v[1], v[0]], axis)),
+            )
+        })
+        .boxed()
+}
+
+fn sum_to_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
+        .prop_flat_map(|shape| (broadcastable_to(&shape), Just(shape)))
+        .prop_flat_map(|(target, shape)| (tensor_strategy(shape, Domain::Any), Just(target)))
+        .prop_map(|(x, target)| {
+            instance(
+                format!("sum_to({target})"),
+                vec![x],
+                Arc::new(move |v| v[0].try_sum_to(&target)),
+            )
+        })
+        .boxed()
+}
+
+fn transpose_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    shape_strategy(1..=3, sizes)
+        .prop_flat_map(|shape| {
+            let rank = shape.rank();
+            (tensor_strategy(shape, Domain::Any), 0..rank, 0..rank)
+        })
+        .prop_map(|(x, a, b)| {
+            instance(
+                format!("transpose({a}, {b})"),
+                vec![x],
+                Arc::new(move |v| v[0].try_transpose(a, b)),
+            )
+        })
+        .boxed()
+}
+
+fn slice_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (with_axis(sizes, Domain::Any), 0..4usize, 0..4usize)
+        .prop_map(|((x, axis), first, second)| {
+            let size = x.dims()[axis];
+            let start = first.min(size);
+            let end = (start + second).min(size);
+            instance(
+                format!("slice(axis {axis}, {start}..{end})"),
+                vec![x],
+                Arc::new(move |v| v[0].try_slice(axis, start..end)),
+            )
+        })
+        .boxed()
+}
+
+fn squeeze_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (small_shape(sizes), 0..4usize)
+        .prop_flat_map(|(shape, at)| {
+            // Insert the size-1 axis to remove.
+            let at = at % (shape.rank() + 1);
+            let mut dims = shape.dims().to_vec();
+            dims.insert(at, 1);
+            (tensor_strategy(Shape::from(dims), Domain::Any), Just(at))
+        })
+        .prop_map(|(x, axis)| {
+            instance(
+                format!("squeeze({axis})"),
+                vec![x],
+                Arc::new(move |v| v[0].try_squeeze(axis)),
+            )
+        })
+        .boxed()
+}
+
+fn unsqueeze_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (small_shape(sizes), 0..4usize)
+        .prop_flat_map(|(shape, at)| {
+            let at = at % (shape.rank() + 1);
+            (tensor_strategy(shape, Domain::Any), Just(at))
+        })
+        .prop_map(|(x, axis)| {
+            instance(
+                format!("unsqueeze({axis})"),
+                vec![x],
+                Arc::new(move |v| v[0].try_unsqueeze(axis)),
+            )
+        })
+        .boxed()
+}
+
+fn index_select_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    with_axis(sizes, Domain::Any)
+        .prop_flat_map(|(x, axis)| {
+            let bound = x.dims()[axis];
+            let picked = if bound == 0 { 0..=0 } else { 1..=3 };
+            (
+                Just(x),
+                Just(axis),
+                proptest::collection::vec(0..bound.max(1), picked),
+            )
+        })
+        .prop_map(|(x, axis, indices)| {
+            instance(
+                format!("index_select(axis {axis}, {indices:?})"),
+                vec![x],
+                Arc::new(move |v| v[0].try_index_select(axis, &indices)),
+            )
+        })
+        .boxed()
+}
+
+fn t_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    shape_strategy(2..=3, sizes)
+        .prop_flat_map(|shape| tensor_strategy(shape, Domain::Any))
+        .prop_map(|x| instance("t".to_string(), vec![x], Arc::new(|v| v[0].try_t())))
+        .boxed()
+}
+
+/// Every composite: a public op of [`Var`] built from primitives, by its method name, with its
+/// arity, domain and instance strategy. A test checks that every public `try_` method of `Var`
+/// is in [`registry`] or here.
+pub fn composites() -> Vec<RegistryEntry> {
+    vec![
+        composite!("square", 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "square",
+            Arc::new(|v| v[0].try_square())
+        )),
+        composite!("neg", 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "neg",
+            Arc::new(|v| v[0].try_neg())
+        )),
+        composite!("mean", 1, Any, |s| axes_composite(
+            s,
+            "mean",
+            Domain::Any,
+            false,
+            |x, a, k| x.try_mean(a, k)
+        )),
+        composite!("mean_all", 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "mean_all",
+            Arc::new(|v| v[0].try_mean_all())
+        )),
+        composite!("variance", 1, Any, variance_instances),
+        composite!("min", 1, Distinct, |s| axes_composite(
+            s,
+            "min",
+            Domain::Distinct,
+            true,
+            |x, a, k| x.try_min(a, k)
+        )),
+        composite!("min_all", 1, Distinct, |s| unary(
+            s,
+            Domain::Distinct,
+            "min_all",
+            Arc::new(|v| v[0].try_min_all())
+        )),
+        composite!("max_all", 1, Distinct, |s| unary(
+            s,
+            Domain::Distinct,
+            "max_all",
+            Arc::new(|v| v[0].try_max_all())
+        )),
+        composite!("sum_all", 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "sum_all",
+            Arc::new(|v| v[0].try_sum_all())
+        )),
+        composite!("logsumexp", 1, Any, |s| axes_composite(
+            s,
+            "logsumexp",
+            Domain::Any,
+            true,
+            |x, a, k| x.try_logsumexp(a, k)
+        )),
+        composite!("log_softmax", 1, Any, |s| axis_composite(
+            s,
+            "log_softmax",
+            |x, a| x.try_log_softmax(a)
+        )),
+        composite!("softmax", 1, Any, |s| axis_composite(
+            s,
+            "softmax",
+            |x, a| x.try_softmax(a)
+        )),
+        composite!("softplus", 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "softplus",
+            Arc::new(|v| v[0].try_softplus())
+        )),
+        composite!("maximum", 2, Any, |s| binary(
+            s,
+            Domain::Any,
+            Domain::Any,
+            "maximum",
+            Arc::new(|v| v[0].try_maximum(v[1]))
+        )),
+        composite!("minimum", 2, Any, |s| binary(
+            s,
+            Domain::Any,
+            Domain::Any,
+            "minimum",
+            Arc::new(|v| v[0].try_minimum(v[1]))
+        )),
+        composite!("concat", 2, Any, concat_instances),
+        composite!("sum_to", 1, Any, sum_to_instances),
+        composite!("transpose", 1, Any, transpose_instances),
+        composite!("t", 1, Any, t_instances),
+        composite!("slice", 1, Any, slice_instances),
+        composite!("squeeze", 1, Any, squeeze_instances),
+        composite!("unsqueeze", 1, Any, unsqueeze_instances),
+        composite!("flatten", 1, Any, |s| unary(
+            s,
+            Domain::Any,
+            "flatten",
+            Arc::new(|v| v[0].try_flatten())
+        )),
+        composite!("index_select", 1, Any, index_select_instances),
     ]
 }

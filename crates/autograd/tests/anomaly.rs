@@ -141,3 +141,29 @@ fn when_off_nan_is_a_value() {
     tape.disable_anomaly_mode();
     assert!(x.try_log().is_ok());
 }
+
+#[test]
+fn a_create_graph_backward_reports_instead_of_panicking() {
+    // sqrt at 0 is finite, its derivative 1 / (2 sqrt(0)) is not. The create-graph backward
+    // records that derivative as tape ops; it used to panic inside them in anomaly mode.
+    let tape = Tape::<f64>::new();
+    tape.enable_anomaly_mode(AnomalyMode::ALL);
+    let x = tape.leaf(t(&[0.0, 4.0]));
+    let y = x.try_sqrt().unwrap().try_sum_all().unwrap();
+    let before = tape.len();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        y.try_backward_create_graph().map(|_| ())
+    }));
+    let error = outcome
+        .expect("returns, does not panic")
+        .expect_err("a non-finite derivative");
+    let report = report(error);
+    assert_eq!(report.phase, AnomalyPhase::Backward);
+    assert_eq!(report.op, "sqrt");
+    assert_eq!(report.produced.infinite, 1);
+    assert!(tape.len() >= before);
+    // Without anomaly mode the same backward gives the value (inf is a value).
+    tape.disable_anomaly_mode();
+    let gradient = y.backward_create_graph().wrt(x).value().to_vec();
+    assert_eq!(gradient, vec![f64::INFINITY, 0.25]);
+}

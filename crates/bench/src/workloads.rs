@@ -132,12 +132,11 @@ pub fn mlp(args: &Args, spec: Mlp) {
         })
     };
     let before = evaluate(&mut store);
-    let mut step = 0;
     let (warmup, reps) = args.reps(spec.warmup, spec.reps);
     let samples = time_reps(warmup, reps, || {
         let gradients = {
             let tape = Tape::new();
-            let mut context = Context::new(&tape, &mut store, Mode::Train { step });
+            let mut context = Context::new(&tape, &mut store, Mode::Train);
             let logits = model.forward(&mut context, tape.constant(x.clone()));
             let mut loss = nn::cross_entropy(logits, &labels);
             if spec.regularized {
@@ -145,8 +144,7 @@ pub fn mlp(args: &Args, spec: Mlp) {
             }
             context.gradients(&loss.backward())
         };
-        optimizer.step(&mut store, &gradients);
-        step += 1;
+        optimizer.step(&mut store, &gradients).expect("gradients of this store");
     });
     eprintln!(
         "{} ours: cross-entropy {before} -> {} after {} steps",

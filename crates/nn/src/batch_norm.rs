@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn batch_norm_gradients_in_both_modes() {
         let (store, bn) = layer(3);
-        gradcheck_layer(&bn, &store, sample(&[5, 3], 1), Mode::Train { step: 0 });
+        gradcheck_layer(&bn, &store, sample(&[5, 3], 1), Mode::Train);
         gradcheck_layer(&bn, &store, sample(&[5, 3], 1), Mode::Eval);
     }
 
@@ -219,7 +219,7 @@ mod tests {
         let dy = sample(&[b, f], 3);
         let gamma = store.value(bn.gamma).to_vec();
         let tape = Tape::new();
-        let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+        let mut context = Context::new(&tape, &mut store, Mode::Train);
         let x = tape.leaf(x_value.clone());
         let grads = bn.forward(&mut context, x).backward_with(dy.clone());
         let dx = grads.wrt(x);
@@ -261,7 +261,7 @@ mod tests {
         let mut store = ParamStore::<f64>::new();
         let bn = BatchNorm1d::new(&mut store, "bn", 2).unwrap();
         let tape = Tape::new();
-        let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+        let mut context = Context::new(&tape, &mut store, Mode::Train);
         let x = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 6.0], [2, 2]).unwrap());
         let y = bn.forward(&mut context, x).value().to_vec();
         let a = 1.0 / (1.0_f64 + 1e-5).sqrt();
@@ -295,7 +295,7 @@ mod tests {
         let (mut store, bn) = layer(3);
         let before = store.clone();
         let tape = Tape::new();
-        let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+        let mut context = Context::new(&tape, &mut store, Mode::Train);
         let wrong = tape.constant(Tensor::zeros([4, 2]));
         assert_eq!(
             bn.try_forward(&mut context, wrong).unwrap_err().to_string(),

@@ -122,7 +122,7 @@ mod tests {
         let mut store = ParamStore::<f64>::new();
         let layer = Dense::new(&mut store, "dense", 3, 4, Init::XavierNormal, &mut rng(1)).unwrap();
         store.set_value(layer.bias, sample(&[4], 2));
-        for mode in [Mode::Train { step: 0 }, Mode::Eval] {
+        for mode in [Mode::Train, Mode::Eval] {
             gradcheck_layer(&layer, &store, sample(&[5, 3], 3), mode);
         }
     }
@@ -153,7 +153,7 @@ mod tests {
         let layer = Dense::new(&mut store, "hidden1", 784, 8, Init::HeNormal, &mut rng(0)).unwrap();
         let before = store.clone();
         let tape = Tape::new();
-        let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+        let mut context = Context::new(&tape, &mut store, Mode::Train);
         let x = tape.constant(Tensor::zeros([128, 100]));
         let nodes = tape.len();
         let error = layer.try_forward(&mut context, x).unwrap_err();

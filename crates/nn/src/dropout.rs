@@ -7,7 +7,9 @@ use tensor::{Float, Shape, Tensor};
 
 use crate::error::{NnError, Result};
 use crate::layer::Layer;
-use crate::params::{Context, Mode};
+use crate::params::Context;
+#[cfg(doc)]
+use crate::params::Mode;
 
 /// Inverted dropout: in training, each unit is kept with probability `keep` and scaled by
 /// `1 / keep`, so the expected activation is unchanged; in evaluation it is the identity.
@@ -21,8 +23,11 @@ use crate::params::{Context, Mode};
 /// [`with_drop_probability`](Dropout::with_drop_probability) (PyTorch's `nn.Dropout(p)`).
 ///
 /// Reproducibility: the layer draws a seed from the RNG it is built with; the mask of a
-/// training step is a function of that seed and the step number in [`Mode::Train`] only, so
-/// it does not depend on what other layers drew.
+/// training step is a function of that seed and the step number only, so it does not depend on
+/// what other layers drew. The step number is the store's: every [`Context`] made in
+/// [`Mode::Train`] takes the next one, so masks never repeat by accident (a loop that restarts
+/// its own counter each epoch cannot make them repeat), and [`Context::at_step`] recomputes a
+/// step's masks exactly. For a mask of your own, use [`dropout_with_mask`].
 ///
 /// ```
 /// use nn::Dropout;
@@ -122,8 +127,8 @@ impl<T: Float> Layer<T> for Dropout {
         context: &mut Context<'t, '_, T>,
         x: Var<'t, T>,
     ) -> Result<Var<'t, T>> {
-        match context.mode() {
-            Mode::Train { step } if self.keep < 1.0 => {
+        match context.training_step() {
+            Some(step) if self.keep < 1.0 => {
                 let mask = context.tape().constant(self.mask(&x.shape(), step));
                 Ok(x.try_mul(mask)?)
             }
@@ -132,10 +137,65 @@ impl<T: Float> Layer<T> for Dropout {
     }
 }
 
+/// Inverted dropout with a mask the caller supplies: `x * mask / keep`, where `mask` holds 1
+/// for a kept unit and 0 for a dropped one and broadcasts to `x`'s shape (a `[features]` mask
+/// drops the same units for every sample). The same arithmetic as the [`Dropout`] layer, for an
+/// independent reference check or a mask drawn elsewhere. Panics where
+/// [`try_dropout_with_mask`] errors.
+///
+/// ```
+/// use autograd::Tape;
+/// use tensor::Tensor;
+/// let tape = Tape::<f64>::new();
+/// let x = tape.leaf(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [4]).unwrap());
+/// let mask = Tensor::from_vec(vec![1.0, 0.0, 1.0, 1.0], [4]).unwrap();
+/// let y = nn::dropout_with_mask(x, &mask, 0.75);
+/// assert_eq!(y.value().to_vec(), vec![1.0 / 0.75, 0.0, 4.0, 4.0 / 0.75]);
+/// ```
+#[track_caller]
+pub fn dropout_with_mask<'t, T: Float>(x: Var<'t, T>, mask: &Tensor<T>, keep: f64) -> Var<'t, T> {
+    crate::error::or_panic(try_dropout_with_mask(x, mask, keep))
+}
+
+/// Fallible [`dropout_with_mask`]: errors if `keep` is not in (0, 1], a mask entry is neither
+/// 0 nor 1, or the mask does not broadcast to `x`'s shape.
+pub fn try_dropout_with_mask<'t, T: Float>(
+    x: Var<'t, T>,
+    mask: &Tensor<T>,
+    keep: f64,
+) -> Result<Var<'t, T>> {
+    const OP: &str = "dropout_with_mask";
+    if !(keep > 0.0 && keep <= 1.0) {
+        return Err(NnError::InvalidArgument {
+            op: OP,
+            message: format!("the keep probability must be in (0, 1], got {keep}"),
+        });
+    }
+    if let Some(bad) = mask
+        .to_vec()
+        .into_iter()
+        .find(|&m| m != T::ZERO && m != T::ONE)
+    {
+        return Err(NnError::InvalidArgument {
+            op: OP,
+            message: format!("mask entries must be 0 (drop) or 1 (keep), found {bad}"),
+        });
+    }
+    let shape = x.shape();
+    if mask.shape().broadcast_with(OP, &shape).ok().as_ref() != Some(&shape) {
+        return Err(NnError::Shape {
+            op: OP.to_string(),
+            message: format!("mask {} does not broadcast to input {shape}", mask.shape()),
+        });
+    }
+    let scaled = mask.mul_scalar(T::from_f64(1.0 / keep));
+    Ok(x.try_mul(x.tape().constant(scaled))?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::ParamStore;
+    use crate::params::{Mode, ParamStore};
     use crate::test_support::{gradcheck_layer, rng, sample};
     use autograd::Tape;
 
@@ -161,19 +221,90 @@ mod tests {
         let dropout = Dropout::with_keep_probability(0.6, &mut rng(3)).unwrap();
         let mut store = ParamStore::<f64>::new();
         let tape = Tape::new();
-        let mut context = Context::new(&tape, &mut store, Mode::Train { step: 7 });
+        let mut context = Context::at_step(&tape, &mut store, 7);
         let x = tape.leaf(sample(&[4, 5], 1));
         let grad = dropout.forward(&mut context, x).sum_all().backward().wrt(x);
         let mask: Tensor<f64> = dropout.mask(&x.shape(), 7);
         assert_eq!(grad, mask);
         assert!(mask.to_vec().iter().all(|&m| m == 0.0 || m == 1.0 / 0.6));
-        gradcheck_layer(
-            &dropout,
-            &store,
-            sample(&[4, 5], 2),
-            Mode::Train { step: 7 },
-        );
+        gradcheck_layer(&dropout, &store, sample(&[4, 5], 2), Mode::Train);
         gradcheck_layer(&dropout, &store, sample(&[4, 5], 2), Mode::Eval);
+    }
+
+    #[test]
+    fn masks_never_repeat_when_the_caller_restarts_its_own_counter() {
+        // The reproduction: a loop over epochs whose batch counter restarts at 0 each epoch used
+        // to pass the same step, and so the same masks, in every epoch.
+        let dropout = Dropout::with_keep_probability(0.5, &mut rng(5)).unwrap();
+        let mut store = ParamStore::<f64>::new();
+        let mut masks = Vec::new();
+        for _epoch in 0..3 {
+            for _batch in 0..2 {
+                let tape = Tape::new();
+                let mut context = Context::new(&tape, &mut store, Mode::Train);
+                let x = tape.leaf(Tensor::ones([6, 8]));
+                let y = dropout.forward(&mut context, x);
+                masks.push(y.value().to_vec());
+            }
+        }
+        assert_eq!(store.training_step(), 6);
+        for i in 0..masks.len() {
+            for j in 0..i {
+                assert_ne!(masks[i], masks[j], "steps {j} and {i} drew the same mask");
+            }
+        }
+        // Evaluation takes no step; an explicit step recomputes one exactly.
+        let tape = Tape::new();
+        let _ = Context::new(&tape, &mut store, Mode::Eval);
+        assert_eq!(store.training_step(), 6);
+        let mut context = Context::at_step(&tape, &mut store, 4);
+        let x = tape.leaf(Tensor::ones([6, 8]));
+        assert_eq!(dropout.forward(&mut context, x).value().to_vec(), masks[4]);
+        assert_eq!(store.training_step(), 6);
+    }
+
+    #[test]
+    fn a_supplied_mask_gives_the_layers_arithmetic() {
+        let dropout = Dropout::with_keep_probability(0.7, &mut rng(8)).unwrap();
+        let mut store = ParamStore::<f64>::new();
+        let x_value = sample(&[5, 4], 3);
+        let tape = Tape::new();
+        let mut context = Context::at_step(&tape, &mut store, 11);
+        let x = tape.leaf(x_value.clone());
+        let from_layer = dropout.forward(&mut context, x).value();
+        let zero_one: Tensor<f64> = dropout
+            .mask(&x.shape(), 11)
+            .map(|m| if m > 0.0 { 1.0 } else { 0.0 });
+        let functional = dropout_with_mask(x, &zero_one, 0.7);
+        assert_eq!(functional.value(), from_layer);
+        let grad = functional.sum_all().backward().wrt(x);
+        assert_eq!(grad, zero_one.mul_scalar(1.0 / 0.7));
+        // A per-feature mask broadcasts over the batch.
+        let per_feature = Tensor::from_vec(vec![1.0, 0.0, 1.0, 0.0], [4]).unwrap();
+        let y = dropout_with_mask(x, &per_feature, 0.5).value();
+        assert_eq!(y.narrow(1, 1, 1).sum_all().item(), 0.0);
+        assert_eq!(y.narrow(1, 0, 1), x_value.narrow(1, 0, 1).mul_scalar(2.0));
+        let error = |mask: &Tensor<f64>, keep: f64| {
+            try_dropout_with_mask(x, mask, keep)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            error(&zero_one, 0.0),
+            "dropout_with_mask: the keep probability must be in (0, 1], got 0"
+        );
+        assert_eq!(
+            error(&zero_one.mul_scalar(2.0), 0.5),
+            "dropout_with_mask: mask entries must be 0 (drop) or 1 (keep), found 2"
+        );
+        assert_eq!(
+            error(&Tensor::ones([5, 3]), 0.5),
+            "dropout_with_mask: mask [5, 3] does not broadcast to input [5, 4]"
+        );
+        assert_eq!(
+            error(&Tensor::ones([2, 5, 4]), 0.5),
+            "dropout_with_mask: mask [2, 5, 4] does not broadcast to input [5, 4]"
+        );
     }
 
     #[test]

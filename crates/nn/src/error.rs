@@ -4,7 +4,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use autograd::AutogradError;
-use tensor::TensorError;
+use tensor::{Shape, TensorError};
+
+use crate::params::StoreId;
 
 /// What went wrong in a layer, loss, optimizer, data loader or parameter file. Messages name
 /// the layer, op, file or tensor involved.
@@ -72,6 +74,42 @@ pub enum NnError {
         /// What was wrong.
         message: String,
     },
+    /// Gradients of one store were given for another.
+    ForeignGradients {
+        /// The operation.
+        op: &'static str,
+        /// The store the gradients were computed for.
+        gradients: StoreId,
+        /// The store they were applied to.
+        store: StoreId,
+    },
+    /// An optimizer holding state for one store was asked to step another.
+    ForeignOptimizerState {
+        /// The operation.
+        op: &'static str,
+        /// The store the optimizer's state belongs to.
+        optimizer: StoreId,
+        /// The store it was asked to update.
+        store: StoreId,
+    },
+    /// A gradient's shape differs from its parameter's.
+    GradientShape {
+        /// The operation.
+        op: &'static str,
+        /// The parameter's name.
+        parameter: String,
+        /// The parameter's shape.
+        parameter_shape: Shape,
+        /// The gradient's shape.
+        gradient_shape: Shape,
+    },
+    /// A gradient was given for an entry that is not trainable (a buffer).
+    NotTrainable {
+        /// The operation.
+        op: &'static str,
+        /// The entry's name.
+        parameter: String,
+    },
 }
 
 /// Result alias for fallible nn operations.
@@ -117,6 +155,35 @@ impl fmt::Display for NnError {
                 tensor: None,
                 message,
             } => write!(f, "{}: {message}", path.display()),
+            NnError::ForeignGradients {
+                op,
+                gradients,
+                store,
+            } => write!(
+                f,
+                "{op}: the gradients were computed for {gradients}, not for this {store} (another model's parameters)"
+            ),
+            NnError::ForeignOptimizerState {
+                op,
+                optimizer,
+                store,
+            } => write!(
+                f,
+                "{op}: this optimizer holds state for {optimizer} and cannot update {store}; make one optimizer per model"
+            ),
+            NnError::GradientShape {
+                op,
+                parameter,
+                parameter_shape,
+                gradient_shape,
+            } => write!(
+                f,
+                "{op}: the gradient of '{parameter}' has shape {gradient_shape}, the parameter {parameter_shape}"
+            ),
+            NnError::NotTrainable { op, parameter } => write!(
+                f,
+                "{op}: '{parameter}' is a buffer, not a trainable parameter, and takes no gradient"
+            ),
         }
     }
 }

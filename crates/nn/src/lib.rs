@@ -40,7 +40,7 @@
 //! for step in 0..3 {
 //!     let gradients = {
 //!         let tape = Tape::new();
-//!         let mut context = Context::new(&tape, &mut store, Mode::Train { step });
+//!         let mut context = Context::new(&tape, &mut store, Mode::Train);
 //!         let logits = model.forward(&mut context, tape.constant(x.clone()));
 //!         let loss = nn::cross_entropy(logits, &labels) + nn::l2_penalty(&context, 1e-4);
 //!         context.gradients(&loss.backward())
@@ -71,7 +71,7 @@ pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;
 pub use data::{Batches, CsvOptions, Dataset, Standardizer, load_csv, parse_csv};
 pub use dense::Dense;
-pub use dropout::Dropout;
+pub use dropout::{Dropout, dropout_with_mask, try_dropout_with_mask};
 pub use error::{NnError, Result};
 pub use init::Init;
 pub use io::{load_safetensors, save_safetensors};
@@ -80,6 +80,6 @@ pub use loss::{
     binary_cross_entropy_with_logits, cross_entropy, mse, try_binary_cross_entropy_with_logits,
     try_cross_entropy, try_mse,
 };
-pub use params::{Context, Mode, ParamGradients, ParamId, ParamStore, Role};
+pub use params::{Context, Mode, ParamGradients, ParamId, ParamStore, Role, StoreId};
 pub use penalty::{l1_penalty, l2_penalty};
 pub use stats::{ActivationStatistics, LayerRow, LayerStatistics};

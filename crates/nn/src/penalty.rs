@@ -16,7 +16,7 @@ use crate::params::{Context, Role};
 /// let mut store = ParamStore::<f64>::new();
 /// Dense::new(&mut store, "d", 2, 2, Init::Constant(0.5), &mut rand::rngs::StdRng::seed_from_u64(0)).unwrap();
 /// let tape = Tape::new();
-/// let context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+/// let context = Context::new(&tape, &mut store, Mode::Train);
 /// assert_eq!(nn::l2_penalty(&context, 0.1).value().item(), 0.1 * 4.0 * 0.25);
 /// ```
 pub fn l2_penalty<'t, T: Float>(context: &Context<'t, '_, T>, lambda: f64) -> Var<'t, T> {
@@ -67,7 +67,7 @@ mod tests {
     fn l2_gradient_is_two_lambda_w_on_weights_and_zero_elsewhere() {
         let (mut store, a, b, bn) = model();
         let tape = Tape::new();
-        let context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+        let context = Context::new(&tape, &mut store, Mode::Train);
         let lambda = 0.3;
         let grads = context.gradients(&l2_penalty(&context, lambda).backward());
         for dense in [&a, &b] {
@@ -88,7 +88,7 @@ mod tests {
         let (mut store, a, ..) = model();
         store.set_value(a.weight(), away_from_zero(&[3, 2], 4));
         let tape = Tape::new();
-        let context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+        let context = Context::new(&tape, &mut store, Mode::Train);
         let grads = context.gradients(&l1_penalty(&context, 0.5).backward());
         let expected = context.store().value(a.weight()).sign().mul_scalar(0.5);
         assert_eq!(grads.get(a.weight()).unwrap(), &expected);
@@ -107,8 +107,7 @@ mod tests {
                 move |v| {
                     let mut store = store.clone();
                     let context =
-                        Context::with_vars(v[0].tape(), &mut store, v, Mode::Train { step: 0 })
-                            .unwrap();
+                        Context::with_vars(v[0].tape(), &mut store, v, Mode::Train).unwrap();
                     if l1 {
                         l1_penalty(&context, 0.7)
                     } else {

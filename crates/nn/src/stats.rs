@@ -20,7 +20,7 @@
 //!
 //! let mut statistics = LayerStatistics::new();
 //! let tape = Tape::new();
-//! let mut context = Context::new(&tape, &mut store, Mode::Train { step: 0 });
+//! let mut context = Context::new(&tape, &mut store, Mode::Train);
 //! let out = model.forward_with_statistics(&mut context, tape.constant(x), &mut statistics).unwrap();
 //! let gradients = context.gradients(&out.square().mean_all().backward());
 //! statistics.record_gradients(context.store(), &gradients);
@@ -270,13 +270,17 @@ mod tests {
         Dense::new(&mut store, "b", 2, 1, Init::Constant(2.0), &mut rng(0)).unwrap();
         store.add("free", Role::Shift, Tensor::ones([1])).unwrap();
         let gradient = |value: f64, dims: &[usize]| Some(Tensor::full(dims, value));
-        let grads = ParamGradients::from_values(vec![
-            gradient(1.0, &[2, 2]),
-            gradient(1.0, &[2]),
-            gradient(3.0, &[2, 1]),
-            gradient(0.0, &[1]),
-            gradient(4.0, &[1]),
-        ]);
+        let grads = ParamGradients::from_values(
+            &store,
+            vec![
+                gradient(1.0, &[2, 2]),
+                gradient(1.0, &[2]),
+                gradient(3.0, &[2, 1]),
+                gradient(0.0, &[1]),
+                gradient(4.0, &[1]),
+            ],
+        )
+        .unwrap();
         let mut stats = LayerStatistics::new();
         stats.record_gradients(&store, &grads);
         assert_eq!(stats.rows()[0].layer, "a");
@@ -291,7 +295,7 @@ mod tests {
         );
         assert_eq!(stats.rows()[2].layer, "free");
         let before = store.clone();
-        Sgd::new(0.1).step(&mut store, &grads);
+        Sgd::new(0.1).step(&mut store, &grads).unwrap();
         stats.record_updates(&before, &store);
         // Layer a: update 0.1 on each of 6 entries; weights four 1s and two 0s (bias).
         let expected = (6.0 * 0.01_f64 / 4.0).sqrt();

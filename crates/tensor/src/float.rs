@@ -7,7 +7,6 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, StandardUniform};
 
-
 /// The runtime name of an element type, for messages, `Display` and file formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
@@ -85,7 +84,6 @@ mod sealed {
     sealed!(f32, crate::gemm::sgemm);
     sealed!(f64, crate::gemm::dgemm);
 }
-
 
 /// A floating-point element type. Implemented for `f32` and `f64` only (the trait is sealed,
 /// because each type must also name its matrixmultiply kernel).
@@ -188,7 +186,6 @@ pub trait Float:
     fn sample_standard_normal<R: Rng + ?Sized>(rng: &mut R) -> Self;
     /// A draw from the uniform distribution on [0, 1).
     fn sample_unit_uniform<R: Rng + ?Sized>(rng: &mut R) -> Self;
-
 }
 
 macro_rules! impl_float {

@@ -245,14 +245,11 @@ impl<T: Float> Tensor<T> {
         }
         let shape = Shape::from([labels.len(), classes]);
         crate::storage::check_allocation::<T>("one_hot", shape.checked_numel("one_hot")?)?;
-        Ok(Tensor::from_fill(
-            shape,
-            |out| {
-                for (row, &label) in labels.iter().enumerate() {
-                    out[row * classes + label] = T::ONE;
-                }
-            },
-        ))
+        Ok(Tensor::from_fill(shape, |out| {
+            for (row, &label) in labels.iter().enumerate() {
+                out[row * classes + label] = T::ONE;
+            }
+        }))
     }
 
     /// Zero padding along `axis`: `before` zeros, the elements, then `after` zeros. The
@@ -330,7 +327,10 @@ impl<T: Float> Tensor<T> {
             })?;
         let mut dims = Dims::from_slice(first.dims());
         dims[axis] = total;
-        crate::storage::check_allocation::<T>("concat", Shape::from(&dims[..]).checked_numel("concat")?)?;
+        crate::storage::check_allocation::<T>(
+            "concat",
+            Shape::from(&dims[..]).checked_numel("concat")?,
+        )?;
         let (outer, _, inner) = split_at_axis(first.dims(), axis);
         let sources: Vec<Tensor<T>> = tensors.iter().map(|t| t.contiguous()).collect();
         Ok(Tensor::from_overwrite(Shape::from(dims), |out| {

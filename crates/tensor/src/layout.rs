@@ -65,7 +65,9 @@ impl Layout {
                 .iter()
                 .zip(strides)
                 .try_fold(offset, |acc, (&d, &s)| {
-                    (d - 1).checked_mul(s).and_then(|step| acc.checked_add(step))
+                    (d - 1)
+                        .checked_mul(s)
+                        .and_then(|step| acc.checked_add(step))
                 })
         };
         let in_bounds = match last {

@@ -288,7 +288,11 @@ mod tests {
             let other = Tensor::<f64>::full([len + 1], 1.0);
             assert_ne!(other.as_contiguous_slice().unwrap().as_ptr(), address);
             let same = Tensor::<f64>::from_vec(vec![3.0; len], [len]).unwrap();
-            assert_eq!(same.as_contiguous_slice().unwrap().as_ptr(), address, "{len}");
+            assert_eq!(
+                same.as_contiguous_slice().unwrap().as_ptr(),
+                address,
+                "{len}"
+            );
             assert!(same.to_vec().iter().all(|&x| x == 3.0));
         }
     }
@@ -330,9 +334,15 @@ mod tests {
         drop(tensors);
         assert!(cached_bytes::<f32>().1 <= CACHE_LIMIT_BYTES);
         // (Asked of the cache directly: a fresh allocation may land at a freed address.)
-        assert!(recycled::<f32>(len(0)).is_none(), "the oldest length was evicted");
+        assert!(
+            recycled::<f32>(len(0)).is_none(),
+            "the oldest length was evicted"
+        );
         for i in 1..9 {
-            assert!(recycled::<f32>(len(i)).is_some(), "length {i} is still cached");
+            assert!(
+                recycled::<f32>(len(i)).is_some(),
+                "length {i} is still cached"
+            );
         }
     }
 
@@ -359,7 +369,9 @@ mod tests {
     fn allocations_larger_than_memory_are_refused() {
         let error = check_allocation::<f64>("one_hot", 1 << 60).unwrap_err();
         assert!(
-            error.to_string().starts_with("one_hot: 1152921504606846976 elements of f64"),
+            error
+                .to_string()
+                .starts_with("one_hot: 1152921504606846976 elements of f64"),
             "{error}"
         );
         // 256 TiB: more than the whole user address space of x86-64 and aarch64 (128 TiB), so

@@ -816,7 +816,12 @@ mod tests {
         assert!(error(&[2, 2], &[usize::MAX, 1], 0).contains("reaches past"));
         assert!(error(&[1 << 40, 1 << 40], &[0, 0], 0).contains("more elements than fit"));
         // An empty view may sit at the very end of its buffer, not past it.
-        assert_eq!(Tensor::from_strided(data.clone(), [0, 3], &[3, 1], 6).unwrap().numel(), 0);
+        assert_eq!(
+            Tensor::from_strided(data.clone(), [0, 3], &[3, 1], 6)
+                .unwrap()
+                .numel(),
+            0
+        );
         assert!(Tensor::from_strided(data, [0], &[1], 7).is_err());
     }
 

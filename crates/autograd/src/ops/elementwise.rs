@@ -29,10 +29,7 @@ impl<'t, T: Float> Var<'t, T> {
             return Ok((self, other));
         }
         let out = a.broadcast_with(op, &b)?;
-        Ok((
-            self.expand_unchecked(&out, &a),
-            other.expand_unchecked(&out, &b),
-        ))
+        Ok((self.try_expand(&out, &a)?, other.try_expand(&out, &b)?))
     }
 
     #[track_caller]
@@ -43,9 +40,13 @@ impl<'t, T: Float> Var<'t, T> {
         op: Primitive<T>,
         forward: fn(&Tensor<T>, &Tensor<T>) -> tensor::Result<Tensor<T>>,
     ) -> Result<Var<'t, T>> {
+        self.tape.check_owns(op_name, &other)?;
+        let guard = self.tape.rollback_guard();
         let (a, b) = self.broadcast_pair(other, op_name)?;
-        self.tape
-            .apply(op_name, [a, b], |[x, y]| Ok((op, forward(x, y)?)))
+        let result = self
+            .tape
+            .apply(op_name, [a, b], |[x, y]| Ok((op, forward(x, y)?)))?;
+        Ok(guard.commit(result))
     }
 
     /// Element-wise sum with broadcasting (also the `+` operator).
@@ -105,15 +106,15 @@ impl<'t, T: Float> Var<'t, T> {
             .shape()
             .broadcast_with("select", &a)?
             .broadcast_with("select", &b)?;
-        let condition = condition.broadcast_to(&out);
-        let (on_true, on_false) = (
-            on_true.expand_unchecked(&out, &a),
-            on_false.expand_unchecked(&out, &b),
-        );
-        tape.apply("select", [on_true, on_false], |[x, y]| {
+        let condition = condition.try_broadcast_to(&out)?;
+        let guard = tape.rollback_guard();
+        let on_true = on_true.try_expand(&out, &a)?;
+        let on_false = on_false.try_expand(&out, &b)?;
+        let result = tape.apply("select", [on_true, on_false], |[x, y]| {
             let value = Tensor::try_select(&condition, x, y)?;
             Ok((Primitive::Select(Box::new(condition)), value))
-        })
+        })?;
+        Ok(guard.commit(result))
     }
 }
 

@@ -15,15 +15,14 @@ use crate::tape::Var;
 
 impl<'t, T: Float> Var<'t, T> {
     /// Records an `expand` to `out` unless `current` (this Var's shape) already equals it.
-    /// The caller has checked that `current` broadcasts to `out`.
     #[track_caller]
-    pub(crate) fn expand_unchecked(self, out: &Shape, current: &Shape) -> Var<'t, T> {
+    pub(crate) fn try_expand(self, out: &Shape, current: &Shape) -> Result<Var<'t, T>> {
         if out == current {
-            return self;
+            return Ok(self);
         }
-        or_panic(self.tape.apply("expand", [self], |[x]| {
+        self.tape.apply("expand", [self], |[x]| {
             Ok((Primitive::Expand, x.try_broadcast_to(out)?))
-        }))
+        })
     }
 
     /// Broadcasts to `shape` by NumPy rules (a view: no copy). The gradient is summed back.
@@ -80,7 +79,9 @@ impl<'t, T: Float> Var<'t, T> {
                 axis < lead || (shape.dims()[axis - lead] == 1 && current.dims()[axis] != 1)
             })
             .collect();
-        Ok(self.sum(&axes, true).reshape(shape))
+        let guard = self.tape.rollback_guard();
+        let result = self.try_sum(&axes, true)?.try_reshape(shape)?;
+        Ok(guard.commit(result))
     }
 
     /// The same elements under a new shape of equal element count (a view when contiguous).
@@ -119,26 +120,39 @@ impl<'t, T: Float> Var<'t, T> {
     /// Swaps two axes.
     #[track_caller]
     pub fn transpose(self, axis_a: usize, axis_b: usize) -> Var<'t, T> {
-        let rank = self.shape().rank();
-        if axis_a >= rank || axis_b >= rank {
-            panic!(
-                "transpose: axes {axis_a} and {axis_b} must be below the rank {rank} of shape {}",
-                self.shape()
-            );
-        }
-        let mut order: Vec<usize> = (0..rank).collect();
+        or_panic(self.try_transpose(axis_a, axis_b))
+    }
+
+    /// Fallible [`transpose`](Var::transpose).
+    #[track_caller]
+    pub fn try_transpose(self, axis_a: usize, axis_b: usize) -> Result<Var<'t, T>> {
+        let shape = self.shape();
+        shape.check_axis("transpose", axis_a)?;
+        shape.check_axis("transpose", axis_b)?;
+        let mut order: Vec<usize> = (0..shape.rank()).collect();
         order.swap(axis_a, axis_b);
-        self.permute(&order)
+        self.try_permute(&order)
     }
 
     /// Swaps the last two axes (matrix transpose). Panics below rank 2.
     #[track_caller]
     pub fn t(self) -> Var<'t, T> {
-        let rank = self.shape().rank();
+        or_panic(self.try_t())
+    }
+
+    /// Fallible [`t`](Var::t).
+    #[track_caller]
+    pub fn try_t(self) -> Result<Var<'t, T>> {
+        let shape = self.shape();
+        let rank = shape.rank();
         if rank < 2 {
-            panic!("t: needs rank >= 2, got shape {}", self.shape());
+            return Err(TensorError::InvalidArgument {
+                op: "t",
+                message: format!("needs rank >= 2, got shape {shape}"),
+            }
+            .into());
         }
-        self.transpose(rank - 2, rank - 1)
+        self.try_transpose(rank - 2, rank - 1)
     }
 
     /// The elements `start..start + len` along `axis`.
@@ -160,7 +174,21 @@ impl<'t, T: Float> Var<'t, T> {
     /// The elements in `range` along `axis`.
     #[track_caller]
     pub fn slice(self, axis: usize, range: Range<usize>) -> Var<'t, T> {
-        self.narrow(axis, range.start, range.end.saturating_sub(range.start))
+        or_panic(self.try_slice(axis, range))
+    }
+
+    /// Fallible [`slice`](Var::slice); a reversed range is an error.
+    #[track_caller]
+    pub fn try_slice(self, axis: usize, range: Range<usize>) -> Result<Var<'t, T>> {
+        let len =
+            range
+                .end
+                .checked_sub(range.start)
+                .ok_or_else(|| TensorError::InvalidArgument {
+                    op: "slice",
+                    message: format!("range {}..{} is reversed", range.start, range.end),
+                })?;
+        self.try_narrow(axis, range.start, len)
     }
 
     /// Zero padding along `axis`: `before` zeros, the elements, `after` zeros.
@@ -182,22 +210,40 @@ impl<'t, T: Float> Var<'t, T> {
     /// Removes `axis`, which must have size 1 (a reshape).
     #[track_caller]
     pub fn squeeze(self, axis: usize) -> Var<'t, T> {
-        let shape = self.value().try_squeeze(axis).map(|v| v.shape().clone());
-        self.reshape(or_panic(shape.map_err(Into::into)))
+        or_panic(self.try_squeeze(axis))
+    }
+
+    /// Fallible [`squeeze`](Var::squeeze).
+    #[track_caller]
+    pub fn try_squeeze(self, axis: usize) -> Result<Var<'t, T>> {
+        let shape = self.value().try_squeeze(axis)?.shape().clone();
+        self.try_reshape(shape)
     }
 
     /// Inserts a size-1 axis before `axis` (a reshape).
     #[track_caller]
     pub fn unsqueeze(self, axis: usize) -> Var<'t, T> {
-        let shape = self.value().try_unsqueeze(axis).map(|v| v.shape().clone());
-        self.reshape(or_panic(shape.map_err(Into::into)))
+        or_panic(self.try_unsqueeze(axis))
+    }
+
+    /// Fallible [`unsqueeze`](Var::unsqueeze).
+    #[track_caller]
+    pub fn try_unsqueeze(self, axis: usize) -> Result<Var<'t, T>> {
+        let shape = self.value().try_unsqueeze(axis)?.shape().clone();
+        self.try_reshape(shape)
     }
 
     /// All elements as a rank-1 Var.
     #[track_caller]
     pub fn flatten(self) -> Var<'t, T> {
+        or_panic(self.try_flatten())
+    }
+
+    /// Fallible [`flatten`](Var::flatten) (fails only in anomaly mode).
+    #[track_caller]
+    pub fn try_flatten(self) -> Result<Var<'t, T>> {
         let numel = self.shape().numel();
-        self.reshape([numel])
+        self.try_reshape([numel])
     }
 }
 

@@ -59,8 +59,14 @@ impl<'t, T: Float> Var<'t, T> {
     /// Sum of all elements (a rank-0 result).
     #[track_caller]
     pub fn sum_all(self) -> Var<'t, T> {
+        or_panic(self.try_sum_all())
+    }
+
+    /// Fallible [`sum_all`](Var::sum_all) (fails only in anomaly mode).
+    #[track_caller]
+    pub fn try_sum_all(self) -> Result<Var<'t, T>> {
         let axes: Vec<usize> = (0..self.shape().rank()).collect();
-        self.sum(&axes, false)
+        self.try_sum(&axes, false)
     }
 
     /// Maximum over `axes`. Ties share the gradient equally.
@@ -84,8 +90,14 @@ impl<'t, T: Float> Var<'t, T> {
     /// Maximum of all elements (a rank-0 result).
     #[track_caller]
     pub fn max_all(self) -> Var<'t, T> {
+        or_panic(self.try_max_all())
+    }
+
+    /// Fallible [`max_all`](Var::max_all).
+    #[track_caller]
+    pub fn try_max_all(self) -> Result<Var<'t, T>> {
         let axes: Vec<usize> = (0..self.shape().rank()).collect();
-        self.max(&axes, false)
+        self.try_max(&axes, false)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use tensor::Float;
 
-use super::{Optimizer, StateSlots, contiguous_values, non_negative};
+use super::{Optimizer, ParamStates, check_learning_rate, contiguous_values, non_negative};
 use crate::error::{NnError, Result};
 use crate::params::{ParamGradients, ParamStore};
 
@@ -50,9 +50,8 @@ impl AdamConfig {
             eps,
             weight_decay,
         } = *self;
-        let message = if !non_negative(learning_rate) {
-            format!("the learning rate must be finite and >= 0, got {learning_rate}")
-        } else if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
+        check_learning_rate(op, learning_rate)?;
+        let message = if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
             format!("betas must be in [0, 1), got {beta1} and {beta2}")
         } else if !non_negative(eps) || !non_negative(weight_decay) {
             format!("eps and weight decay must be finite and >= 0, got {eps} and {weight_decay}")
@@ -63,51 +62,64 @@ impl AdamConfig {
     }
 }
 
-/// The moment estimates and step count shared by Adam and AdamW.
+/// One parameter's Adam state: its own step count (as PyTorch keeps one per parameter, so a
+/// parameter added late gets its bias correction from its own first step) and its moments.
+#[derive(Clone, Debug)]
+struct Moment<T> {
+    steps: u64,
+    first: Vec<T>,
+    second: Vec<T>,
+}
+
+/// The per-parameter state shared by Adam and AdamW.
 #[derive(Clone, Debug)]
 struct Moments<T> {
-    first: StateSlots<T>,
-    second: StateSlots<T>,
-    steps: u64,
+    states: ParamStates<Moment<T>>,
 }
 
 impl<T: Float> Moments<T> {
     fn new() -> Self {
         Moments {
-            first: StateSlots::default(),
-            second: StateSlots::default(),
-            steps: 0,
+            states: ParamStates::default(),
         }
     }
 
-    /// One Adam update; `coupled_decay` is added to the gradient as `lambda * w`, and
-    /// `decoupled_decay` shrinks w by `lr * lambda` before the adaptive step.
+    /// One Adam update; `coupled` adds `lambda * w` to the gradient, otherwise w shrinks by
+    /// `lr * lambda` before the adaptive step (AdamW).
     fn update(
         &mut self,
+        op: &'static str,
         config: &AdamConfig,
         store: &mut ParamStore<T>,
         gradients: &ParamGradients<T>,
         coupled: bool,
-    ) {
-        self.steps += 1;
-        let t = self.steps as i32;
+    ) -> Result<()> {
+        self.states.check(op, store, gradients)?;
+        self.states.bind(store.id());
         let lr = T::from_f64(config.learning_rate);
         let (beta1, beta2) = (T::from_f64(config.beta1), T::from_f64(config.beta2));
-        let correction1 = T::from_f64(1.0 - config.beta1.powi(t));
-        let correction2 = T::from_f64(1.0 - config.beta2.powi(t));
         let eps = T::from_f64(config.eps);
         let decay = T::from_f64(config.weight_decay);
         let shrink = T::ONE - lr * decay;
         for (id, gradient) in gradients.iter() {
-            let gradient = contiguous_values(gradient);
+            let values = contiguous_values(gradient);
             let weights = store.value_mut(id);
-            let (m, _) = self.first.get(id.index(), weights.len());
-            let (v, _) = self.second.get(id.index(), weights.len());
+            let state = self
+                .states
+                .get_or_init(id.index(), gradient.shape(), || Moment {
+                    steps: 0,
+                    first: vec![T::ZERO; values.len()],
+                    second: vec![T::ZERO; values.len()],
+                });
+            state.steps += 1;
+            let t = i32::try_from(state.steps).unwrap_or(i32::MAX);
+            let correction1 = T::from_f64(1.0 - config.beta1.powi(t));
+            let correction2 = T::from_f64(1.0 - config.beta2.powi(t));
             for (((w, &g), m), v) in weights
                 .iter_mut()
-                .zip(gradient.iter())
-                .zip(m.iter_mut())
-                .zip(v.iter_mut())
+                .zip(values.iter())
+                .zip(state.first.iter_mut())
+                .zip(state.second.iter_mut())
             {
                 let g = if coupled { g + decay * *w } else { g };
                 if !coupled {
@@ -120,6 +132,7 @@ impl<T: Float> Moments<T> {
                 *w -= lr * m_hat / (v_hat.sqrt() + eps);
             }
         }
+        Ok(())
     }
 }
 
@@ -128,7 +141,7 @@ impl<T: Float> Moments<T> {
 /// ```text
 /// g = g + weight_decay * w
 /// m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g^2
-/// m_hat = m / (1 - beta1^t)            v_hat = v / (1 - beta2^t)
+/// m_hat = m / (1 - beta1^t)            v_hat = v / (1 - beta2^t)   (t counted per parameter)
 /// w = w - lr * m_hat / (sqrt(v_hat) + eps)
 /// ```
 #[derive(Clone, Debug)]
@@ -158,16 +171,19 @@ impl<T: Float> Adam<T> {
 }
 
 impl<T: Float> Optimizer<T> for Adam<T> {
-    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) {
-        self.moments.update(&self.config, store, gradients, true);
+    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) -> Result<()> {
+        self.moments
+            .update("Adam::step", &self.config, store, gradients, true)
     }
 
     fn learning_rate(&self) -> f64 {
         self.config.learning_rate
     }
 
-    fn set_learning_rate(&mut self, learning_rate: f64) {
+    fn set_learning_rate(&mut self, learning_rate: f64) -> Result<()> {
+        check_learning_rate("Adam::set_learning_rate", learning_rate)?;
         self.config.learning_rate = learning_rate;
+        Ok(())
     }
 }
 
@@ -201,15 +217,18 @@ impl<T: Float> AdamW<T> {
 }
 
 impl<T: Float> Optimizer<T> for AdamW<T> {
-    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) {
-        self.moments.update(&self.config, store, gradients, false);
+    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) -> Result<()> {
+        self.moments
+            .update("AdamW::step", &self.config, store, gradients, false)
     }
 
     fn learning_rate(&self) -> f64 {
         self.config.learning_rate
     }
 
-    fn set_learning_rate(&mut self, learning_rate: f64) {
+    fn set_learning_rate(&mut self, learning_rate: f64) -> Result<()> {
+        check_learning_rate("AdamW::set_learning_rate", learning_rate)?;
         self.config.learning_rate = learning_rate;
+        Ok(())
     }
 }

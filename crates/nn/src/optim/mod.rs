@@ -23,43 +23,116 @@ pub use adam::{Adam, AdamConfig, AdamW};
 pub use schedule::{CosineAnnealing, ExponentialDecay, LearningRateSchedule, StepDecay};
 pub use sgd::{Sgd, SgdConfig};
 
-use tensor::Float;
+use tensor::{Float, Shape};
 
-use crate::params::{ParamGradients, ParamStore};
+use crate::error::{NnError, Result};
+use crate::params::{ParamGradients, ParamStore, StoreId};
 
 /// Updates parameters from their gradients.
+///
+/// An optimizer belongs to the store it first steps: its state (momentum buffers, moment
+/// estimates, step counts) is kept per parameter of that store, with the parameter's shape.
+/// [`step`](Optimizer::step) checks everything before it writes anything and returns a named
+/// error, leaving the parameters and the optimizer's state untouched, when the gradients belong
+/// to another store, a gradient's shape differs from its parameter's, or the optimizer belongs
+/// to another store.
 pub trait Optimizer<T: Float = f32> {
     /// One update of every trainable parameter that has a gradient.
-    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>);
+    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) -> Result<()>;
 
     /// The current learning rate.
     fn learning_rate(&self) -> f64;
 
-    /// Sets the learning rate (for schedules).
-    fn set_learning_rate(&mut self, learning_rate: f64);
+    /// Sets the learning rate (for schedules); errors, changing nothing, unless it is finite
+    /// and >= 0, the rule the constructors apply.
+    fn set_learning_rate(&mut self, learning_rate: f64) -> Result<()>;
 }
 
-/// Per-parameter state vectors, indexed by [`ParamId`](crate::ParamId).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct StateSlots<T> {
-    slots: Vec<Option<Vec<T>>>,
+/// Per-parameter optimizer state, keyed like the gradients: the store's identity and the
+/// parameter's position, with the parameter's shape.
+#[derive(Clone, Debug)]
+pub(crate) struct ParamStates<S> {
+    store: Option<StoreId>,
+    slots: Vec<Option<(Shape, S)>>,
 }
 
-impl<T: Float> StateSlots<T> {
-    /// The state of parameter `index` with `len` elements, zero-initialised on first use.
-    pub(crate) fn get(&mut self, index: usize, len: usize) -> (&mut Vec<T>, bool) {
+impl<S> Default for ParamStates<S> {
+    fn default() -> Self {
+        ParamStates {
+            store: None,
+            slots: Vec::new(),
+        }
+    }
+}
+
+impl<S> ParamStates<S> {
+    /// Checks, before anything is written, that `gradients` may update `store` with this
+    /// state: the same store for all three, and every existing state of its parameter's shape.
+    pub(crate) fn check<T: Float>(
+        &self,
+        op: &'static str,
+        store: &ParamStore<T>,
+        gradients: &ParamGradients<T>,
+    ) -> Result<()> {
+        gradients.check_against(op, store)?;
+        if let Some(bound) = self.store.filter(|&bound| bound != store.id()) {
+            return Err(NnError::ForeignOptimizerState {
+                op,
+                optimizer: bound,
+                store: store.id(),
+            });
+        }
+        for (id, gradient) in gradients.iter() {
+            if let Some(Some((shape, _))) = self.slots.get(id.index()) {
+                if shape != gradient.shape() {
+                    return Err(NnError::GradientShape {
+                        op,
+                        parameter: store.name(id).to_string(),
+                        parameter_shape: shape.clone(),
+                        gradient_shape: gradient.shape().clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Binds the state to `store` (after [`check`](ParamStates::check) passed).
+    pub(crate) fn bind(&mut self, store: StoreId) {
+        self.store = Some(store);
+    }
+
+    /// The state of parameter `index` of `shape`, made by `init` on first use.
+    pub(crate) fn get_or_init(
+        &mut self,
+        index: usize,
+        shape: &Shape,
+        init: impl FnOnce() -> S,
+    ) -> &mut S {
         if self.slots.len() <= index {
             self.slots.resize_with(index + 1, || None);
         }
-        let fresh = self.slots[index].is_none();
-        let slot = self.slots[index].get_or_insert_with(|| vec![T::ZERO; len]);
-        (slot, fresh)
+        &mut self.slots[index]
+            .get_or_insert_with(|| (shape.clone(), init()))
+            .1
     }
 }
 
 /// True for a finite value >= 0 (a valid rate, momentum or decay).
 pub(crate) fn non_negative(value: f64) -> bool {
     value >= 0.0 && value.is_finite()
+}
+
+/// Checks a learning rate as every constructor and setter does.
+pub(crate) fn check_learning_rate(op: &'static str, learning_rate: f64) -> Result<()> {
+    if non_negative(learning_rate) {
+        Ok(())
+    } else {
+        Err(NnError::InvalidArgument {
+            op,
+            message: format!("the learning rate must be finite and >= 0, got {learning_rate}"),
+        })
+    }
 }
 
 /// The gradient as a contiguous slice (copied only if it is a strided view).

@@ -3,7 +3,7 @@
 
 use tensor::Float;
 
-use super::{Optimizer, StateSlots, contiguous_values, non_negative};
+use super::{Optimizer, ParamStates, check_learning_rate, contiguous_values, non_negative};
 use crate::error::{NnError, Result};
 use crate::params::{ParamGradients, ParamStore};
 
@@ -14,7 +14,7 @@ pub struct SgdConfig {
     pub learning_rate: f64,
     /// Momentum factor mu (0: plain SGD).
     pub momentum: f64,
-    /// Dampening of the new gradient in the momentum buffer (PyTorch default 0).
+    /// Dampening of the new gradient in the momentum buffer, in [0, 1] (PyTorch default 0).
     pub dampening: f64,
     /// Nesterov momentum (needs momentum > 0 and dampening 0).
     pub nesterov: bool,
@@ -47,7 +47,7 @@ impl Default for SgdConfig {
 #[derive(Clone, Debug)]
 pub struct Sgd<T: Float = f32> {
     config: SgdConfig,
-    momentum_buffers: StateSlots<T>,
+    momentum_buffers: ParamStates<Vec<T>>,
 }
 
 impl<T: Float> Sgd<T> {
@@ -81,10 +81,9 @@ impl<T: Float> Sgd<T> {
             nesterov,
             weight_decay,
         } = config;
-        if !non_negative(learning_rate) {
-            return invalid(format!(
-                "the learning rate must be finite and >= 0, got {learning_rate}"
-            ));
+        check_learning_rate("Sgd", learning_rate)?;
+        if !(0.0..=1.0).contains(&dampening) {
+            return invalid(format!("dampening must be in [0, 1], got {dampening}"));
         }
         if !non_negative(momentum) || !non_negative(weight_decay) {
             return invalid(format!(
@@ -98,7 +97,7 @@ impl<T: Float> Sgd<T> {
         }
         Ok(Sgd {
             config,
-            momentum_buffers: StateSlots::default(),
+            momentum_buffers: ParamStates::default(),
         })
     }
 
@@ -109,7 +108,9 @@ impl<T: Float> Sgd<T> {
 }
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
-    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) {
+    fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) -> Result<()> {
+        self.momentum_buffers.check("Sgd::step", store, gradients)?;
+        self.momentum_buffers.bind(store.id());
         let c = self.config;
         let (lr, momentum, decay) = (
             T::from_f64(c.learning_rate),
@@ -118,20 +119,22 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         );
         let keep_new = T::ONE - T::from_f64(c.dampening);
         for (id, gradient) in gradients.iter() {
-            let gradient = contiguous_values(gradient);
+            let values = contiguous_values(gradient);
             let weights = store.value_mut(id);
             if c.momentum == 0.0 {
-                for (w, &g) in weights.iter_mut().zip(gradient.iter()) {
+                for (w, &g) in weights.iter_mut().zip(values.iter()) {
                     *w -= lr * (g + decay * *w);
                 }
                 continue;
             }
-            let (buffer, first) = self.momentum_buffers.get(id.index(), weights.len());
-            for ((w, &g), b) in weights
-                .iter_mut()
-                .zip(gradient.iter())
-                .zip(buffer.iter_mut())
-            {
+            let mut first = false;
+            let buffer = self
+                .momentum_buffers
+                .get_or_init(id.index(), gradient.shape(), || {
+                    first = true;
+                    vec![T::ZERO; values.len()]
+                });
+            for ((w, &g), b) in weights.iter_mut().zip(values.iter()).zip(buffer.iter_mut()) {
                 let g = g + decay * *w;
                 *b = if first {
                     g
@@ -142,13 +145,16 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
                 *w -= lr * step;
             }
         }
+        Ok(())
     }
 
     fn learning_rate(&self) -> f64 {
         self.config.learning_rate
     }
 
-    fn set_learning_rate(&mut self, learning_rate: f64) {
+    fn set_learning_rate(&mut self, learning_rate: f64) -> Result<()> {
+        check_learning_rate("Sgd::set_learning_rate", learning_rate)?;
         self.config.learning_rate = learning_rate;
+        Ok(())
     }
 }

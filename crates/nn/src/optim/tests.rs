@@ -6,6 +6,7 @@ use tensor::Tensor;
 
 use super::*;
 use crate::dense::Dense;
+use crate::error::NnError;
 use crate::init::Init;
 use crate::layer::Layer;
 use crate::params::{Context, Mode, ParamId, ParamStore, Role};
@@ -24,9 +25,12 @@ fn single() -> (ParamStore<f64>, ParamId) {
 fn trajectory(optimizer: &mut dyn Optimizer<f64>, gradients: [f64; 3]) -> [f64; 3] {
     let (mut store, id) = single();
     gradients.map(|g| {
-        let grads =
-            ParamGradients::from_values(vec![Some(Tensor::from_vec(vec![g], [1]).unwrap())]);
-        optimizer.step(&mut store, &grads);
+        let grads = ParamGradients::from_values(
+            &store,
+            vec![Some(Tensor::from_vec(vec![g], [1]).unwrap())],
+        )
+        .unwrap();
+        optimizer.step(&mut store, &grads).unwrap();
         store.value(id).item()
     })
 }
@@ -160,10 +164,10 @@ fn train(optimizer: &mut dyn Optimizer<f64>, lambda: f64, penalised: bool) -> Ve
     let mut store = ParamStore::new();
     let layer = Dense::new(&mut store, "d", 3, 2, Init::XavierNormal, &mut rng(5)).unwrap();
     let (x, y) = (sample(&[6, 3], 1), sample(&[6, 2], 2));
-    for step in 0..3 {
+    for _ in 0..3 {
         let gradients = {
             let tape = Tape::new();
-            let mut context = Context::new(&tape, &mut store, Mode::Train { step });
+            let mut context = Context::new(&tape, &mut store, Mode::Train);
             let prediction = layer.forward(&mut context, tape.constant(x.clone()));
             let mut loss = crate::loss::mse(prediction, tape.constant(y.clone()));
             if penalised {
@@ -176,7 +180,7 @@ fn train(optimizer: &mut dyn Optimizer<f64>, lambda: f64, penalised: bool) -> Ve
             }
             context.gradients(&loss.backward())
         };
-        optimizer.step(&mut store, &gradients);
+        optimizer.step(&mut store, &gradients).unwrap();
     }
     store
         .trainable()
@@ -285,10 +289,186 @@ fn optimizers_leave_buffers_and_gradientless_parameters_alone() {
     let stat = store
         .add("s", Role::RunningStatistic, Tensor::ones([2]))
         .unwrap();
-    let grads = ParamGradients::from_values(vec![Some(Tensor::ones([2])), None, None]);
+    let grads =
+        ParamGradients::from_values(&store, vec![Some(Tensor::ones([2])), None, None]).unwrap();
     let mut sgd = Sgd::new(0.5);
-    Optimizer::step(&mut sgd, &mut store, &grads);
+    Optimizer::step(&mut sgd, &mut store, &grads).unwrap();
     assert_eq!(store.value(w).to_vec(), vec![0.5, 0.5]);
     assert_eq!(store.value(b).to_vec(), vec![1.0, 1.0]);
     assert_eq!(store.value(stat).to_vec(), vec![1.0, 1.0]);
+}
+
+/// A one-layer model and the gradients of a fixed loss for it.
+fn model_and_gradients(
+    inputs: usize,
+    outputs: usize,
+    seed: u64,
+) -> (ParamStore<f64>, Dense, ParamGradients<f64>) {
+    let mut store = ParamStore::new();
+    let layer = Dense::new(
+        &mut store,
+        "d",
+        inputs,
+        outputs,
+        Init::XavierNormal,
+        &mut rng(seed),
+    )
+    .unwrap();
+    let gradients = {
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, &mut store, Mode::Train);
+        let x = tape.constant(sample(&[4, inputs], seed + 1));
+        let loss = layer.forward(&mut context, x).square().mean_all();
+        context.gradients(&loss.backward())
+    };
+    (store, layer, gradients)
+}
+
+fn values(store: &ParamStore<f64>) -> Vec<Vec<f64>> {
+    store.iter().map(|(_, _, _, v)| v.to_vec()).collect()
+}
+
+#[test]
+fn gradients_of_another_store_are_refused_and_nothing_moves() {
+    // The reproduction: two models of the same shapes; A's gradients used to move B's weights.
+    let (_, _, from_a) = model_and_gradients(31, 32, 1);
+    let (mut b, _, from_b) = model_and_gradients(31, 32, 2);
+    let before = values(&b);
+    for optimizer in [
+        &mut Sgd::new(0.1) as &mut dyn Optimizer<f64>,
+        &mut Adam::new(0.1),
+        &mut AdamW::new(0.1),
+    ] {
+        let error = optimizer.step(&mut b, &from_a).unwrap_err();
+        assert!(matches!(error, NnError::ForeignGradients { .. }), "{error}");
+        assert!(
+            error.to_string().ends_with("(another model's parameters)"),
+            "{error}"
+        );
+        assert_eq!(values(&b), before);
+    }
+    // B's own gradients still apply.
+    Sgd::new(0.1).step(&mut b, &from_b).unwrap();
+    assert_ne!(values(&b), before);
+}
+
+#[test]
+fn an_optimizer_reused_for_another_model_is_refused_and_its_state_is_untouched() {
+    // The reproduction: one Adam stepped a small model, then a larger one, and updated only
+    // the first few elements of the larger one.
+    let (mut small, _, small_gradients) = model_and_gradients(2, 2, 3);
+    let (mut large, _, large_gradients) = model_and_gradients(8, 16, 4);
+    let large_before = values(&large);
+    let mut reused = Adam::new(0.01);
+    reused.step(&mut small, &small_gradients).unwrap();
+    let error = reused.step(&mut large, &large_gradients).unwrap_err();
+    assert!(
+        matches!(error, NnError::ForeignOptimizerState { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("make one optimizer per model"));
+    assert_eq!(values(&large), large_before);
+    // The refused call changed nothing: the next step on the small model is the one a fresh
+    // optimizer that never saw the large model takes.
+    let (mut twin, _, twin_gradients) = model_and_gradients(2, 2, 3);
+    let mut fresh = Adam::new(0.01);
+    fresh.step(&mut twin, &twin_gradients).unwrap();
+    reused.step(&mut small, &small_gradients).unwrap();
+    fresh.step(&mut twin, &twin_gradients).unwrap();
+    assert_eq!(values(&small), values(&twin));
+}
+
+#[test]
+fn gradients_of_the_wrong_shape_or_for_missing_entries_are_refused() {
+    let mut store = ParamStore::<f64>::new();
+    store.add("w", Role::Weight, Tensor::ones([3, 4])).unwrap();
+    store
+        .add("s", Role::RunningStatistic, Tensor::ones([4]))
+        .unwrap();
+    // A [3] gradient for a [3, 4] weight used to move 3 of its 12 elements.
+    let error = ParamGradients::from_values(&store, vec![Some(Tensor::ones([3])), None])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "ParamGradients::from_values: the gradient of 'w' has shape [3], the parameter [3, 4]"
+    );
+    let error = ParamGradients::from_values(&store, vec![None, Some(Tensor::ones([4]))])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("'s' is a buffer"), "{error}");
+    assert!(ParamGradients::from_values(&store, vec![None]).is_err());
+    // A gradient for a 10th entry of a 9-entry store used to panic with an index error. A clone
+    // is the same model, so its gradients are accepted, but not for an entry the store lacks.
+    let mut grown = store.clone();
+    grown.add("extra", Role::Bias, Tensor::ones([2])).unwrap();
+    let for_grown =
+        ParamGradients::from_values(&grown, vec![None, None, Some(Tensor::ones([2]))]).unwrap();
+    let before = values(&store);
+    let error = Sgd::new(0.1).step(&mut store, &for_grown).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Sgd::step: a gradient for entry #2 of a store with 2 entries"
+    );
+    assert_eq!(values(&store), before);
+}
+
+#[test]
+fn setters_validate_like_the_constructors() {
+    let mut sgd = Sgd::<f64>::new(0.1);
+    let mut adam = Adam::<f64>::new(0.1);
+    let mut adamw = AdamW::<f64>::new(0.1);
+    for optimizer in [&mut sgd as &mut dyn Optimizer<f64>, &mut adam, &mut adamw] {
+        for bad in [f64::NAN, -0.5, f64::INFINITY] {
+            let error = optimizer.set_learning_rate(bad).unwrap_err().to_string();
+            assert!(
+                error.ends_with(&format!(
+                    "the learning rate must be finite and >= 0, got {bad}"
+                )),
+                "{error}"
+            );
+            assert_eq!(optimizer.learning_rate(), 0.1);
+        }
+        optimizer.set_learning_rate(0.25).unwrap();
+        assert_eq!(optimizer.learning_rate(), 0.25);
+    }
+    for dampening in [f64::NAN, -0.1, 1.5] {
+        let error = Sgd::<f64>::with_config(SgdConfig {
+            momentum: 0.9,
+            dampening,
+            ..SgdConfig::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            format!("Sgd: dampening must be in [0, 1], got {dampening}")
+        );
+    }
+}
+
+#[test]
+fn adam_counts_steps_per_parameter() {
+    // The reproduction: after 10^4 steps of one parameter, a parameter added later got a first
+    // update of 0.00316 at lr 0.001 from the shared step count's bias correction. PyTorch keeps
+    // a step per parameter, so its first update is lr * g / (|g| + eps) = 0.001.
+    let mut store = ParamStore::<f64>::new();
+    let early = store.add("early", Role::Weight, Tensor::ones([1])).unwrap();
+    let mut adam = Adam::new(0.001);
+    for _ in 0..10_000 {
+        let grads = ParamGradients::from_values(&store, vec![Some(Tensor::ones([1]))]).unwrap();
+        adam.step(&mut store, &grads).unwrap();
+    }
+    let late = store.add("late", Role::Weight, Tensor::ones([1])).unwrap();
+    let grads = ParamGradients::from_values(
+        &store,
+        vec![Some(Tensor::ones([1])), Some(Tensor::ones([1]))],
+    )
+    .unwrap();
+    let early_before = store.value(early).item();
+    adam.step(&mut store, &grads).unwrap();
+    let update = 1.0 - store.value(late).item();
+    assert!((update - 0.001 / (1.0 + 1e-8)).abs() < 1e-15, "{update}");
+    // The early parameter's step continues its own count (bias correction ~ 1 by now).
+    assert!((early_before - store.value(early).item() - 0.001).abs() < 1e-6);
 }
