@@ -38,7 +38,7 @@ pub fn load_breast_cancer(data_dir: &Path) -> Result<Dataset<f32>> {
     // The first line is scikit-learn's header `569,30,malignant,benign`, not data.
     let options = CsvOptions {
         header: true,
-        label_column: None,
+        ..CsvOptions::default()
     };
     Ok(nn::load_csv(data_dir.join("breast_cancer.csv"), options)?)
 }

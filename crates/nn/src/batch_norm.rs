@@ -38,8 +38,8 @@ pub struct BatchNorm1d {
 }
 
 impl BatchNorm1d {
-    /// A batch-norm layer over `features` features with the default eps and momentum. Errors if
-    /// a name is taken.
+    /// A batch-norm layer over `features` features with the default eps and momentum. Errors,
+    /// adding nothing, if a name is taken or `features` is 0.
     pub fn new<T: Float>(store: &mut ParamStore<T>, name: &str, features: usize) -> Result<Self> {
         let names = [
             "weight",
@@ -52,6 +52,12 @@ impl BatchNorm1d {
         if let Some(taken) = names.iter().find(|n| store.find(n).is_some()) {
             return Err(NnError::DuplicateName {
                 name: taken.clone(),
+            });
+        }
+        if features == 0 {
+            return Err(NnError::InvalidArgument {
+                op: "BatchNorm1d::new",
+                message: format!("'{name}' needs at least one feature, got 0"),
             });
         }
         let [weight, bias, mean, var, count] = names;
@@ -68,16 +74,31 @@ impl BatchNorm1d {
         })
     }
 
-    /// The same layer with another eps (added to the variance before the square root).
-    pub fn with_eps(mut self, eps: f64) -> Self {
+    /// The same layer with another eps (added to the variance before the square root). Errors
+    /// unless it is finite and > 0 (eps = 0 divides by 0 on a constant feature, eps < 0 takes
+    /// the square root of a negative number).
+    pub fn with_eps(mut self, eps: f64) -> Result<Self> {
+        if !(eps > 0.0 && eps.is_finite()) {
+            return Err(NnError::InvalidArgument {
+                op: "BatchNorm1d::with_eps",
+                message: format!("eps must be finite and > 0, got {eps}"),
+            });
+        }
         self.eps = eps;
-        self
+        Ok(self)
     }
 
-    /// The same layer with another momentum (the weight of the new batch statistic).
-    pub fn with_momentum(mut self, momentum: f64) -> Self {
+    /// The same layer with another momentum (the weight of the new batch statistic). Errors
+    /// unless it is in [0, 1]: outside it the running variance can go negative.
+    pub fn with_momentum(mut self, momentum: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(NnError::InvalidArgument {
+                op: "BatchNorm1d::with_momentum",
+                message: format!("momentum must be in [0, 1], got {momentum}"),
+            });
+        }
         self.momentum = momentum;
-        self
+        Ok(self)
     }
 
     /// gamma's id.
@@ -288,6 +309,29 @@ mod tests {
         let y = bn.forward(&mut context, x).value().to_vec();
         assert!((y[0] - 0.8 / (1.1_f64 + 1e-5).sqrt()).abs() < 1e-12);
         assert!((y[1] - 1.6 / (1.7_f64 + 1e-5).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn settings_that_give_nan_or_negative_variances_are_refused() {
+        let (_, bn) = layer(2);
+        // eps -1 used to give NaN outputs, momentum 5 a running variance of -4.
+        for eps in [-1.0, 0.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                bn.clone().with_eps(eps).unwrap_err().to_string(),
+                format!("BatchNorm1d::with_eps: eps must be finite and > 0, got {eps}")
+            );
+        }
+        for momentum in [5.0, -0.1, f64::NAN] {
+            assert_eq!(
+                bn.clone().with_momentum(momentum).unwrap_err().to_string(),
+                format!("BatchNorm1d::with_momentum: momentum must be in [0, 1], got {momentum}")
+            );
+        }
+        assert!(bn.clone().with_eps(1e-3).is_ok());
+        assert!(bn.with_momentum(1.0).is_ok());
+        let mut store = ParamStore::<f32>::new();
+        assert!(BatchNorm1d::new(&mut store, "bn", 0).is_err());
+        assert!(store.is_empty());
     }
 
     #[test]

@@ -10,7 +10,14 @@ use tensor::{Float, Tensor};
 
 use crate::error::{NnError, Result};
 
-/// Feature rows `[samples, features]` with one integer class label per row.
+/// The largest number of classes a [`Dataset`] may have: labels are below 2^24 (16,777,216),
+/// the largest integer every float type holds exactly and far more classes than any one-hot
+/// encoding or output layer could allocate. A larger label is refused when the data is loaded,
+/// not when a later allocation of `labels x classes` elements aborts the process.
+pub const MAX_CLASSES: usize = 1 << 24;
+
+/// Feature rows `[samples, features]` with one integer class label (below [`MAX_CLASSES`])
+/// per row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset<T: Float = f32> {
     features: Tensor<T>,
@@ -18,8 +25,17 @@ pub struct Dataset<T: Float = f32> {
 }
 
 impl<T: Float> Dataset<T> {
-    /// A dataset; errors unless `features` is rank 2 with one row per label.
+    /// A dataset; errors unless `features` is rank 2 with one row per label and every label is
+    /// below [`MAX_CLASSES`].
     pub fn new(features: Tensor<T>, labels: Vec<usize>) -> Result<Self> {
+        if let Some((position, &label)) = labels.iter().enumerate().find(|(_, l)| **l >= MAX_CLASSES) {
+            return Err(NnError::Label {
+                op: "Dataset::new",
+                position,
+                label,
+                classes: MAX_CLASSES,
+            });
+        }
         match features.dims() {
             &[rows, _] if rows == labels.len() => Ok(Dataset {
                 features: features.contiguous(),
@@ -51,8 +67,9 @@ impl<T: Float> Dataset<T> {
         self.features.dims()[1]
     }
 
-    /// One more than the largest label (0 when empty).
+    /// One more than the largest label (0 when empty); at most [`MAX_CLASSES`].
     pub fn class_count(&self) -> usize {
+        // Labels are below MAX_CLASSES (checked by `new`), so the sum cannot overflow.
         self.labels.iter().max().map_or(0, |&m| m + 1)
     }
 
@@ -226,12 +243,17 @@ pub struct CsvOptions {
     pub header: bool,
     /// The label column (0-based); `None` for the last one.
     pub label_column: Option<usize>,
+    /// Accept `nan`, `inf` and values beyond the element type's range as features (by default
+    /// they are refused: a NaN feature silently turns a model's loss into NaN).
+    pub allow_non_finite: bool,
 }
 
 /// Reads a CSV file of numbers into a [`Dataset`]: every column but the label column is a
-/// feature, the label column holds non-negative integers. Errors name the file, line and
-/// column: an unreadable file, a line with a different number of fields, a field that is not a
-/// number, a label that is not a non-negative integer.
+/// feature, the label column holds integers in `0..MAX_CLASSES`. A UTF-8 byte-order mark is
+/// skipped. Errors name the file, line and column (with invisible characters escaped): an
+/// unreadable file, no data rows, a line with a different number of fields, a field that is not
+/// a number, a non-finite feature or one beyond the element type's range (unless
+/// [`CsvOptions::allow_non_finite`]), a label that is not such an integer.
 pub fn load_csv<T: Float>(path: impl AsRef<Path>, options: CsvOptions) -> Result<Dataset<T>> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|e| NnError::Io {
@@ -239,6 +261,18 @@ pub fn load_csv<T: Float>(path: impl AsRef<Path>, options: CsvOptions) -> Result
         message: e.to_string(),
     })?;
     parse_csv(&text, &path.display().to_string(), options)
+}
+
+/// A field as it appears in messages: quoted, with invisible and control characters escaped,
+/// and cut short if long.
+fn shown(field: &str) -> String {
+    let escaped: String = field.chars().flat_map(char::escape_debug).collect();
+    if escaped.chars().count() > 40 {
+        let head: String = escaped.chars().take(40).collect();
+        format!("'{head}...'")
+    } else {
+        format!("'{escaped}'")
+    }
 }
 
 /// [`load_csv`] on text already in memory (for example decompressed); `source` names it in
@@ -250,6 +284,8 @@ pub fn load_csv<T: Float>(path: impl AsRef<Path>, options: CsvOptions) -> Result
 /// assert_eq!(data.labels(), &[0, 1]);
 /// let error = parse_csv::<f32>("1,2,0\n3,x,1\n", "inline", CsvOptions::default()).unwrap_err();
 /// assert_eq!(error.to_string(), "inline: line 2, column 2: 'x' is not a number");
+/// let error = parse_csv::<f32>("1,nan,0\n", "inline", CsvOptions::default()).unwrap_err();
+/// assert_eq!(error.to_string(), "inline: line 1, column 2: 'nan' is not finite (set allow_non_finite to accept it)");
 /// ```
 pub fn parse_csv<T: Float>(text: &str, source: &str, options: CsvOptions) -> Result<Dataset<T>> {
     let error = |line: usize, column: usize, message: String| NnError::Csv {
@@ -258,6 +294,7 @@ pub fn parse_csv<T: Float>(text: &str, source: &str, options: CsvOptions) -> Res
         column,
         message,
     };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut features = Vec::new();
     let mut labels = Vec::new();
     let mut width: Option<usize> = None;
@@ -285,28 +322,65 @@ pub fn parse_csv<T: Float>(text: &str, source: &str, options: CsvOptions) -> Res
         }
         for (column, field) in fields.iter().enumerate() {
             if column == label_column {
-                let label = field.parse::<usize>().map_err(|_| {
-                    error(
-                        line_number,
-                        column + 1,
-                        format!("label '{field}' is not a non-negative integer"),
-                    )
-                })?;
+                let label = field
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&label| label < MAX_CLASSES)
+                    .ok_or_else(|| {
+                        error(
+                            line_number,
+                            column + 1,
+                            format!(
+                                "label {} is not an integer in 0..{MAX_CLASSES}",
+                                shown(field)
+                            ),
+                        )
+                    })?;
                 labels.push(label);
             } else {
                 let value: f64 = field.parse().map_err(|_| {
                     error(
                         line_number,
                         column + 1,
-                        format!("'{field}' is not a number"),
+                        format!("{} is not a number", shown(field)),
                     )
                 })?;
-                features.push(T::from_f64(value));
+                let converted = T::from_f64(value);
+                if !options.allow_non_finite {
+                    if !value.is_finite() {
+                        return Err(error(
+                            line_number,
+                            column + 1,
+                            format!(
+                                "{} is not finite (set allow_non_finite to accept it)",
+                                shown(field)
+                            ),
+                        ));
+                    }
+                    if !converted.is_finite() {
+                        return Err(error(
+                            line_number,
+                            column + 1,
+                            format!(
+                                "{} is beyond the range of {} (set allow_non_finite to accept it)",
+                                shown(field),
+                                T::DTYPE
+                            ),
+                        ));
+                    }
+                }
+                features.push(converted);
             }
         }
     }
-    let columns = width.map_or(0, |w| w - 1);
-    Dataset::new(Tensor::from_vec(features, [labels.len(), columns])?, labels)
+    let Some(width) = width else {
+        return Err(error(
+            text.lines().count().max(1),
+            1,
+            "no data rows".to_string(),
+        ));
+    };
+    Dataset::new(Tensor::from_vec(features, [labels.len(), width - 1])?, labels)
 }
 
 #[cfg(test)]
@@ -402,7 +476,7 @@ mod tests {
                 "data.csv",
                 CsvOptions {
                     header: true,
-                    label_column: None,
+                    ..CsvOptions::default()
                 },
             )
         };
@@ -412,7 +486,7 @@ mod tests {
         );
         assert_eq!(
             parse("a,b,c\n1,2,0\n3,4,-1\n").unwrap_err().to_string(),
-            "data.csv: line 3, column 3: label '-1' is not a non-negative integer"
+            "data.csv: line 3, column 3: label '-1' is not an integer in 0..16777216"
         );
         assert_eq!(
             parse("a,b,c\n1,nan?,0\n").unwrap_err().to_string(),
@@ -424,13 +498,93 @@ mod tests {
             "2,1.5\n0,2.5\n",
             "x",
             CsvOptions {
-                header: false,
                 label_column: Some(0),
+                ..CsvOptions::default()
             },
         )
         .unwrap();
         assert_eq!(first_column.labels(), &[2, 0]);
         let missing = load_csv::<f32>("/nonexistent/file.csv", CsvOptions::default()).unwrap_err();
         assert!(missing.to_string().starts_with("/nonexistent/file.csv: "));
+    }
+
+    fn parse_plain(text: &str) -> Result<Dataset<f32>> {
+        parse_csv::<f32>(text, "x.csv", CsvOptions::default())
+    }
+
+    #[test]
+    fn labels_beyond_the_bound_are_refused_before_anything_allocates_by_them() {
+        // u64::MAX used to load, then overflow class_count(); 10^12 made one_hot abort.
+        for label in ["18446744073709551615", "1000000000000", "16777216"] {
+            let error = parse_plain(&format!("1,2,{label}\n")).unwrap_err().to_string();
+            assert_eq!(
+                error,
+                format!("x.csv: line 1, column 3: label '{label}' is not an integer in 0..16777216")
+            );
+        }
+        let largest = parse_plain("1,2,16777215\n").unwrap();
+        assert_eq!(largest.class_count(), MAX_CLASSES);
+        let error = Dataset::new(Tensor::<f32>::zeros([1, 1]), vec![usize::MAX]).unwrap_err();
+        assert!(error.to_string().starts_with("Dataset::new: label 18446744073709551615"), "{error}");
+    }
+
+    #[test]
+    fn non_finite_and_out_of_range_features_are_refused_unless_allowed() {
+        for field in ["nan", "inf", "Infinity", "-inf", "1e400"] {
+            let error = parse_plain(&format!("{field},0\n")).unwrap_err().to_string();
+            assert_eq!(
+                error,
+                format!("x.csv: line 1, column 1: '{field}' is not finite (set allow_non_finite to accept it)")
+            );
+        }
+        // Finite in f64, infinite in f32.
+        assert_eq!(
+            parse_plain("1e39,0\n").unwrap_err().to_string(),
+            "x.csv: line 1, column 1: '1e39' is beyond the range of f32 (set allow_non_finite to accept it)"
+        );
+        assert!(parse_csv::<f64>("1e39,0\n", "x", CsvOptions::default()).is_ok());
+        let allowed = CsvOptions {
+            allow_non_finite: true,
+            ..CsvOptions::default()
+        };
+        let data = parse_csv::<f32>("nan,0\n1e39,1\n", "x", allowed).unwrap();
+        assert!(data.features().to_vec()[0].is_nan());
+        assert_eq!(data.features().to_vec()[1], f32::INFINITY);
+    }
+
+    #[test]
+    fn empty_data_is_refused() {
+        // These used to give an Ok 0 x 0 dataset.
+        for text in ["", "\n\n  \n", "\u{feff}"] {
+            assert_eq!(
+                parse_plain(text).unwrap_err().to_string().split(": ").last(),
+                Some("no data rows"),
+                "{text:?}"
+            );
+        }
+        let header_only = parse_csv::<f32>(
+            "a,b,label\n",
+            "x.csv",
+            CsvOptions {
+                header: true,
+                ..CsvOptions::default()
+            },
+        );
+        assert_eq!(
+            header_only.unwrap_err().to_string(),
+            "x.csv: line 1, column 1: no data rows"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_invisible_characters_are_shown() {
+        // A BOM without `header` used to give "'\u{feff}1' is not a number", printed as
+        // "'1' is not a number".
+        let data = parse_plain("\u{feff}1,2,0\n3,4,1\n").unwrap();
+        assert_eq!(data.features().to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+        let error = parse_plain("1,2\u{200b},0\n").unwrap_err().to_string();
+        assert_eq!(error, "x.csv: line 1, column 2: '2\\u{200b}' is not a number");
+        let error = parse_plain("1,\u{7},0\n").unwrap_err().to_string();
+        assert_eq!(error, "x.csv: line 1, column 2: '\\u{7}' is not a number");
     }
 }

@@ -31,7 +31,8 @@ pub struct Dense {
 
 impl Dense {
     /// A layer named `name` (its parameters are `{name}.weight` and `{name}.bias`), with
-    /// weights drawn by `init` from `rng` and a zero bias. Errors if a name is taken.
+    /// weights drawn by `init` from `rng` and a zero bias. Errors, adding nothing to the store,
+    /// if a name is taken, `inputs` or `outputs` is 0, or `init` is invalid for the layer.
     pub fn new<T: Float, R: Rng + ?Sized>(
         store: &mut ParamStore<T>,
         name: &str,
@@ -48,11 +49,16 @@ impl Dense {
                 });
             }
         }
-        let weight = store.add(
-            weight_name,
-            Role::Weight,
-            init.sample([inputs, outputs], inputs, outputs, rng),
-        )?;
+        if inputs == 0 || outputs == 0 {
+            return Err(NnError::InvalidArgument {
+                op: "Dense::new",
+                message: format!(
+                    "'{name}' needs at least one input and one output, got {inputs} inputs and {outputs} outputs"
+                ),
+            });
+        }
+        let initial = init.sample([inputs, outputs], inputs, outputs, rng)?;
+        let weight = store.add(weight_name, Role::Weight, initial)?;
         let bias = store.add(bias_name, Role::Bias, Tensor::zeros([outputs]))?;
         Ok(Dense {
             name: name.to_string(),
@@ -165,6 +171,28 @@ mod tests {
         for (id, ..) in before.iter() {
             assert_eq!(before.value(id), store.value(id));
         }
+    }
+
+    #[test]
+    fn degenerate_sizes_and_bad_inits_are_errors_that_add_nothing() {
+        let mut store = ParamStore::<f32>::new();
+        // Zero inputs used to panic (He's variance 2 / 0) inside a function returning Result.
+        let error = Dense::new(&mut store, "d", 0, 3, Init::HeNormal, &mut rng(0)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Dense::new: 'd' needs at least one input and one output, got 0 inputs and 3 outputs"
+        );
+        let error = Dense::new(
+            &mut store,
+            "d",
+            3,
+            2,
+            Init::Normal { std: -1.0 },
+            &mut rng(0),
+        )
+        .unwrap_err();
+        assert!(error.to_string().starts_with("Init::Normal"), "{error}");
+        assert!(store.is_empty());
     }
 
     #[test]

@@ -18,6 +18,8 @@
 use rand::Rng;
 use tensor::{Float, Shape, Tensor};
 
+use crate::error::{NnError, Result};
+
 /// How to draw a layer's initial weights. Biases always start at zero.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
@@ -65,34 +67,74 @@ impl Init {
         }
     }
 
-    /// Weights of `shape` for a layer with `fan_in` inputs and `fan_out` units.
+    /// Checks the choice for a layer with `fan_in` inputs and `fan_out` units: the fan-based
+    /// schemes need both to be at least 1, `Normal` a finite `std >= 0`, `Uniform` a finite
+    /// `limit > 0`, `Constant` a finite value. Errors name the scheme and the value.
+    ///
+    /// ```
+    /// use nn::Init;
+    /// assert!(Init::HeNormal.validate(784, 512).is_ok());
+    /// assert_eq!(
+    ///     Init::Normal { std: f64::NAN }.validate(3, 2).unwrap_err().to_string(),
+    ///     "Init::Normal: the standard deviation must be finite and >= 0, got NaN"
+    /// );
+    /// ```
+    pub fn validate(self, fan_in: usize, fan_out: usize) -> Result<()> {
+        let invalid =
+            |op: &'static str, message: String| Err(NnError::InvalidArgument { op, message });
+        match self {
+            Init::XavierNormal
+            | Init::XavierUniform
+            | Init::HeNormal
+            | Init::HeUniform
+            | Init::LecunNormal
+                if fan_in == 0 || fan_out == 0 =>
+            {
+                invalid(
+                    "Init",
+                    format!("{self:?} needs fan_in and fan_out >= 1, got {fan_in} and {fan_out}"),
+                )
+            }
+            Init::Normal { std } if !(std >= 0.0 && std.is_finite()) => invalid(
+                "Init::Normal",
+                format!("the standard deviation must be finite and >= 0, got {std}"),
+            ),
+            Init::Uniform { limit } if !(limit > 0.0 && limit.is_finite()) => invalid(
+                "Init::Uniform",
+                format!("the limit must be finite and > 0, got {limit}"),
+            ),
+            Init::Constant(value) if !value.is_finite() => invalid(
+                "Init::Constant",
+                format!("the value must be finite, got {value}"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Draws a tensor of `shape` for a layer with `fan_in` inputs and `fan_out` units. Errors
+    /// if the choice is invalid for it ([`validate`](Init::validate)) or the shape cannot be
+    /// allocated.
     pub fn sample<T: Float, R: Rng + ?Sized>(
         self,
         shape: impl Into<Shape>,
         fan_in: usize,
         fan_out: usize,
         rng: &mut R,
-    ) -> Tensor<T> {
+    ) -> Result<Tensor<T>> {
+        self.validate(fan_in, fan_out)?;
         let shape = shape.into();
         let variance = self.variance(fan_in, fan_out);
-        let normal = |std: f64, rng: &mut R| {
-            Tensor::random_normal(shape.clone(), T::ZERO, T::from_f64(std), rng)
-                .expect("finite std >= 0")
-        };
-        // U(-a, a) has variance a^2 / 3.
-        let uniform = |limit: f64, rng: &mut R| {
-            Tensor::random_uniform(shape.clone(), T::from_f64(-limit), T::from_f64(limit), rng)
-                .expect("limit > 0")
-        };
-        match self {
+        Ok(match self {
             Init::XavierNormal | Init::HeNormal | Init::LecunNormal | Init::Normal { .. } => {
-                normal(variance.sqrt(), rng)
+                Tensor::random_normal(shape, T::ZERO, T::from_f64(variance.sqrt()), rng)?
             }
+            // U(-a, a) has variance a^2 / 3.
             Init::XavierUniform | Init::HeUniform | Init::Uniform { .. } => {
-                uniform((3.0 * variance).sqrt(), rng)
+                let limit = (3.0 * variance).sqrt();
+                Tensor::random_uniform(shape, T::from_f64(-limit), T::from_f64(limit), rng)?
             }
-            Init::Constant(value) => Tensor::full(shape, T::from_f64(value)),
-        }
+            Init::Constant(value) => Tensor::try_full(shape, T::from_f64(value))?,
+        })
     }
 }
 
@@ -107,7 +149,9 @@ mod tests {
     /// is a bound a correct sampler breaks with probability below 1e-6.
     fn check(init: Init, fan_in: usize, fan_out: usize) {
         let mut rng = StdRng::seed_from_u64(42);
-        let w: Tensor<f64> = init.sample([fan_in, fan_out], fan_in, fan_out, &mut rng);
+        let w: Tensor<f64> = init
+            .sample([fan_in, fan_out], fan_in, fan_out, &mut rng)
+            .unwrap();
         let values = w.to_vec();
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
@@ -150,6 +194,40 @@ mod tests {
     }
 
     #[test]
+    fn invalid_choices_are_errors_not_panics() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let error = |init: Init, fan_in: usize| {
+            init.sample::<f32, _>([fan_in.max(1), 2], fan_in, 2, &mut StdRng::seed_from_u64(0))
+                .unwrap_err()
+                .to_string()
+        };
+        // These used to panic inside a function that returns Result.
+        assert_eq!(
+            error(Init::HeNormal, 0),
+            "Init: HeNormal needs fan_in and fan_out >= 1, got 0 and 2"
+        );
+        assert_eq!(
+            error(Init::Normal { std: f64::NAN }, 2),
+            "Init::Normal: the standard deviation must be finite and >= 0, got NaN"
+        );
+        assert_eq!(
+            error(Init::Uniform { limit: 0.0 }, 2),
+            "Init::Uniform: the limit must be finite and > 0, got 0"
+        );
+        assert_eq!(
+            error(Init::Constant(f64::INFINITY), 2),
+            "Init::Constant: the value must be finite, got inf"
+        );
+        assert!(Init::Normal { std: 0.0 }.validate(1, 1).is_ok());
+        // A shape too large to allocate is an error too.
+        assert!(
+            Init::Constant(0.0)
+                .sample::<f64, _>([1 << 30, 1 << 30], 1, 1, &mut rng)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn variance_formulas() {
         assert_eq!(Init::XavierNormal.variance(100, 300), 2.0 / 400.0);
         assert_eq!(Init::HeUniform.variance(100, 300), 2.0 / 100.0);
@@ -157,6 +235,7 @@ mod tests {
         assert_eq!(
             Init::Constant(0.5)
                 .sample::<f32, _>([2, 2], 2, 2, &mut StdRng::seed_from_u64(0))
+                .unwrap()
                 .to_vec(),
             vec![0.5; 4]
         );

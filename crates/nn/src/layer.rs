@@ -152,7 +152,8 @@ impl<T: Float> Sequential<T> {
     /// Runs the layers, calling `observe(layer, output)` after each: for per-layer statistics
     /// (activation means, standard deviations, dead units) without changing the model. Each
     /// layer's ops are recorded in a tape scope named after it, so anomaly reports and tape
-    /// summaries name the layer.
+    /// summaries name the layer. If any layer fails, the buffer writes of the layers before it
+    /// are undone ([`Context::try_atomically`]): a failed forward pass changes no state.
     pub fn try_forward_observed<'t>(
         &self,
         context: &mut Context<'t, '_, T>,
@@ -161,12 +162,16 @@ impl<T: Float> Sequential<T> {
     ) -> Result<Var<'t, T>> {
         self.output_shape(&x.shape())?;
         let tape = context.tape();
-        let mut h = x;
-        for layer in &self.layers {
-            h = tape.with_scope(layer.name(), || layer.try_forward(context, h))?;
-            observe(layer.as_ref(), h);
-        }
-        Ok(h)
+        // All or nothing: if a later layer fails (an anomaly, a custom layer's error), the
+        // buffer writes of the earlier ones (batch norm's running statistics) are undone.
+        context.try_atomically(|context| {
+            let mut h = x;
+            for layer in &self.layers {
+                h = tape.with_scope(layer.name(), || layer.try_forward(context, h))?;
+                observe(layer.as_ref(), h);
+            }
+            Ok(h)
+        })
     }
 
     /// The forward pass, recording each layer's output statistics into `statistics`.

@@ -69,7 +69,7 @@ mod test_support;
 
 pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;
-pub use data::{Batches, CsvOptions, Dataset, Standardizer, load_csv, parse_csv};
+pub use data::{Batches, CsvOptions, Dataset, MAX_CLASSES, Standardizer, load_csv, parse_csv};
 pub use dense::Dense;
 pub use dropout::{Dropout, dropout_with_mask, try_dropout_with_mask};
 pub use error::{NnError, Result};
@@ -81,5 +81,5 @@ pub use loss::{
     try_cross_entropy, try_mse,
 };
 pub use params::{Context, Mode, ParamGradients, ParamId, ParamStore, Role, StoreId};
-pub use penalty::{l1_penalty, l2_penalty};
+pub use penalty::{l1_penalty, l2_penalty, try_l1_penalty, try_l2_penalty};
 pub use stats::{ActivationStatistics, LayerRow, LayerStatistics};

@@ -30,7 +30,11 @@ pub fn try_mse<'t, T: Float>(prediction: Var<'t, T>, target: Var<'t, T>) -> Resu
             message: format!("prediction {p} and target {t} differ"),
         });
     }
-    Ok((prediction.try_sub(target)?).square().mean_all())
+    prediction
+        .try_sub(target)?
+        .try_square()?
+        .try_mean_all()
+        .map_err(Into::into)
 }
 
 /// Softmax cross-entropy from logits `[batch, classes]` and integer labels, averaged over the
@@ -75,8 +79,9 @@ pub fn try_cross_entropy<'t, T: Float>(logits: Var<'t, T>, labels: &[usize]) -> 
         });
     }
     let index = Indices::new(labels.to_vec(), [batch, 1])?;
-    let picked = logits.gather(1, &index).reshape([batch]);
-    Ok((logits.logsumexp(&[1], false) - picked).mean_all())
+    let picked = logits.try_gather(1, &index)?.try_reshape([batch])?;
+    let per_sample = logits.try_logsumexp(&[1], false)?.try_sub(picked)?;
+    Ok(per_sample.try_mean_all()?)
 }
 
 /// Binary cross-entropy from logits and 0/1 targets of the same shape, averaged: mean of
@@ -102,7 +107,8 @@ pub fn try_binary_cross_entropy_with_logits<'t, T: Float>(
             message: format!("logits {z} and targets {y} differ"),
         });
     }
-    Ok((logits.softplus() - logits.try_mul(targets)?).mean_all())
+    let per_element = logits.try_softplus()?.try_sub(logits.try_mul(targets)?)?;
+    Ok(per_element.try_mean_all()?)
 }
 
 #[cfg(test)]

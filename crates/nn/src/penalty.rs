@@ -3,6 +3,7 @@
 use autograd::Var;
 use tensor::{Float, Tensor};
 
+use crate::error::{NnError, Result, or_panic};
 use crate::params::{Context, Role};
 
 /// lambda * sum over every dense layer's weight W of ||W||^2 (the squared Frobenius norm).
@@ -19,28 +20,64 @@ use crate::params::{Context, Role};
 /// let context = Context::new(&tape, &mut store, Mode::Train);
 /// assert_eq!(nn::l2_penalty(&context, 0.1).value().item(), 0.1 * 4.0 * 0.25);
 /// ```
+#[track_caller]
 pub fn l2_penalty<'t, T: Float>(context: &Context<'t, '_, T>, lambda: f64) -> Var<'t, T> {
-    penalty(context, lambda, |w| w.square().sum_all())
+    or_panic(try_l2_penalty(context, lambda))
+}
+
+/// Fallible [`l2_penalty`]: errors unless `lambda` is finite and >= 0 (a NaN lambda would turn
+/// every weight into NaN at the next step), and in anomaly mode.
+pub fn try_l2_penalty<'t, T: Float>(
+    context: &Context<'t, '_, T>,
+    lambda: f64,
+) -> Result<Var<'t, T>> {
+    penalty("l2_penalty", context, lambda, |w| {
+        w.try_square()?.try_sum_all()
+    })
 }
 
 /// lambda * sum over every dense layer's weight W of sum |w| (biases and batch-norm
 /// parameters excluded). Its gradient is lambda sign(W), with sign(0) = 0.
+#[track_caller]
 pub fn l1_penalty<'t, T: Float>(context: &Context<'t, '_, T>, lambda: f64) -> Var<'t, T> {
-    penalty(context, lambda, |w| w.abs().sum_all())
+    or_panic(try_l1_penalty(context, lambda))
+}
+
+/// Fallible [`l1_penalty`]: errors unless `lambda` is finite and >= 0, and in anomaly mode.
+pub fn try_l1_penalty<'t, T: Float>(
+    context: &Context<'t, '_, T>,
+    lambda: f64,
+) -> Result<Var<'t, T>> {
+    penalty("l1_penalty", context, lambda, |w| {
+        w.try_abs()?.try_sum_all()
+    })
 }
 
 fn penalty<'t, T: Float>(
+    op: &'static str,
     context: &Context<'t, '_, T>,
     lambda: f64,
-    norm: impl Fn(Var<'t, T>) -> Var<'t, T>,
-) -> Var<'t, T> {
-    let total = context
-        .trainable()
-        .filter(|(_, role, _)| *role == Role::Weight)
-        .map(|(_, _, w)| norm(w))
-        .reduce(|a, b| a + b)
-        .unwrap_or_else(|| context.tape().constant(Tensor::scalar(T::ZERO)));
-    total.mul_scalar(T::from_f64(lambda))
+    norm: impl Fn(Var<'t, T>) -> autograd::Result<Var<'t, T>>,
+) -> Result<Var<'t, T>> {
+    if !(lambda >= 0.0 && lambda.is_finite()) {
+        return Err(NnError::InvalidArgument {
+            op,
+            message: format!("lambda must be finite and >= 0, got {lambda}"),
+        });
+    }
+    let mut total: Option<Var<'t, T>> = None;
+    for (_, role, w) in context.trainable() {
+        if role != Role::Weight {
+            continue;
+        }
+        let term = norm(w)?;
+        total = Some(match total {
+            None => term,
+            Some(sum) => sum.try_add(term)?,
+        });
+    }
+    let total = total.unwrap_or_else(|| context.tape().constant(Tensor::scalar(T::ZERO)));
+    Ok(total.try_mul_scalar(T::from_f64(lambda))?)
 }
 
 #[cfg(test)]

@@ -165,3 +165,51 @@ fn anomaly_reports_name_the_layer_of_the_offending_op() {
         "{report}"
     );
 }
+
+#[test]
+fn a_forward_pass_that_fails_later_leaves_batch_norm_statistics_untouched() {
+    // The reproduction: [BatchNorm1d, Dense] whose Dense holds an inf weight, in anomaly mode.
+    // The forward pass returned the error but had already updated running_mean, running_var
+    // and num_batches_tracked.
+    use autograd::{AnomalyMode, AutogradError};
+    let mut store = ParamStore::<f32>::new();
+    let mut rng = StdRng::seed_from_u64(4);
+    let dense = Dense::new(&mut store, "output", 3, 2, Init::HeNormal, &mut rng).unwrap();
+    let model = Sequential::new()
+        .with(BatchNorm1d::new(&mut store, "bn", 3).unwrap())
+        .with(dense.clone());
+    let mut weight = store.value(dense.weight()).to_vec();
+    weight[0] = f32::INFINITY;
+    store.set_value(dense.weight(), Tensor::from_vec(weight, [3, 2]).unwrap());
+    let before = store.clone();
+    let tape = Tape::new();
+    tape.enable_anomaly_mode(AnomalyMode::ALL);
+    let mut context = Context::new(&tape, &mut store, Mode::Train);
+    let x = tape.constant(Tensor::<f32>::random_normal([8, 3], 1.0, 2.0, &mut rng).unwrap());
+    let error = model.try_forward(&mut context, x).unwrap_err();
+    assert!(
+        matches!(error, nn::NnError::Autograd(AutogradError::Anomaly(_))),
+        "{error}"
+    );
+    drop(context);
+    for name in [
+        "bn.running_mean",
+        "bn.running_var",
+        "bn.num_batches_tracked",
+    ] {
+        let id = store.find(name).unwrap();
+        assert_eq!(store.value(id), before.value(id), "{name} changed");
+    }
+    // The same pass with a finite weight updates them.
+    let mut store = before.clone();
+    let mut weight = store.value(dense.weight()).to_vec();
+    weight[0] = 0.5;
+    store.set_value(dense.weight(), Tensor::from_vec(weight, [3, 2]).unwrap());
+    let tape = Tape::new();
+    let mut context = Context::new(&tape, &mut store, Mode::Train);
+    let x = tape.constant(Tensor::<f32>::random_normal([8, 3], 1.0, 2.0, &mut rng).unwrap());
+    model.try_forward(&mut context, x).unwrap();
+    drop(context);
+    let counter = store.find("bn.num_batches_tracked").unwrap();
+    assert_eq!(store.value(counter).item(), 1.0);
+}
