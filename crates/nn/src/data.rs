@@ -28,7 +28,9 @@ impl<T: Float> Dataset<T> {
     /// A dataset; errors unless `features` is rank 2 with one row per label and every label is
     /// below [`MAX_CLASSES`].
     pub fn new(features: Tensor<T>, labels: Vec<usize>) -> Result<Self> {
-        if let Some((position, &label)) = labels.iter().enumerate().find(|(_, l)| **l >= MAX_CLASSES) {
+        if let Some((position, &label)) =
+            labels.iter().enumerate().find(|(_, l)| **l >= MAX_CLASSES)
+        {
             return Err(NnError::Label {
                 op: "Dataset::new",
                 position,
@@ -380,7 +382,10 @@ pub fn parse_csv<T: Float>(text: &str, source: &str, options: CsvOptions) -> Res
             "no data rows".to_string(),
         ));
     };
-    Dataset::new(Tensor::from_vec(features, [labels.len(), width - 1])?, labels)
+    Dataset::new(
+        Tensor::from_vec(features, [labels.len(), width - 1])?,
+        labels,
+    )
 }
 
 #[cfg(test)]
@@ -516,25 +521,38 @@ mod tests {
     fn labels_beyond_the_bound_are_refused_before_anything_allocates_by_them() {
         // u64::MAX used to load, then overflow class_count(); 10^12 made one_hot abort.
         for label in ["18446744073709551615", "1000000000000", "16777216"] {
-            let error = parse_plain(&format!("1,2,{label}\n")).unwrap_err().to_string();
+            let error = parse_plain(&format!("1,2,{label}\n"))
+                .unwrap_err()
+                .to_string();
             assert_eq!(
                 error,
-                format!("x.csv: line 1, column 3: label '{label}' is not an integer in 0..16777216")
+                format!(
+                    "x.csv: line 1, column 3: label '{label}' is not an integer in 0..16777216"
+                )
             );
         }
         let largest = parse_plain("1,2,16777215\n").unwrap();
         assert_eq!(largest.class_count(), MAX_CLASSES);
         let error = Dataset::new(Tensor::<f32>::zeros([1, 1]), vec![usize::MAX]).unwrap_err();
-        assert!(error.to_string().starts_with("Dataset::new: label 18446744073709551615"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("Dataset::new: label 18446744073709551615"),
+            "{error}"
+        );
     }
 
     #[test]
     fn non_finite_and_out_of_range_features_are_refused_unless_allowed() {
         for field in ["nan", "inf", "Infinity", "-inf", "1e400"] {
-            let error = parse_plain(&format!("{field},0\n")).unwrap_err().to_string();
+            let error = parse_plain(&format!("{field},0\n"))
+                .unwrap_err()
+                .to_string();
             assert_eq!(
                 error,
-                format!("x.csv: line 1, column 1: '{field}' is not finite (set allow_non_finite to accept it)")
+                format!(
+                    "x.csv: line 1, column 1: '{field}' is not finite (set allow_non_finite to accept it)"
+                )
             );
         }
         // Finite in f64, infinite in f32.
@@ -557,7 +575,11 @@ mod tests {
         // These used to give an Ok 0 x 0 dataset.
         for text in ["", "\n\n  \n", "\u{feff}"] {
             assert_eq!(
-                parse_plain(text).unwrap_err().to_string().split(": ").last(),
+                parse_plain(text)
+                    .unwrap_err()
+                    .to_string()
+                    .split(": ")
+                    .last(),
                 Some("no data rows"),
                 "{text:?}"
             );
@@ -583,7 +605,10 @@ mod tests {
         let data = parse_plain("\u{feff}1,2,0\n3,4,1\n").unwrap();
         assert_eq!(data.features().to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
         let error = parse_plain("1,2\u{200b},0\n").unwrap_err().to_string();
-        assert_eq!(error, "x.csv: line 1, column 2: '2\\u{200b}' is not a number");
+        assert_eq!(
+            error,
+            "x.csv: line 1, column 2: '2\\u{200b}' is not a number"
+        );
         let error = parse_plain("1,\u{7},0\n").unwrap_err().to_string();
         assert_eq!(error, "x.csv: line 1, column 2: '\\u{7}' is not a number");
     }

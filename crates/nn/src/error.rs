@@ -74,6 +74,14 @@ pub enum NnError {
         /// What was wrong.
         message: String,
     },
+    /// A parameter file does not match the model or breaks the format: every problem found,
+    /// as (tensor, what is wrong); the tensor is `None` for the file as a whole.
+    ParameterFileProblems {
+        /// The file.
+        path: PathBuf,
+        /// Each problem, sorted by tensor name.
+        problems: Vec<(Option<String>, String)>,
+    },
     /// Gradients of one store were given for another.
     ForeignGradients {
         /// The operation.
@@ -155,6 +163,18 @@ impl fmt::Display for NnError {
                 tensor: None,
                 message,
             } => write!(f, "{}: {message}", path.display()),
+            NnError::ParameterFileProblems { path, problems } => {
+                let count = problems.len();
+                let plural = if count == 1 { "" } else { "s" };
+                write!(f, "{}: {count} problem{plural}", path.display())?;
+                for (tensor, message) in problems {
+                    match tensor {
+                        Some(tensor) => write!(f, "\n  tensor '{tensor}': {message}")?,
+                        None => write!(f, "\n  {message}")?,
+                    }
+                }
+                Ok(())
+            }
             NnError::ForeignGradients {
                 op,
                 gradients,

@@ -74,7 +74,10 @@ pub use dense::Dense;
 pub use dropout::{Dropout, dropout_with_mask, try_dropout_with_mask};
 pub use error::{NnError, Result};
 pub use init::Init;
-pub use io::{load_safetensors, save_safetensors};
+pub use io::{
+    LoadOptions, MAX_HEADER_BYTES, load_safetensors, load_safetensors_with, read_safetensors,
+    save_safetensors,
+};
 pub use layer::{Layer, Sequential};
 pub use loss::{
     binary_cross_entropy_with_logits, cross_entropy, mse, try_binary_cross_entropy_with_logits,
