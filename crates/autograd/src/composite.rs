@@ -19,6 +19,26 @@ impl<'t, T: Float> Var<'t, T> {
         self.try_mul(self)
     }
 
+    /// The sum of x^2 over `axes` (`keepdim` keeps them as size-1 axes): a squared norm, as
+    /// `square` then `sum` (gradient 2x), without keeping the squares on the tape: they are
+    /// freed as soon as they are summed (for W2's weights, 2.7 MB a step), since the sum's rule
+    /// needs only their shape.
+    #[track_caller]
+    pub fn sum_of_squares(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+        or_panic(self.try_sum_of_squares(axes, keepdim))
+    }
+
+    /// Fallible [`sum_of_squares`](Var::sum_of_squares).
+    #[track_caller]
+    pub fn try_sum_of_squares(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
+        self.shape().axis_mask("sum_of_squares", axes)?;
+        let guard = self.tape.rollback_guard();
+        let squares = self.try_square()?;
+        let total = squares.try_sum(axes, keepdim)?;
+        self.tape.release_value(squares);
+        Ok(guard.commit(total))
+    }
+
     /// -x.
     #[track_caller]
     pub fn try_neg(self) -> Result<Var<'t, T>> {
@@ -88,8 +108,7 @@ impl<'t, T: Float> Var<'t, T> {
         let guard = self.tape.rollback_guard();
         let deviation = self.try_sub(self.try_mean(axes, true)?)?;
         let variance = deviation
-            .try_square()?
-            .try_sum(axes, keepdim)?
+            .try_sum_of_squares(axes, keepdim)?
             .try_mul_scalar(T::ONE / T::from_usize(divisor))?;
         Ok(guard.commit(variance))
     }

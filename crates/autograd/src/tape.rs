@@ -435,6 +435,22 @@ impl<T: Float> Tape<T> {
         Ok(Var { tape: self, index })
     }
 
+    /// Frees the buffer of an intermediate node whose value no backward rule reads, keeping its
+    /// shape (as a broadcast zero, which holds no memory). Crate-private and only for a
+    /// composite's own intermediate that never escapes it, consumed only by ops whose rules read
+    /// their input's shape alone (`sum`). Kept when anomaly mode or provenance tracking is on,
+    /// so reports and inspection show the true value.
+    pub(crate) fn release_value(&self, var: Var<'_, T>) {
+        if self.anomaly.get().is_some() || self.tracking.get() {
+            return;
+        }
+        let mut nodes = self.nodes.borrow_mut();
+        let index = var.index as usize;
+        let node = &mut nodes.chunks[index / CHUNK][index % CHUNK];
+        let shape = node.value.shape().clone();
+        node.value = Tensor::scalar(T::ZERO).broadcast_to(shape);
+    }
+
     /// Starts a composite's recording: unless [`Rollback::commit`] is called, dropping the
     /// guard (an early `?` return) removes every node recorded since, so a failed call leaves
     /// the tape exactly as it was. A guard, not a closure, so that `#[track_caller]` still names

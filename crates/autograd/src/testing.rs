@@ -934,6 +934,13 @@ fn t_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
 /// is in [`registry`] or here.
 pub fn composites() -> Vec<RegistryEntry> {
     vec![
+        composite!("sum_of_squares", 1, Any, |s| axes_composite(
+            s,
+            "sum_of_squares",
+            Domain::Any,
+            false,
+            |x, a, k| x.try_sum_of_squares(a, k)
+        )),
         composite!("square", 1, Any, |s| unary(
             s,
             Domain::Any,

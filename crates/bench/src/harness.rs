@@ -11,6 +11,9 @@ pub struct Args {
     pub only: Vec<String>,
     /// Toy sizes and two repetitions, to check that everything runs.
     pub tiny: bool,
+    /// Timed repetitions for every workload instead of its own count (`--reps N`), for
+    /// example to show that a training step's memory stays flat over 2,000 steps.
+    pub reps: Option<usize>,
 }
 
 impl Args {
@@ -20,6 +23,7 @@ impl Args {
         let mut threads = 0;
         let mut only = "W1,W2,W3,W4,W5,W5t,W6".to_string();
         let mut tiny = false;
+        let mut reps = None;
         let argv: Vec<String> = std::env::args().skip(1).collect();
         let mut i = 0;
         while i < argv.len() {
@@ -39,6 +43,15 @@ impl Args {
                     i += 1;
                 }
                 "--tiny" => tiny = true,
+                "--reps" => {
+                    reps = Some(
+                        argv.get(i + 1)
+                            .and_then(|v| v.parse().ok())
+                            .filter(|&n: &usize| n >= 1)
+                            .unwrap_or_else(|| usage("--reps needs a number >= 1")),
+                    );
+                    i += 1;
+                }
                 other => usage(&format!("unknown argument {other}")),
             }
             i += 1;
@@ -62,6 +75,7 @@ impl Args {
             threads,
             only,
             tiny,
+            reps,
         }
     }
 
@@ -72,7 +86,11 @@ impl Args {
 
     /// (warm-up, timed) repetitions.
     pub fn reps(&self, warmup: usize, timed: usize) -> (usize, usize) {
-        if self.tiny { (1, 2) } else { (warmup, timed) }
+        if self.tiny {
+            (1, 2)
+        } else {
+            (warmup, self.reps.unwrap_or(timed))
+        }
     }
 }
 
@@ -92,7 +110,9 @@ fn rerun_with_threads(threads: usize) -> ! {
 }
 
 fn usage(message: &str) -> ! {
-    eprintln!("bench: {message}\nusage: bench --threads N [--only W1,W2,W3,W4,W5,W5t,W6] [--tiny]");
+    eprintln!(
+        "bench: {message}\nusage: bench --threads N [--only W1,W2,W3,W4,W5,W5t,W6] [--tiny] [--reps N]"
+    );
     std::process::exit(2)
 }
 

@@ -98,8 +98,11 @@ fn build(spec: &Mlp, sizes: &[usize], store: &mut ParamStore<f32>) -> Sequential
     model
 }
 
-/// W1, W2, W3: one full training step per repetition.
+/// W1, W2, W3: one full training step per repetition. Reports the process's peak resident
+/// memory at the end and its resident memory at the start (run one workload per process, with
+/// `--only`, to read a workload's own peak).
 pub fn mlp(args: &Args, spec: Mlp) {
+    let (_, startup_rss) = memory_kib();
     let sizes = if args.tiny {
         vec![8, 6, 6, 3]
     } else {
@@ -144,7 +147,9 @@ pub fn mlp(args: &Args, spec: Mlp) {
             }
             context.gradients(&loss.backward())
         };
-        optimizer.step(&mut store, &gradients).expect("gradients of this store");
+        optimizer
+            .step(&mut store, &gradients)
+            .expect("gradients of this store");
     });
     eprintln!(
         "{} ours: cross-entropy {before} -> {} after {} steps",
@@ -152,10 +157,17 @@ pub fn mlp(args: &Args, spec: Mlp) {
         evaluate(&mut store),
         warmup + reps
     );
+    let (peak, _) = memory_kib();
+    let extra = format!(
+        ", \"peak_rss_mib\": {:.1}, \"startup_rss_mib\": {:.1}, \"steps\": {}",
+        peak as f64 / 1024.0,
+        startup_rss as f64 / 1024.0,
+        warmup + reps
+    );
     if spec.id == "W3" {
-        report(spec.id, args.threads, &samples, 1e3, "us/step", "");
+        report(spec.id, args.threads, &samples, 1e3, "us/step", &extra);
     } else {
-        report(spec.id, args.threads, &samples, 1e6, "ms/step", "");
+        report(spec.id, args.threads, &samples, 1e6, "ms/step", &extra);
     }
 }
 

@@ -175,7 +175,10 @@ impl<T: Float> Layer<T> for BatchNorm1d {
         }
         let mean = x.try_mean(&[0], true)?;
         let centered = x.try_sub(mean)?;
-        let variance = centered.try_mul(centered)?.try_mean(&[0], true)?;
+        // The biased variance, mean((x - mu)^2); the squares are not kept on the tape.
+        let variance = centered
+            .try_sum_of_squares(&[0], true)?
+            .try_mul_scalar(T::ONE / T::from_usize(batch))?;
         let normalized = centered.try_div(variance.try_add_scalar(eps)?.try_sqrt()?)?;
         let output = normalized.try_mul(gamma)?.try_add(beta)?;
 

@@ -92,16 +92,13 @@ impl Dropout {
     pub fn mask<T: Float>(&self, shape: &Shape, step: u64) -> Tensor<T> {
         let mut rng = StdRng::seed_from_u64(mix(self.seed, step));
         let scale = T::from_f64(1.0 / self.keep);
-        let values: Vec<T> = (0..shape.numel())
-            .map(|_| {
-                if rng.random::<f64>() < self.keep {
-                    scale
-                } else {
-                    T::ZERO
-                }
-            })
-            .collect();
-        Tensor::from_vec(values, shape.clone()).expect("one value per element")
+        Tensor::from_fn(shape, |_| {
+            if rng.random::<f64>() < self.keep {
+                scale
+            } else {
+                T::ZERO
+            }
+        })
     }
 }
 

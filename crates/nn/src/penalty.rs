@@ -31,9 +31,7 @@ pub fn try_l2_penalty<'t, T: Float>(
     context: &Context<'t, '_, T>,
     lambda: f64,
 ) -> Result<Var<'t, T>> {
-    penalty("l2_penalty", context, lambda, |w| {
-        w.try_square()?.try_sum_all()
-    })
+    penalty("l2_penalty", context, lambda, squared_norm)
 }
 
 /// lambda * sum over every dense layer's weight W of sum |w| (biases and batch-norm
@@ -51,6 +49,12 @@ pub fn try_l1_penalty<'t, T: Float>(
     penalty("l1_penalty", context, lambda, |w| {
         w.try_abs()?.try_sum_all()
     })
+}
+
+/// ||w||^2, without keeping w * w on the tape (see [`Var::sum_of_squares`]).
+fn squared_norm<T: Float>(w: Var<'_, T>) -> autograd::Result<Var<'_, T>> {
+    let axes: Vec<usize> = (0..w.shape().rank()).collect();
+    w.try_sum_of_squares(&axes, false)
 }
 
 fn penalty<'t, T: Float>(

@@ -119,6 +119,22 @@ impl<T: Float> Tensor<T> {
         Ok(Tensor::from_buffer(storage::copied(data), shape))
     }
 
+    /// A tensor whose element at row-major position `i` is `f(i)`, written straight into its
+    /// buffer (no intermediate `Vec`). `f` is called once per element, in order.
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// let t = Tensor::<f32>::from_fn([2, 3], |i| i as f32 * 0.5);
+    /// assert_eq!(t.to_vec(), vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
+    /// ```
+    pub fn from_fn(shape: impl Into<Shape>, mut f: impl FnMut(usize) -> T) -> Self {
+        Tensor::from_overwrite(shape.into(), |out| {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = f(i);
+            }
+        })
+    }
+
     /// A rank-0 tensor holding one value.
     pub fn scalar(value: T) -> Self {
         Tensor::from_buffer(storage::filled(1, value), Shape::scalar())

@@ -1,6 +1,6 @@
 //! Adam (with coupled weight decay) and AdamW (decoupled weight decay), as `torch.optim`.
 
-use tensor::Float;
+use tensor::{Float, Tensor};
 
 use super::{Optimizer, ParamStates, check_learning_rate, contiguous_values, non_negative};
 use crate::error::{NnError, Result};
@@ -65,15 +65,15 @@ impl AdamConfig {
 /// One parameter's Adam state: its own step count (as PyTorch keeps one per parameter, so a
 /// parameter added late gets its bias correction from its own first step) and its moments.
 #[derive(Clone, Debug)]
-struct Moment<T> {
+struct Moment<T: Float> {
     steps: u64,
-    first: Vec<T>,
-    second: Vec<T>,
+    first: Tensor<T>,
+    second: Tensor<T>,
 }
 
 /// The per-parameter state shared by Adam and AdamW.
 #[derive(Clone, Debug)]
-struct Moments<T> {
+struct Moments<T: Float> {
     states: ParamStates<Moment<T>>,
 }
 
@@ -108,8 +108,10 @@ impl<T: Float> Moments<T> {
                 .states
                 .get_or_init(id.index(), gradient.shape(), || Moment {
                     steps: 0,
-                    first: vec![T::ZERO; values.len()],
-                    second: vec![T::ZERO; values.len()],
+                    // Tensors, so the state takes buffers the first step's tape left in the
+                    // cache instead of growing the process's memory by two copies of the model.
+                    first: Tensor::zeros(gradient.shape()),
+                    second: Tensor::zeros(gradient.shape()),
                 });
             state.steps += 1;
             let t = i32::try_from(state.steps).unwrap_or(i32::MAX);
@@ -118,8 +120,8 @@ impl<T: Float> Moments<T> {
             for (((w, &g), m), v) in weights
                 .iter_mut()
                 .zip(values.iter())
-                .zip(state.first.iter_mut())
-                .zip(state.second.iter_mut())
+                .zip(state.first.make_mut().iter_mut())
+                .zip(state.second.make_mut().iter_mut())
             {
                 let g = if coupled { g + decay * *w } else { g };
                 if !coupled {

@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum, Nesterov momentum, dampening and coupled weight
 //! decay, as `torch.optim.SGD`.
 
-use tensor::Float;
+use tensor::{Float, Tensor};
 
 use super::{Optimizer, ParamStates, check_learning_rate, contiguous_values, non_negative};
 use crate::error::{NnError, Result};
@@ -47,7 +47,7 @@ impl Default for SgdConfig {
 #[derive(Clone, Debug)]
 pub struct Sgd<T: Float = f32> {
     config: SgdConfig,
-    momentum_buffers: ParamStates<Vec<T>>,
+    momentum_buffers: ParamStates<Tensor<T>>,
 }
 
 impl<T: Float> Sgd<T> {
@@ -132,9 +132,13 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
                 .momentum_buffers
                 .get_or_init(id.index(), gradient.shape(), || {
                     first = true;
-                    vec![T::ZERO; values.len()]
+                    Tensor::zeros(gradient.shape())
                 });
-            for ((w, &g), b) in weights.iter_mut().zip(values.iter()).zip(buffer.iter_mut()) {
+            for ((w, &g), b) in weights
+                .iter_mut()
+                .zip(values.iter())
+                .zip(buffer.make_mut().iter_mut())
+            {
                 let g = g + decay * *w;
                 *b = if first {
                     g
