@@ -107,11 +107,9 @@ fn encode<T: Float>(role: Role, value: &Tensor<T>) -> Encoded {
     }
 }
 
-/// Writes every entry of `store` to `path` (see the module docs for the conventions). The file
-/// is written next to `path` first and renamed into place, so an interrupted save never leaves
-/// a truncated file under the real name.
-pub fn save_safetensors<T: Float>(store: &ParamStore<T>, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
+/// The bytes of the safetensors file [`save_safetensors`] writes (for keeping a file in memory,
+/// or sending it elsewhere).
+pub fn safetensors_bytes<T: Float>(store: &ParamStore<T>) -> Result<Vec<u8>> {
     let encoded: Vec<(String, Encoded)> = store
         .iter()
         .map(|(_, name, role, value)| (name.to_string(), encode(role, value)))
@@ -120,15 +118,22 @@ pub fn save_safetensors<T: Float>(store: &ParamStore<T>, path: impl AsRef<Path>)
         TRAINING_STEP_KEY.to_string(),
         store.training_step().to_string(),
     )]);
-    let bytes = safetensors::serialize(
+    safetensors::serialize(
         encoded.iter().map(|(name, e)| (name.as_str(), e)),
         Some(metadata),
     )
-    .map_err(|e| NnError::ParameterFile {
-        path: path.to_path_buf(),
-        tensor: None,
+    .map_err(|e| NnError::InvalidArgument {
+        op: "safetensors_bytes",
         message: e.to_string(),
-    })?;
+    })
+}
+
+/// Writes every entry of `store` to `path` (see the module docs for the conventions). The file
+/// is written next to `path` first and renamed into place, so an interrupted save never leaves
+/// a truncated file under the real name.
+pub fn save_safetensors<T: Float>(store: &ParamStore<T>, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = safetensors_bytes(store)?;
     let io_error = |e: std::io::Error| NnError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),

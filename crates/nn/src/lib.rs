@@ -56,6 +56,8 @@ mod data;
 mod dense;
 mod dropout;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod init;
 mod io;
 mod layer;
@@ -76,7 +78,7 @@ pub use error::{NnError, Result};
 pub use init::Init;
 pub use io::{
     LoadOptions, MAX_HEADER_BYTES, load_safetensors, load_safetensors_with, read_safetensors,
-    save_safetensors,
+    safetensors_bytes, save_safetensors,
 };
 pub use layer::{Layer, Sequential};
 pub use loss::{

@@ -38,6 +38,8 @@ mod display;
 mod elementwise;
 mod error;
 mod float;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod gemm;
 mod index;
 mod layout;

@@ -1,0 +1,92 @@
+//! The fuzz target's body (`tensor::fuzzing`), run over a few thousand inputs mutated from the
+//! seed corpus the library writes, so a regression fails `cargo test` without a nightly
+//! toolchain. With `FUZZ_CORPUS_DIR` set, the seeds are also written there, one folder per
+//! target, for cargo-fuzz (see the README's development section).
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+/// One edit of a byte string.
+#[derive(Clone, Debug)]
+enum Edit {
+    Flip(usize, u8),
+    Insert(usize, u8),
+    Remove(usize),
+    Truncate(usize),
+    Duplicate(usize, usize),
+}
+
+fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+    for edit in edits {
+        let len = bytes.len();
+        match *edit {
+            Edit::Flip(at, mask) if len > 0 => bytes[at % len] ^= mask | 1,
+            Edit::Insert(at, byte) => bytes.insert(at % (len + 1), byte),
+            Edit::Remove(at) if len > 0 => {
+                bytes.remove(at % len);
+            }
+            Edit::Truncate(at) => bytes.truncate(at % (len + 1)),
+            Edit::Duplicate(at, span) if len > 0 => {
+                let start = at % len;
+                let end = (start + span % 16).min(len);
+                let copy = bytes[start..end].to_vec();
+                bytes.splice(start..start, copy);
+            }
+            _ => {}
+        }
+    }
+    bytes
+}
+
+fn edits() -> impl Strategy<Value = Vec<Edit>> {
+    let edit = prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(a, m)| Edit::Flip(a, m)),
+        (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Edit::Insert(a, b)),
+        any::<usize>().prop_map(Edit::Remove),
+        any::<usize>().prop_map(Edit::Truncate),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, s)| Edit::Duplicate(a, s)),
+    ];
+    proptest::collection::vec(edit, 1..6)
+}
+
+/// Runs `body` on `cases` mutations of the seeds of `target`.
+fn fuzz(target: &str, cases: u32, body: fn(&[u8])) {
+    let seeds: Vec<Vec<u8>> = tensor::fuzzing::seed_corpus()
+        .into_iter()
+        .filter(|_| target == "strided")
+        .map(|(_, bytes)| bytes)
+        .collect();
+    assert!(!seeds.is_empty());
+    for seed in &seeds {
+        body(seed);
+    }
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (0..seeds.len(), edits());
+    runner
+        .run(&strategy, |(which, edits)| {
+            body(&apply(seeds[which].clone(), &edits));
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn strided_tensors_keep_their_contract_on_mutated_layouts() {
+    fuzz("strided", 4000, tensor::fuzzing::strided);
+}
+
+#[test]
+fn the_seed_corpus_is_written_where_asked() {
+    let Some(directory) = std::env::var_os("FUZZ_CORPUS_DIR") else {
+        return;
+    };
+    let folder = std::path::Path::new(&directory).join("strided");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (name, bytes) in tensor::fuzzing::seed_corpus() {
+        std::fs::write(folder.join(name), bytes).unwrap();
+    }
+}
