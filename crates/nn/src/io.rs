@@ -480,7 +480,10 @@ fn plan_reads<T: Float>(
         }
         plan.push(PlannedRead {
             offset: info.offsets[0],
-            bytes: (info.offsets[1] - info.offsets[0]) as usize,
+            // Only read when the layout check found no problem (so begin <= end); a reversed
+            // range is reported there, and must not underflow here (found by fuzzing).
+            bytes: usize::try_from(info.offsets[1].saturating_sub(info.offsets[0]))
+                .unwrap_or(usize::MAX),
             dtype,
             file_shape: shape,
             transposed: role == Role::Weight && current.rank() == 2,
@@ -801,6 +804,54 @@ mod tests {
         );
         assert!(
             found.contains(&"huge: is in the file but not a parameter of this model".to_string())
+        );
+        assert!(same(&store, &original));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// Peak resident memory of this process so far, in KiB.
+    fn peak_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_sparse_file_with_a_3_gib_extra_tensor_is_refused_without_reading_it() {
+        // The reproduction exactly: a valid model file plus one extra 3 GiB tensor whose bytes
+        // are really in the (sparse) file. The old loader read all 3 GiB before its error.
+        let gib3: u64 = 3 << 30;
+        let (header, data_len) = model_header(&format!(
+            ",\"zz_extra\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{{}},{{}}]}}",
+            gib3 / 4
+        ));
+        let header = header.replace(
+            "[{},{}]",
+            &format!("[{data_len},{}]", data_len as u64 + gib3),
+        );
+        let path = handmade("sparse", &header, data_len);
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(file.metadata().unwrap().len() + gib3).unwrap(); // a hole, no disk blocks
+        drop(file);
+        let original = model(3);
+        let mut store = original.clone();
+        let before = peak_kib();
+        let found = problems(load_safetensors(&mut store, &path).unwrap_err());
+        assert_eq!(
+            found,
+            vec!["zz_extra: is in the file but not a parameter of this model"]
+        );
+        // Nothing near 3 GiB was read into memory (other tests share the process: 1 GiB slack).
+        assert!(
+            peak_kib() - before < 1 << 20,
+            "peak grew by {} KiB",
+            peak_kib() - before
         );
         assert!(same(&store, &original));
         std::fs::remove_file(path).unwrap();

@@ -14,6 +14,9 @@ enum Edit {
     Remove(usize),
     Truncate(usize),
     Duplicate(usize, usize),
+    /// Replaces the n-th run of ASCII digits by another number (as libFuzzer's
+    /// ChangeASCIIInt): shapes, offsets and lengths in a header, numbers in a CSV.
+    Number(usize, u64),
 }
 
 fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
@@ -32,6 +35,28 @@ fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
                 let copy = bytes[start..end].to_vec();
                 bytes.splice(start..start, copy);
             }
+            Edit::Number(nth, value) => {
+                let runs: Vec<(usize, usize)> = {
+                    let mut runs = Vec::new();
+                    let mut i = 0;
+                    while i < len {
+                        if bytes[i].is_ascii_digit() {
+                            let start = i;
+                            while i < len && bytes[i].is_ascii_digit() {
+                                i += 1;
+                            }
+                            runs.push((start, i));
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    runs
+                };
+                if !runs.is_empty() {
+                    let (start, end) = runs[nth % runs.len()];
+                    bytes.splice(start..end, value.to_string().into_bytes());
+                }
+            }
             _ => {}
         }
     }
@@ -45,6 +70,8 @@ fn edits() -> impl Strategy<Value = Vec<Edit>> {
         any::<usize>().prop_map(Edit::Remove),
         any::<usize>().prop_map(Edit::Truncate),
         (any::<usize>(), any::<usize>()).prop_map(|(a, s)| Edit::Duplicate(a, s)),
+        (any::<usize>(), prop_oneof![0..300u64, any::<u64>()])
+            .prop_map(|(n, v)| Edit::Number(n, v)),
     ];
     proptest::collection::vec(edit, 1..6)
 }
