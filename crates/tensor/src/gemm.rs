@@ -41,17 +41,27 @@ impl<'a, T> MatrixView<'a, T> {
         row_stride: usize,
         col_stride: usize,
     ) -> Option<Self> {
-        // Strides are passed to matrixmultiply as isize (even for an empty view).
+        if rows == 0 || cols == 0 {
+            // An empty view reads nothing: its strides (which may be anything, an empty axis's
+            // stride means nothing) are replaced by 0 so they are always valid isize values.
+            return Some(MatrixView {
+                data,
+                offset: 0,
+                rows,
+                cols,
+                row_stride: 0,
+                col_stride: 0,
+            });
+        }
+        // Strides are passed to matrixmultiply as isize.
         isize::try_from(row_stride).ok()?;
         isize::try_from(col_stride).ok()?;
-        if rows > 0 && cols > 0 {
-            let last = (rows - 1)
-                .checked_mul(row_stride)?
-                .checked_add((cols - 1).checked_mul(col_stride)?)?
-                .checked_add(offset)?;
-            if last >= data.len() {
-                return None;
-            }
+        let last = (rows - 1)
+            .checked_mul(row_stride)?
+            .checked_add((cols - 1).checked_mul(col_stride)?)?
+            .checked_add(offset)?;
+        if last >= data.len() {
+            return None;
         }
         Some(MatrixView {
             data,
@@ -167,8 +177,14 @@ mod tests {
         assert!(MatrixView::new(&data, 0, 2, usize::MAX, 1, 1).is_none());
         assert!(MatrixView::new(&data, usize::MAX, 1, 1, 0, 0).is_none());
         assert!(MatrixView::new(&data, 0, 3, 1, usize::MAX / 2 + 1, 0).is_none());
-        // Strides beyond isize::MAX cannot be passed to the kernel.
+        // Strides beyond isize::MAX cannot be passed to the kernel; an empty view's can be
+        // anything (it reads nothing), and are normalised to 0.
         assert!(MatrixView::new(&data, 0, 1, 1, usize::MAX, 0).is_none());
+        let empty = MatrixView::new(&data, 7, 4, 0, usize::MAX, usize::MAX).unwrap();
+        assert_eq!(
+            (empty.row_stride, empty.col_stride, empty.offset),
+            (0, 0, 0)
+        );
         let view = MatrixView::new(&data, 0, 2, 2, 2, 1).unwrap();
         assert_eq!((view.rows(), view.cols()), (2, 2));
     }

@@ -101,6 +101,19 @@ fn fuzz(target: &str, cases: u32, body: fn(&[u8])) {
         .unwrap();
 }
 
+/// Inputs that broke the contract once (found by cargo-fuzz), replayed on every run.
+#[test]
+fn the_inputs_fuzzing_found_keep_their_contract() {
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_regressions");
+    let mut count = 0;
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        tensor::fuzzing::strided(&std::fs::read(&path).unwrap());
+        count += 1;
+    }
+    assert!(count >= 1);
+}
+
 #[test]
 fn strided_tensors_keep_their_contract_on_mutated_layouts() {
     fuzz("strided", 4000, tensor::fuzzing::strided);
