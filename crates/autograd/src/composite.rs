@@ -57,7 +57,9 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn try_mean(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
         let shape = self.shape();
         shape.axis_mask("mean", axes)?;
-        let count: usize = axes.iter().map(|&a| shape.dims()[a]).product();
+        let count = axes
+            .iter()
+            .fold(1usize, |n, &a| n.saturating_mul(shape.dims()[a]));
         let guard = self.tape.rollback_guard();
         let mean = self
             .try_sum(axes, keepdim)?
@@ -99,7 +101,9 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn try_variance(self, axes: &[usize], keepdim: bool, unbiased: bool) -> Result<Var<'t, T>> {
         let shape = self.shape();
         shape.axis_mask("variance", axes)?;
-        let count: usize = axes.iter().map(|&a| shape.dims()[a]).product();
+        let count = axes
+            .iter()
+            .fold(1usize, |n, &a| n.saturating_mul(shape.dims()[a]));
         let divisor = if unbiased {
             count.saturating_sub(1)
         } else {

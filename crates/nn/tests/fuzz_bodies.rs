@@ -4,7 +4,7 @@
 //! target, for cargo-fuzz (see the README's development section).
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestRunner};
 
 /// One edit of a byte string.
 #[derive(Clone, Debug)]
@@ -87,9 +87,11 @@ fn fuzz(target: &str, cases: u32, body: fn(&[u8])) {
     for seed in &seeds {
         body(seed);
     }
+    // A fixed seed, so CI runs the same inputs every time (cargo-fuzz explores the rest).
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
+        rng_seed: RngSeed::Fixed(0x5EED),
         ..Config::default()
     });
     let strategy = (0..seeds.len(), edits());

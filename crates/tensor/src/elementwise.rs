@@ -82,6 +82,7 @@ impl<T: Float> Tensor<T> {
         f: impl Fn(T, T) -> T,
     ) -> Result<Tensor<T>> {
         let shape = self.shape().broadcast_with(op, other.shape())?;
+        crate::storage::check_allocation::<T>(op, shape.checked_numel(op)?)?;
         Ok(zip_kernel(shape, self, other, f))
     }
 
@@ -131,6 +132,7 @@ impl<T: Float> Tensor<T> {
         }
         let shape = self.shape().broadcast_with(op, other.shape())?;
         if &shape != self.shape() {
+            crate::storage::check_allocation::<T>(op, shape.checked_numel(op)?)?;
             return Ok(zip_kernel(shape, &self, other, f));
         }
         let source = other.layout().broadcast_to(op, &shape)?;
@@ -211,6 +213,7 @@ impl<T: Float> Tensor<T> {
             .shape()
             .broadcast_with("select", on_true.shape())?
             .broadcast_with("select", on_false.shape())?;
+        crate::storage::check_allocation::<T>("select", shape.checked_numel("select")?)?;
         let layouts =
             [condition, on_true, on_false].map(|t| t.layout().broadcast_to("select", &shape));
         let [c, a, b] = layouts;

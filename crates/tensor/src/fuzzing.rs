@@ -99,6 +99,61 @@ pub fn strided(bytes: &[u8]) {
         tensor.map(|x| x * 2.0).to_vec(),
         expected.iter().map(|x| x * 2.0).collect::<Vec<_>>()
     );
+    // Ops over every axis: each either returns or errors, never panics, and agrees in shape.
+    // Reducing or padding an empty tensor can ask for far more elements than it holds: sizes
+    // the machine cannot hold are errors (tested in the unit tests), and sizes it can but
+    // should not fill here are skipped (an allocator that overcommits would only fail later).
+    let affordable = |dims: &[usize]| {
+        dims.iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .is_some_and(|n| n <= 1 << 16)
+    };
+    for axis in 0..rank {
+        let mut others = shape.clone();
+        others[axis] = 3;
+        if !affordable(&others) {
+            continue;
+        }
+        if let Ok(summed) = tensor.try_sum(&[axis], false) {
+            assert_eq!(summed.rank(), rank - 1);
+            let naive_total: f64 = expected.iter().sum();
+            let total: f64 = summed.to_vec().iter().sum();
+            assert!((total - naive_total).abs() <= 1e-9 * (1.0 + naive_total.abs()));
+            assert!(tensor.try_mean(&[axis], true).is_ok());
+            // max has no identity: an error over an empty axis when there are outputs.
+            assert_eq!(
+                tensor.try_max(&[axis], false).is_err(),
+                shape[axis] == 0 && summed.numel() > 0
+            );
+        }
+        let half = shape[axis] / 2;
+        let narrowed = tensor
+            .try_narrow(axis, half, shape[axis] - half)
+            .expect("an in-range narrow");
+        assert_eq!(narrowed.dims()[axis], shape[axis] - half);
+        if let Ok(padded) = tensor.try_pad(axis, 1, 2) {
+            assert_eq!(padded.dims()[axis], shape[axis] + 3);
+            assert_eq!(
+                padded
+                    .try_narrow(axis, 1, shape[axis])
+                    .expect("in range")
+                    .to_vec(),
+                expected
+            );
+        }
+        if shape[axis] > 0 {
+            if let Ok(picked) = tensor.try_index_select(axis, &[shape[axis] - 1, 0]) {
+                assert_eq!(picked.dims()[axis], 2);
+            }
+        }
+        let unsqueezed = tensor.try_unsqueeze(axis).expect("an axis <= rank");
+        assert_eq!(unsqueezed.squeeze(axis).to_vec(), expected);
+    }
+    let reversed: Vec<usize> = (0..rank).rev().collect();
+    assert_eq!(
+        tensor.permute(&reversed).permute(&reversed).to_vec(),
+        expected
+    );
     // (Small matrices only: the product of a tall matrix with its transpose is huge.)
     if let [rows @ 0..=64, cols] = shape[..] {
         assert_eq!(tensor.t().t().to_vec(), expected);
@@ -145,6 +200,12 @@ pub fn seed_corpus() -> Vec<(String, Vec<u8>)> {
             (name.to_string(), bytes)
         })
         .collect();
+    // Empty and size-1 axes whose strides are huge (they are never stepped).
+    let mut huge = vec![4, 3, 2, 2, 0, 2, 4, 0, 0, 0, 3];
+    huge.extend(u64::MAX.to_le_bytes());
+    huge.extend([2, 2, 0, 3]);
+    huge.extend((u64::MAX / 3).to_le_bytes());
+    seeds.push(("huge-strides".to_string(), huge));
     // 274,177 x 67,280,421,310,721 = 2^64 + 1: a product that wraps to 1.
     let mut overflow = vec![1, 2, 3];
     overflow.extend(274_177_u64.to_le_bytes());

@@ -53,6 +53,10 @@ impl<'a, T> MatrixView<'a, T> {
                 col_stride: 0,
             });
         }
+        // A size-1 axis's stride is never used to step, and may be anything a layout allows:
+        // it is replaced by 0 (found by fuzzing: a valid [1, n] view with a huge row stride).
+        let row_stride = if rows == 1 { 0 } else { row_stride };
+        let col_stride = if cols == 1 { 0 } else { col_stride };
         // Strides are passed to matrixmultiply as isize.
         isize::try_from(row_stride).ok()?;
         isize::try_from(col_stride).ok()?;
@@ -177,9 +181,11 @@ mod tests {
         assert!(MatrixView::new(&data, 0, 2, usize::MAX, 1, 1).is_none());
         assert!(MatrixView::new(&data, usize::MAX, 1, 1, 0, 0).is_none());
         assert!(MatrixView::new(&data, 0, 3, 1, usize::MAX / 2 + 1, 0).is_none());
-        // Strides beyond isize::MAX cannot be passed to the kernel; an empty view's can be
-        // anything (it reads nothing), and are normalised to 0.
-        assert!(MatrixView::new(&data, 0, 1, 1, usize::MAX, 0).is_none());
+        // Strides beyond isize::MAX cannot be passed to the kernel; an empty view's, and a
+        // size-1 axis's, can be anything (they are never stepped), and are normalised to 0.
+        assert!(MatrixView::new(&data, 0, 2, 1, usize::MAX, 0).is_none());
+        let row = MatrixView::new(&data, 0, 1, 2, usize::MAX, 1).unwrap();
+        assert_eq!((row.row_stride, row.col_stride), (0, 1));
         let empty = MatrixView::new(&data, 7, 4, 0, usize::MAX, usize::MAX).unwrap();
         assert_eq!(
             (empty.row_stride, empty.col_stride, empty.offset),

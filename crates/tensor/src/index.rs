@@ -77,12 +77,15 @@ impl Indices {
     }
 }
 
-/// Sizes of the axes before `axis`, of `axis`, and after it.
+/// Sizes of the axes before `axis`, of `axis`, and after it. Saturating: an empty tensor may
+/// have other axes whose product overflows (callers return early for empty results, so the
+/// saturated values are never looped over).
 fn split_at_axis(dims: &[usize], axis: usize) -> (usize, usize, usize) {
+    let product = |dims: &[usize]| dims.iter().fold(1usize, |n, &d| n.saturating_mul(d));
     (
-        dims[..axis].iter().product(),
+        product(&dims[..axis]),
         dims[axis],
-        dims[axis + 1..].iter().product(),
+        product(&dims[axis + 1..]),
     )
 }
 
@@ -130,6 +133,9 @@ impl<T: Float> Tensor<T> {
     /// Fallible [`gather`](Tensor::gather).
     pub fn try_gather(&self, axis: usize, index: &Indices) -> Result<Tensor<T>> {
         check_gather_index("gather", self.shape(), axis, index)?;
+        if index.shape.numel() == 0 {
+            return Ok(Tensor::zeros(index.shape.clone()));
+        }
         let source = self.contiguous();
         let values = source.as_contiguous_slice().expect("contiguous");
         let (outer, length, inner) = split_at_axis(self.dims(), axis);
@@ -168,6 +174,9 @@ impl<T: Float> Tensor<T> {
                 lhs: index.shape.clone(),
                 rhs: source.shape().clone(),
             });
+        }
+        if source.numel() == 0 {
+            return Ok(self.contiguous_copy());
         }
         let (outer, length, inner) = split_at_axis(self.dims(), axis);
         let picked = index.dims()[axis];
@@ -212,9 +221,15 @@ impl<T: Float> Tensor<T> {
         }
         let mut dims = Dims::from_slice(self.dims());
         dims[axis] = indices.len();
+        let shape = Shape::from(dims);
+        let numel = shape.checked_numel("index_select")?;
+        if numel == 0 {
+            return Ok(Tensor::zeros(shape));
+        }
+        crate::storage::check_allocation::<T>("index_select", numel)?;
         let source = self.contiguous();
         let values = source.as_contiguous_slice().expect("contiguous");
-        Ok(Tensor::from_overwrite(Shape::from(dims), |out| {
+        Ok(Tensor::from_overwrite(shape, |out| {
             let mut chunks = out.chunks_mut(inner.max(1));
             for o in 0..outer {
                 for &index in indices {
@@ -279,7 +294,11 @@ impl<T: Float> Tensor<T> {
         let mut dims = Dims::from_slice(self.dims());
         dims[axis] = padded;
         let dims = Shape::from(dims);
-        crate::storage::check_allocation::<T>("pad", dims.checked_numel("pad")?)?;
+        let numel = dims.checked_numel("pad")?;
+        crate::storage::check_allocation::<T>("pad", numel)?;
+        if numel == 0 || self.numel() == 0 {
+            return Ok(Tensor::zeros(dims));
+        }
         let source = self.contiguous();
         let values = source.as_contiguous_slice().expect("contiguous");
         let block = length * inner;

@@ -110,7 +110,8 @@ impl Layout {
             if d != 1 && s != expected {
                 return false;
             }
-            expected *= d;
+            // Saturating: an empty tensor's other axes may multiply past usize::MAX.
+            expected = expected.saturating_mul(d);
         }
         true
     }
@@ -276,7 +277,7 @@ impl Layout {
         let mut strides = Dims::from_slice(&self.strides);
         // Any stride is valid for a size-1 axis; this one keeps a contiguous layout contiguous.
         let stride = if axis < self.shape.rank() {
-            self.strides[axis] * dims[axis]
+            self.strides[axis].saturating_mul(dims[axis])
         } else {
             1
         };
@@ -326,8 +327,10 @@ fn merge_axes<const N: usize>(shape: &[usize], strides: [&[usize]; N]) -> (Dims,
             continue;
         }
         let last = dims.len().wrapping_sub(1);
-        let fuses =
-            !dims.is_empty() && (0..N).all(|k| strides[k][axis] == merged[k][last] * dims[last]);
+        // Checked: the strides of an empty tensor's other axes may be anything (found by
+        // fuzzing: a reduction over its empty axis walks the kept ones).
+        let fuses = !dims.is_empty()
+            && (0..N).all(|k| Some(strides[k][axis]) == merged[k][last].checked_mul(dims[last]));
         if fuses {
             dims[last] *= size;
         } else {
@@ -350,6 +353,10 @@ fn merge_axes<const N: usize>(shape: &[usize], strides: [&[usize]; N]) -> (Dims,
 ///
 /// This is the strided path of every kernel; rows are as long as the layouts allow, so a
 /// contiguous or row-broadcast operand yields long unit-stride rows the inner loops vectorise.
+///
+/// Positions are advanced with wrapping arithmetic: for a layout that addresses only its
+/// buffer nothing wraps, and the kept axes of an empty tensor that a reduction walks (whose
+/// positions are never read, since it reduces over nothing) may have any strides.
 pub(crate) fn for_each_row<const N: usize>(
     shape: &[usize],
     strides: [&[usize]; N],
@@ -379,13 +386,13 @@ pub(crate) fn for_each_row<const N: usize>(
             axis -= 1;
             index[axis] += 1;
             for k in 0..N {
-                current[k] += merged[k][axis];
+                current[k] = current[k].wrapping_add(merged[k][axis]);
             }
             if index[axis] < dims[axis] {
                 break;
             }
             for k in 0..N {
-                current[k] -= merged[k][axis] * dims[axis];
+                current[k] = current[k].wrapping_sub(merged[k][axis].wrapping_mul(dims[axis]));
             }
             index[axis] = 0;
         }

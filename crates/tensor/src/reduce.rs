@@ -88,7 +88,10 @@ fn reduce_kernel<T: Float>(
             let mut next = 0;
             for &(o_start, o_len, o_stride) in &kept_rows {
                 for j in 0..o_len {
-                    let position = base + o_start + j * o_stride;
+                    // Wrapping: when the reduced axes are empty (nothing is read) an empty
+                    // input's strides may be anything; otherwise every position is in bounds.
+                    let position =
+                        base.wrapping_add(o_start.wrapping_add(j.wrapping_mul(o_stride)));
                     let mut accumulator = init;
                     for &(r_start, r_len, r_stride) in &reduced_rows {
                         let start = position + r_start;
@@ -119,6 +122,10 @@ fn reduction_mask<T: Float>(
     needs_elements: bool,
 ) -> Result<u64> {
     let mask = source.shape().axis_mask(op, axes)?;
+    // The output keeps the other axes; over an empty axis of an empty tensor it can be larger
+    // than the input (which holds nothing), so its size is checked before anything allocates.
+    let output = source.shape().reduced(mask, false);
+    crate::storage::check_allocation::<T>(op, output.checked_numel(op)?)?;
     if needs_elements {
         let empty_reduced = source
             .dims()
@@ -178,7 +185,9 @@ impl<T: Float> Tensor<T> {
     /// Fallible [`mean`](Tensor::mean).
     pub fn try_mean(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
         reduction_mask(self, "mean", axes, false)?;
-        let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
+        let count = axes
+            .iter()
+            .fold(1usize, |n, &a| n.saturating_mul(self.dims()[a]));
         let total = self.try_sum(axes, keepdim)?;
         let count = T::from_usize(count);
         Ok(total.map(|x| x / count))
@@ -201,7 +210,9 @@ impl<T: Float> Tensor<T> {
         reduction_mask(self, "variance", axes, false)?;
         let mean = self.try_mean(axes, true)?;
         let squared = (self - &mean).square();
-        let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
+        let count = axes
+            .iter()
+            .fold(1usize, |n, &a| n.saturating_mul(self.dims()[a]));
         let divisor = T::from_usize(if unbiased {
             count.saturating_sub(1)
         } else {
@@ -392,6 +403,7 @@ impl<T: Float> Tensor<T> {
             }
         }
         let mask = self.shape().axis_mask("sum_to", &axes)?;
+        crate::storage::check_allocation::<T>("sum_to", target.checked_numel("sum_to")?)?;
         Ok(reduce_kernel(self, mask, true, T::ZERO, |a, b| a + b).reshape(target))
     }
 }

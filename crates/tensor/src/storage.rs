@@ -175,7 +175,17 @@ pub(crate) fn recycled<T: Float>(len: usize) -> Option<Arc<[T]>> {
 /// A buffer of `len` elements whose every element the caller will overwrite before reading:
 /// recycled (holding stale values) when possible, fresh and zeroed otherwise.
 pub(crate) fn for_overwrite<T: Float>(len: usize) -> Arc<[T]> {
-    recycled(len).unwrap_or_else(|| std::iter::repeat_n(T::ZERO, len).collect())
+    recycled(len).unwrap_or_else(|| fresh(len, T::ZERO))
+}
+
+/// A new buffer of `len` copies of `value`. A length the machine cannot hold panics with a
+/// message (the allocator would abort the process): fallible operations check their output's
+/// size with [`check_allocation`] before they get here, so only panicking forms can.
+fn fresh<T: Float>(len: usize, value: T) -> Arc<[T]> {
+    if let Err(error) = check_allocation::<T>("allocate", len) {
+        panic!("{error}");
+    }
+    std::iter::repeat_n(value, len).collect()
 }
 
 /// A zeroed buffer of `len` elements.
@@ -192,7 +202,7 @@ pub(crate) fn filled<T: Float>(len: usize, value: T) -> Arc<[T]> {
                 .fill(value);
             buffer
         }
-        None => std::iter::repeat_n(value, len).collect(),
+        None => fresh(len, value),
     }
 }
 

@@ -89,19 +89,30 @@ impl<'t, T: Float> Var<'t, T> {
             }
             .into());
         }
-        let (outer, inner): (usize, usize) = (
-            dims[..axis].iter().product(),
-            dims[axis + 1..].iter().product(),
-        );
-        let mut values = Vec::with_capacity(outer * indices.len() * inner);
-        for _ in 0..outer {
-            for &i in indices {
-                values.extend(std::iter::repeat_n(i, inner));
-            }
-        }
         let mut index_dims = dims.to_vec();
         index_dims[axis] = indices.len();
-        let index = Indices::new(values, index_dims)?;
+        let index_shape = Shape::from(index_dims);
+        let count = index_shape.numel();
+        let mut values = Vec::new();
+        // An empty result needs no index values (and its other axes may multiply past usize).
+        if count > 0 {
+            let (outer, inner): (usize, usize) = (
+                dims[..axis].iter().product(),
+                dims[axis + 1..].iter().product(),
+            );
+            values
+                .try_reserve_exact(count)
+                .map_err(|_| TensorError::InvalidArgument {
+                    op: "index_select",
+                    message: format!("an index of shape {index_shape} cannot be allocated"),
+                })?;
+            for _ in 0..outer {
+                for &i in indices {
+                    values.extend(std::iter::repeat_n(i, inner));
+                }
+            }
+        }
+        let index = Indices::new(values, index_shape)?;
         self.try_gather(axis, &index)
     }
 }

@@ -20,6 +20,7 @@ impl<'t, T: Float> Var<'t, T> {
         if out == current {
             return Ok(self);
         }
+        check_expandable::<T>("expand", out)?;
         self.tape.apply("expand", [self], |[x]| {
             Ok((Primitive::Expand, x.try_broadcast_to(out)?))
         })
@@ -39,6 +40,7 @@ impl<'t, T: Float> Var<'t, T> {
         if shape == current {
             return Ok(self);
         }
+        check_expandable::<T>("broadcast_to", &shape)?;
         self.tape.apply("broadcast_to", [self], |[x]| {
             Ok((Primitive::Expand, x.try_broadcast_to(&shape)?))
         })
@@ -244,6 +246,32 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn try_flatten(self) -> Result<Var<'t, T>> {
         let numel = self.shape().numel();
         self.try_reshape([numel])
+    }
+}
+
+/// An expanded Var is a view, but every op after it (and its gradient) materialises its
+/// logical size: refuse one that cannot be allocated, here, with the op's name, rather than
+/// fail inside a later op.
+fn check_expandable<T: Float>(op: &'static str, shape: &Shape) -> Result<()> {
+    let numel = shape
+        .dims()
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d));
+    let bytes = numel.and_then(|n| n.checked_mul(std::mem::size_of::<T>()));
+    let possible = bytes.is_some_and(|b| {
+        b < 64 << 20
+            || Vec::<T>::new()
+                .try_reserve_exact(numel.unwrap_or(0))
+                .is_ok()
+    });
+    if possible {
+        Ok(())
+    } else {
+        Err(TensorError::InvalidArgument {
+            op,
+            message: format!("shape {shape} has more elements than can be allocated"),
+        }
+        .into())
     }
 }
 
