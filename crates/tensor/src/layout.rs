@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use smallvec::SmallVec;
+
 use crate::error::{Result, TensorError};
 use crate::shape::{Dims, Shape};
 
@@ -161,15 +163,11 @@ impl Layout {
     /// Reorders the axes: axis `i` of the result is axis `permutation[i]` of `self`.
     pub(crate) fn permute(&self, op: &'static str, permutation: &[usize]) -> Result<Layout> {
         let rank = self.shape.rank();
-        let mut seen = 0u128;
+        let mut seen: SmallVec<[bool; 8]> = SmallVec::from_elem(false, rank);
         let valid = permutation.len() == rank
-            && permutation.iter().all(|&p| {
-                let fresh = p < rank && p < 128 && seen & (1 << p) == 0;
-                if fresh {
-                    seen |= 1 << p;
-                }
-                fresh
-            });
+            && permutation
+                .iter()
+                .all(|&p| p < rank && !std::mem::replace(&mut seen[p], true));
         if !valid {
             return Err(TensorError::InvalidPermutation {
                 op,
@@ -453,6 +451,17 @@ mod tests {
     }
 
     #[test]
+    fn permutations_are_checked_at_any_rank() {
+        let wide = Layout::contiguous(Shape::from(vec![1; 130]));
+        let mut order: Vec<usize> = (0..130).rev().collect();
+        assert_eq!(wide.permute("p", &order).unwrap().shape().rank(), 130);
+        order[0] = 1;
+        assert!(wide.permute("p", &order).is_err(), "a repeated axis");
+        order[0] = 130;
+        assert!(wide.permute("p", &order).is_err(), "an axis past the rank");
+    }
+
+    #[test]
     fn size_one_axes_do_not_break_contiguity() {
         let layout = Layout::contiguous(Shape::from([4]))
             .unsqueeze("u", 0)
@@ -460,6 +469,10 @@ mod tests {
         assert!(layout.is_contiguous());
         let layout = layout.unsqueeze("u", 2).unwrap();
         assert_eq!(layout.shape(), &Shape::from([1, 4, 1]));
+        // The inserted axis gets PyTorch's stride: that of the axis it precedes times its size.
+        let grid = Layout::contiguous(Shape::from([2, 3]));
+        assert_eq!(grid.unsqueeze("u", 1).unwrap().strides(), &[3, 3, 1]);
+        assert_eq!(grid.unsqueeze("u", 2).unwrap().strides(), &[3, 1, 1]);
         assert!(layout.is_contiguous());
         assert_eq!(
             layout.squeeze("s", 0).unwrap().shape(),

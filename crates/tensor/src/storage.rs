@@ -113,9 +113,8 @@ impl<T> BufferCache<T> {
             if self.direct_bytes + size > SMALL_CACHE_LIMIT_BYTES {
                 return Some(buffer);
             }
-            if self.direct.len() < len {
-                self.direct.resize_with(len, Vec::new);
-            }
+            self.direct
+                .resize_with(self.direct.len().max(len), Vec::new);
             self.direct_bytes += size;
             self.direct[len - 1].push(buffer);
             return None;
@@ -124,22 +123,26 @@ impl<T> BufferCache<T> {
             return Some(buffer);
         }
         self.clock += 1;
+        // Lengths with no buffer left are forgotten, so the list stays as short as the set of
+        // lengths in use (and eviction below only ever sees non-empty lists).
+        self.large.retain(|l| !l.buffers.is_empty() || l.len == len);
         // Make room by evicting the least recently used lengths (never the one being kept).
         while self.large_bytes + size > CACHE_LIMIT_BYTES {
             let oldest = self
                 .large
                 .iter_mut()
-                .filter(|l| l.len != len && !l.buffers.is_empty())
+                .filter(|l| l.len != len)
                 .min_by_key(|l| l.last_used);
             let Some(oldest) = oldest else {
                 return Some(buffer);
             };
-            let evicted = oldest.buffers.pop().expect("a non-empty list");
+            let evicted = oldest.buffers.pop().expect("only non-empty lists are kept");
             self.large_bytes -= footprint::<T>(evicted.len());
+            if oldest.buffers.is_empty() {
+                let gone = oldest.len;
+                self.large.retain(|l| l.len != gone);
+            }
         }
-        // Lengths with no buffer left are forgotten, so the list stays as short as the set of
-        // lengths in use.
-        self.large.retain(|l| !l.buffers.is_empty() || l.len == len);
         self.large_bytes += size;
         let clock = self.clock;
         match self.large.iter_mut().find(|l| l.len == len) {
@@ -159,6 +162,12 @@ impl<T> BufferCache<T> {
     /// Bytes held, as the allocator counts them: (small buffers, large buffers).
     pub fn held_bytes(&self) -> (usize, usize) {
         (self.direct_bytes, self.large_bytes)
+    }
+
+    /// Lengths above `DIRECT_MAX_LEN` with a free list (for tests).
+    #[cfg(test)]
+    fn large_lengths(&self) -> usize {
+        self.large.len()
     }
 }
 
@@ -325,15 +334,24 @@ mod tests {
     fn the_caps_count_real_memory() {
         // One-element f32 buffers: 4 nominal bytes, 48 real (32-byte chunk + the list slot).
         assert_eq!(footprint::<f32>(1), 48);
+        // Three: 16 + 12 requested, + 8 of header is 36, rounded to 48, + the 16-byte slot.
+        assert_eq!(footprint::<f32>(3), 64);
+        // 32,768 f32 (128 KiB): a mapping of its own, 16 + 131,072 + 16 rounded to pages.
+        assert_eq!(footprint::<f32>(32_768), 135_168 + 16);
         // 4,096 f64: 16 + 32,768 bytes requested, an 8-byte header, rounded to 16, plus the slot.
         assert_eq!(footprint::<f64>(DIRECT_MAX_LEN), 32_800 + 16);
-        let keep: Vec<Tensor<f32>> = (0..SMALL_CACHE_LIMIT_BYTES / 48 + 100)
-            .map(|_| Tensor::from_vec(vec![0.0], [1]).unwrap())
+        // Three-element buffers take 64 bytes each, which divides the cap: it fills exactly.
+        let keep: Vec<Tensor<f32>> = (0..SMALL_CACHE_LIMIT_BYTES / 64 + 100)
+            .map(|_| Tensor::from_vec(vec![0.0; 3], [3]).unwrap())
             .collect();
         drop(keep);
         let (small, _) = cached_bytes::<f32>();
-        assert!(small <= SMALL_CACHE_LIMIT_BYTES, "{small}");
-        assert!(small > SMALL_CACHE_LIMIT_BYTES - 1000, "{small}");
+        assert_eq!(small, SMALL_CACHE_LIMIT_BYTES);
+        // Taking one back gives its bytes back to the count.
+        let taken = Tensor::<f32>::zeros([3]);
+        assert_eq!(cached_bytes::<f32>().0, SMALL_CACHE_LIMIT_BYTES - 64);
+        drop(taken);
+        assert_eq!(cached_bytes::<f32>().0, SMALL_CACHE_LIMIT_BYTES);
     }
 
     #[test]
@@ -354,6 +372,48 @@ mod tests {
                 "length {i} is still cached"
             );
         }
+    }
+
+    #[test]
+    fn keeping_or_taking_a_length_counts_as_using_it() {
+        // Lengths a, b, c of 0.3 of the cap each. a is kept, then b, then a second buffer of a:
+        // b is now the least recently used, and a fourth length evicts it, not a.
+        let len = |i: usize| (CACHE_LIMIT_BYTES * 3 / 10) / 4 + i;
+        let (a, b, c, d) = (len(0), len(1), len(2), len(3));
+        let first_a = Tensor::<f32>::zeros([a]);
+        let second_a = Tensor::<f32>::zeros([a]);
+        drop(first_a);
+        drop(Tensor::<f32>::zeros([b]));
+        drop(second_a);
+        drop(Tensor::<f32>::zeros([c])); // 4 x 0.3 of the cap: b, the oldest, goes
+        assert!(
+            recycled::<f32>(b).is_none(),
+            "the least recently kept length went"
+        );
+        // Taking counts as using: take and return c, then d evicts a (one buffer), not c.
+        drop(Tensor::<f32>::zeros([c]));
+        drop(Tensor::<f32>::zeros([d]));
+        assert!(recycled::<f32>(c).is_some());
+        assert!(recycled::<f32>(d).is_some());
+        assert!(recycled::<f32>(a).is_some(), "one buffer of a was left");
+        assert!(recycled::<f32>(a).is_none());
+        assert_eq!(cached_bytes::<f32>().1, 0);
+        // Lengths emptied by taking are forgotten at the next keep.
+        fn lengths<T: Float>() -> usize {
+            T::with_buffer_cache(|cache| cache.large_lengths()).unwrap()
+        }
+        assert_eq!(lengths::<f32>(), 3);
+        drop(Tensor::<f32>::zeros([len(4)]));
+        assert_eq!(lengths::<f32>(), 1);
+    }
+
+    #[test]
+    fn a_buffer_larger_than_the_cap_is_freed_and_evicts_nothing() {
+        let small = Tensor::<f32>::zeros([DIRECT_MAX_LEN + 1]);
+        drop(small);
+        drop(Tensor::<f32>::zeros([CACHE_LIMIT_BYTES / 4 + 1]));
+        assert!(recycled::<f32>(DIRECT_MAX_LEN + 1).is_some());
+        assert!(recycled::<f32>(CACHE_LIMIT_BYTES / 4 + 1).is_none());
     }
 
     #[test]
