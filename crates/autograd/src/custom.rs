@@ -79,7 +79,7 @@ pub trait CustomOp<T: Float>: 'static {
 
 /// A custom op recorded on a tape: the op and all its input nodes.
 #[derive(Clone)]
-pub(crate) struct CustomNode<T: Float> {
+pub struct CustomNode<T: Float> {
     pub(crate) op: Arc<dyn CustomOp<T>>,
     pub(crate) inputs: Box<[u32]>,
 }
@@ -104,14 +104,22 @@ impl<T: Float> Tape<T> {
         for input in inputs {
             self.check_owns("custom_op", input)?;
         }
+        // The user's forward runs with the tape unborrowed (it may read other Vars).
         let values: Vec<Tensor<T>> = inputs.iter().map(Var::value).collect();
         let refs: Vec<&Tensor<T>> = values.iter().collect();
         let value = op.forward(&refs)?;
+        let mut nodes = self.nodes_mut();
+        let indices: Box<[u32]> = inputs.iter().map(|v| v.index).collect();
         let node = CustomNode {
             op: Arc::new(op),
-            inputs: inputs.iter().map(|v| v.index).collect(),
+            inputs: indices.clone(),
         };
-        self.record(Primitive::Custom(Box::new(node)), inputs, value)
+        self.push_op(
+            &mut nodes,
+            Primitive::Custom(Box::new(node)),
+            &indices,
+            value,
+        )
     }
 }
 

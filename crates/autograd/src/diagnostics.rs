@@ -204,7 +204,7 @@ pub(crate) fn check_where_trap<T: Float>(
     op: &crate::ops::Primitive<T>,
     needs: &[bool],
 ) -> Result<()> {
-    let crate::ops::Primitive::Select(condition) = op else {
+    let crate::ops::Primitive::Select { condition } = op else {
         return Ok(());
     };
     let node = &nodes[index];

@@ -129,11 +129,10 @@ fn op_name<T: Float>(node: &Node<T>) -> String {
 /// Bytes of the data an op saves besides its inputs' values.
 fn saved_bytes<T: Float>(op: Option<&Primitive<T>>) -> usize {
     match op {
-        Some(Primitive::Select(condition)) => condition.storage_len() * T::DTYPE.size_in_bytes(),
-        Some(Primitive::Gather(arg) | Primitive::ScatterAdd(arg)) => {
-            std::mem::size_of_val(arg.index.values())
-        }
-        Some(Primitive::Permute(order)) => std::mem::size_of_val(order.as_slice()),
+        Some(Primitive::Select { condition }) => condition.storage_len() * T::DTYPE.size_in_bytes(),
+        Some(Primitive::Gather { arg }) => std::mem::size_of_val(arg.index.values()),
+        Some(Primitive::ScatterAdd { arg }) => std::mem::size_of_val(arg.index.values()),
+        Some(Primitive::Permute { order }) => std::mem::size_of_val(order.as_slice()),
         _ => 0,
     }
 }

@@ -19,7 +19,8 @@ use smallvec::SmallVec;
 use tensor::{Float, Indices, Shape, Tensor};
 
 use crate::custom::{CustomOp, checked_gradients};
-use crate::error::{AutogradError, Result};
+use crate::error::{AutogradError, Result, or_panic};
+use crate::ops::Primitive;
 use crate::tape::Var;
 
 mod sealed {
@@ -73,6 +74,12 @@ pub trait Operand<T: Float>: Clone + sealed::Sealed {
     fn scatter_add_into(self, shape: &Shape, axis: usize, index: &Indices) -> Self;
     /// `on_true` where `condition` is non-zero, `on_false` elsewhere (equal shapes).
     fn select(condition: &Tensor<T>, on_true: &Self, on_false: &Self) -> Self;
+
+    /// Any primitive applied to `inputs` in this operand space (computed on tensors, recorded
+    /// on the tape for Vars): lets a rule use every primitive, not only the methods below.
+    /// Panics if the inputs do not fit the op (rules are written for fitting inputs).
+    #[doc(hidden)]
+    fn apply<const N: usize>(op: Primitive<T>, inputs: [&Self; N]) -> Self;
 
     /// Runs a custom op's backward rule in this operand space.
     #[doc(hidden)]
@@ -131,6 +138,13 @@ pub trait Operand<T: Float>: Clone + sealed::Sealed {
 impl<T: Float> Operand<T> for Tensor<T> {
     fn value(&self) -> Tensor<T> {
         self.clone()
+    }
+    #[track_caller]
+    fn apply<const N: usize>(op: Primitive<T>, inputs: [&Self; N]) -> Self {
+        match op.forward(&inputs) {
+            Ok(value) => value,
+            Err(error) => panic!("{error}"),
+        }
     }
     fn shape(&self) -> Shape {
         Tensor::shape(self).clone()
@@ -238,6 +252,11 @@ impl<T: Float> Operand<T> for Tensor<T> {
 impl<T: Float> Operand<T> for Var<'_, T> {
     fn value(&self) -> Tensor<T> {
         Var::value(self)
+    }
+    #[track_caller]
+    fn apply<const N: usize>(op: Primitive<T>, inputs: [&Self; N]) -> Self {
+        let tape = inputs[0].tape;
+        or_panic(tape.apply_primitive(op, inputs.map(|v| *v)))
     }
     fn shape(&self) -> Shape {
         Var::shape(self)

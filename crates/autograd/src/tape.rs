@@ -4,6 +4,7 @@ use std::cell::{Cell, Ref, RefCell};
 use std::fmt;
 use std::panic::Location;
 
+use smallvec::SmallVec;
 use tensor::{Float, Shape, Tensor};
 
 use crate::diagnostics::{AnomalyMode, Provenance, forward_report, has_non_finite};
@@ -362,69 +363,54 @@ impl<T: Float> Tape<T> {
         ))
     }
 
-    /// Appends the result of `op` applied to `inputs` (used by custom ops, whose inputs are
-    /// listed in the op). The node needs a gradient only if the tape is recording and some
-    /// input needs one; otherwise it keeps no backward data.
+    /// Records primitive `op` applied to `inputs`: checks that they belong to this tape, runs
+    /// the table's forward on their values, and appends the node. Nothing is recorded if a
+    /// check or the forward fails.
     #[track_caller]
-    pub(crate) fn record(
+    pub(crate) fn apply_primitive<const N: usize>(
         &self,
         op: Primitive<T>,
-        inputs: &[Var<'_, T>],
+        inputs: [Var<'_, T>; N],
+    ) -> Result<Var<'_, T>> {
+        for input in &inputs {
+            self.check_owns(op.kind().name(), input)?;
+        }
+        // One borrow for the forward, the checks and the push.
+        let mut nodes = self.nodes.borrow_mut();
+        let value = {
+            let values = inputs.map(|v| &nodes[v.index as usize].value);
+            op.forward(&values)?
+        };
+        let indices = inputs.map(|v| v.index);
+        self.push_op(&mut nodes, op, &indices, value)
+    }
+
+    /// Appends the node of an op whose value is already computed (by the table's forward, or a
+    /// custom op's own): the one place an op node is recorded. In anomaly mode a non-finite
+    /// value is refused with a report. The node needs a gradient only if the tape is recording
+    /// and some input needs one; otherwise it keeps no backward data.
+    #[track_caller]
+    pub(crate) fn push_op(
+        &self,
+        nodes: &mut NodeStore<T>,
+        op: Primitive<T>,
+        inputs: &[u32],
         value: Tensor<T>,
     ) -> Result<Var<'_, T>> {
-        let mut slots = [0u32; 2];
-        for (slot, input) in slots.iter_mut().zip(inputs) {
-            *slot = input.index;
-        }
-        let requires_grad = {
-            let nodes = self.nodes.borrow();
-            let values: Vec<&Tensor<T>> = inputs
-                .iter()
-                .map(|v| &nodes[v.index as usize].value)
-                .collect();
+        if self.anomaly.get().is_some() {
+            let values: SmallVec<[&Tensor<T>; 2]> =
+                inputs.iter().map(|&i| &nodes[i as usize].value).collect();
             if let Some(anomaly) = self.forward_anomaly(&op, &values, &value) {
                 return Err(anomaly);
             }
-            self.recording.get()
-                && op
-                    .input_indices(&slots)
-                    .iter()
-                    .any(|&i| nodes[i as usize].requires_grad())
-        };
-        Ok(self.push_node(Node::recorded(value, op, slots, requires_grad)))
-    }
-
-    /// Runs `forward` on the values of `inputs` (checking they belong to this tape), then
-    /// records the result. Nothing is recorded if a check or the forward fails.
-    #[track_caller]
-    pub(crate) fn apply<const N: usize>(
-        &self,
-        op_name: &'static str,
-        inputs: [Var<'_, T>; N],
-        forward: impl FnOnce(
-            [&Tensor<T>; N],
-        ) -> std::result::Result<(Primitive<T>, Tensor<T>), AutogradError>,
-    ) -> Result<Var<'_, T>> {
-        for input in &inputs {
-            self.check_owns(op_name, input)?;
         }
+        let requires_grad =
+            self.recording.get() && inputs.iter().any(|&i| nodes[i as usize].requires_grad());
+        // Built-in ops keep their (at most two) inputs inline; a custom op lists them itself.
         let mut slots = [0u32; 2];
-        for (slot, input) in slots.iter_mut().zip(&inputs) {
-            *slot = input.index;
+        for (slot, &input) in slots.iter_mut().zip(inputs) {
+            *slot = input;
         }
-        // One borrow for the forward, the gradient flag and the push.
-        let mut nodes = self.nodes.borrow_mut();
-        let input_values = inputs.map(|v| &nodes[v.index as usize].value);
-        let (op, value) = forward(input_values)?;
-        if self.anomaly.get().is_some() {
-            if let Some(anomaly) = self.forward_anomaly(&op, &input_values, &value) {
-                return Err(anomaly);
-            }
-        }
-        let requires_grad = self.recording.get()
-            && inputs
-                .iter()
-                .any(|v| nodes[v.index as usize].requires_grad());
         let index = u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes");
         nodes.push(Node::recorded(value, op, slots, requires_grad));
         if self.tracking.get() {
@@ -433,6 +419,11 @@ impl<T: Float> Tape<T> {
                 .note(index as usize, Location::caller());
         }
         Ok(Var { tape: self, index })
+    }
+
+    /// Mutable access to the nodes, for recording outside `apply_primitive` (custom ops).
+    pub(crate) fn nodes_mut(&self) -> std::cell::RefMut<'_, NodeStore<T>> {
+        self.nodes.borrow_mut()
     }
 
     /// Frees the buffer of an intermediate node whose value no backward rule reads, keeping its

@@ -337,18 +337,22 @@ fn with_axis(sizes: Sizes, domain: Domain) -> BoxedStrategy<(Tensor<f64>, usize)
         .boxed()
 }
 
-fn reduction(sizes: Sizes, kind: PrimitiveKind) -> BoxedStrategy<Instance> {
-    let max = kind == PrimitiveKind::Max;
-    let domain = if max { Domain::Distinct } else { Domain::Any };
-    with_axes(sizes, domain, max)
+/// A reduction over a random subset of the input's axes (non-empty when `non_empty`).
+fn reduction(
+    sizes: Sizes,
+    name: &'static str,
+    domain: Domain,
+    non_empty: bool,
+    apply: for<'t> fn(Var<'t, f64>, &[usize], bool) -> Result<Var<'t, f64>, AutogradError>,
+) -> BoxedStrategy<Instance> {
+    with_axes(sizes, domain, non_empty)
         .prop_map(move |(x, axes, keepdim)| {
-            let description = format!("{}(axes {axes:?}, keepdim {keepdim})", kind.name());
-            let apply: TryApply = if max {
-                Arc::new(move |v| v[0].try_max(&axes, keepdim))
-            } else {
-                Arc::new(move |v| v[0].try_sum(&axes, keepdim))
-            };
-            instance(description, vec![x], apply)
+            let description = format!("{name}(axes {axes:?}, keepdim {keepdim})");
+            instance(
+                description,
+                vec![x],
+                Arc::new(move |v| apply(v[0], &axes, keepdim)),
+            )
         })
         .boxed()
 }
@@ -596,12 +600,13 @@ impl CustomOp<f64> for Cube {
     }
 }
 
-fn scalar_instances(sizes: Sizes, kind: PrimitiveKind) -> BoxedStrategy<Instance> {
-    let domain = if kind == PrimitiveKind::PowScalar {
-        Domain::Positive
-    } else {
-        Domain::Any
-    };
+/// A one-input op with a scalar parameter drawn from a few values.
+fn scalar(
+    sizes: Sizes,
+    name: &'static str,
+    domain: Domain,
+    apply: for<'t> fn(Var<'t, f64>, f64) -> Result<Var<'t, f64>, AutogradError>,
+) -> BoxedStrategy<Instance> {
     small_shape(sizes)
         .prop_flat_map(move |shape| {
             (
@@ -610,140 +615,135 @@ fn scalar_instances(sizes: Sizes, kind: PrimitiveKind) -> BoxedStrategy<Instance
             )
         })
         .prop_map(move |(x, c)| {
-            let description = format!("{}({c})", kind.name());
-            let apply: TryApply = match kind {
-                PrimitiveKind::AddScalar => Arc::new(move |v| v[0].try_add_scalar(c)),
-                PrimitiveKind::MulScalar => Arc::new(move |v| v[0].try_mul_scalar(c)),
-                _ => Arc::new(move |v| v[0].try_powf(c)),
-            };
-            instance(description, vec![x], apply)
+            instance(
+                format!("{name}({c})"),
+                vec![x],
+                Arc::new(move |v| apply(v[0], c)),
+            )
         })
         .boxed()
 }
 
-macro_rules! primitive {
-    ($kind:ident, $arity:expr, $domain:ident, $instances:expr) => {
-        RegistryEntry {
-            name: PrimitiveKind::$kind.name(),
-            kind: Some(PrimitiveKind::$kind),
-            arity: $arity,
-            domain: Domain::$domain,
-            instances: $instances,
-        }
-    };
+/// One input in `domain`, with the op applied by method.
+fn unary_op(
+    sizes: Sizes,
+    name: &'static str,
+    domain: Domain,
+    apply: for<'t> fn(Var<'t, f64>) -> Result<Var<'t, f64>, AutogradError>,
+) -> BoxedStrategy<Instance> {
+    unary(sizes, domain, name, Arc::new(move |v| apply(v[0])))
 }
 
-/// Every primitive with its arity, domain and instance strategy. The test suite checks that
-/// [`PrimitiveKind::ALL`] and this list agree, so a new primitive cannot go untested.
-pub fn registry() -> Vec<RegistryEntry> {
+/// Two broadcasting inputs, with the op applied by method.
+fn binary_op(
+    sizes: Sizes,
+    name: &'static str,
+    domains: (Domain, Domain),
+    apply: for<'t> fn(Var<'t, f64>, Var<'t, f64>) -> Result<Var<'t, f64>, AutogradError>,
+) -> BoxedStrategy<Instance> {
+    binary(
+        sizes,
+        domains.0,
+        domains.1,
+        name,
+        Arc::new(move |v| apply(v[0], v[1])),
+    )
+}
+
+/// Every primitive's registry row: its input domain and its instance strategy. One arm per
+/// kind and no wildcard, so a primitive without a row does not compile; its arity comes from
+/// the declaration table.
+fn row(kind: PrimitiveKind) -> (Domain, fn(Sizes) -> BoxedStrategy<Instance>) {
+    use Domain as D;
     use PrimitiveKind as K;
-    vec![
-        primitive!(Add, 2, Any, |s| binary(
-            s,
-            Domain::Any,
-            Domain::Any,
-            "add",
-            Arc::new(|v| v[0].try_add(v[1]))
-        )),
-        primitive!(Sub, 2, Any, |s| binary(
-            s,
-            Domain::Any,
-            Domain::Any,
-            "sub",
-            Arc::new(|v| v[0].try_sub(v[1]))
-        )),
-        primitive!(Mul, 2, Any, |s| binary(
-            s,
-            Domain::Any,
-            Domain::Any,
-            "mul",
-            Arc::new(|v| v[0].try_mul(v[1]))
-        )),
-        primitive!(Div, 2, AwayFromZero, |s| binary(
-            s,
-            Domain::Any,
-            Domain::AwayFromZero,
-            "div",
-            Arc::new(|v| v[0].try_div(v[1]))
-        )),
-        primitive!(Select, 2, Any, select_instances),
-        primitive!(AddScalar, 1, Any, |s| scalar_instances(s, K::AddScalar)),
-        primitive!(MulScalar, 1, Any, |s| scalar_instances(s, K::MulScalar)),
-        primitive!(PowScalar, 1, Positive, |s| scalar_instances(
-            s,
-            K::PowScalar
-        )),
-        primitive!(Exp, 1, Any, |s| unary(
-            s,
-            Domain::Any,
-            "exp",
-            Arc::new(|v| v[0].try_exp())
-        )),
-        primitive!(Log, 1, Positive, |s| unary(
-            s,
-            Domain::Positive,
-            "log",
-            Arc::new(|v| v[0].try_log())
-        )),
-        primitive!(Sqrt, 1, Positive, |s| unary(
-            s,
-            Domain::Positive,
-            "sqrt",
-            Arc::new(|v| v[0].try_sqrt())
-        )),
-        primitive!(Tanh, 1, Any, |s| unary(
-            s,
-            Domain::Any,
-            "tanh",
-            Arc::new(|v| v[0].try_tanh())
-        )),
-        primitive!(Sigmoid, 1, Any, |s| unary(
-            s,
-            Domain::Any,
-            "sigmoid",
-            Arc::new(|v| v[0].try_sigmoid())
-        )),
-        primitive!(Relu, 1, AwayFromZero, |s| unary(
-            s,
-            Domain::AwayFromZero,
-            "relu",
-            Arc::new(|v| v[0].try_relu())
-        )),
-        primitive!(Abs, 1, AwayFromZero, |s| unary(
-            s,
-            Domain::AwayFromZero,
-            "abs",
-            Arc::new(|v| v[0].try_abs())
-        )),
-        primitive!(Sum, 1, Any, |s| reduction(s, K::Sum)),
-        primitive!(Max, 1, Distinct, |s| reduction(s, K::Max)),
-        primitive!(Expand, 1, Any, expand_instances),
-        primitive!(Reshape, 1, Any, reshape_instances),
-        primitive!(Permute, 1, Any, permute_instances),
-        primitive!(Narrow, 1, Any, narrow_instances),
-        primitive!(Pad, 1, Any, pad_instances),
-        primitive!(Matmul, 2, Any, matmul_instances),
-        primitive!(Gather, 1, Any, gather_instances),
-        primitive!(ScatterAdd, 1, Any, scatter_add_instances),
-        primitive!(Custom, 1, Any, |s| unary(
-            s,
-            Domain::Any,
-            "custom cube",
-            Arc::new(|v| v[0].tape().try_custom_op(Cube, &[v[0]]))
-        )),
-    ]
+    match kind {
+        K::Add => (D::Any, |s| {
+            binary_op(s, "add", (D::Any, D::Any), |a, b| a.try_add(b))
+        }),
+        K::Sub => (D::Any, |s| {
+            binary_op(s, "sub", (D::Any, D::Any), |a, b| a.try_sub(b))
+        }),
+        K::Mul => (D::Any, |s| {
+            binary_op(s, "mul", (D::Any, D::Any), |a, b| a.try_mul(b))
+        }),
+        K::Div => (D::AwayFromZero, |s| {
+            binary_op(s, "div", (D::Any, D::AwayFromZero), |a, b| a.try_div(b))
+        }),
+        K::Select => (D::Any, select_instances),
+        // Away from the origin (where it is undefined) and from the branch cut at y = 0.
+        K::Atan2 => (D::AwayFromZero, |s| {
+            binary_op(s, "atan2", (D::AwayFromZero, D::AwayFromZero), |a, b| {
+                a.try_atan2(b)
+            })
+        }),
+        K::AddScalar => (D::Any, |s| {
+            scalar(s, "add_scalar", D::Any, |x, c| x.try_add_scalar(c))
+        }),
+        K::MulScalar => (D::Any, |s| {
+            scalar(s, "mul_scalar", D::Any, |x, c| x.try_mul_scalar(c))
+        }),
+        K::PowScalar => (D::Positive, |s| {
+            scalar(s, "pow_scalar", D::Positive, |x, c| x.try_powf(c))
+        }),
+        K::Exp => (D::Any, |s| unary_op(s, "exp", D::Any, |x| x.try_exp())),
+        K::Log => (D::Positive, |s| {
+            unary_op(s, "log", D::Positive, |x| x.try_log())
+        }),
+        K::Sqrt => (D::Positive, |s| {
+            unary_op(s, "sqrt", D::Positive, |x| x.try_sqrt())
+        }),
+        K::Tanh => (D::Any, |s| unary_op(s, "tanh", D::Any, |x| x.try_tanh())),
+        K::Sigmoid => (D::Any, |s| {
+            unary_op(s, "sigmoid", D::Any, |x| x.try_sigmoid())
+        }),
+        K::Relu => (D::AwayFromZero, |s| {
+            unary_op(s, "relu", D::AwayFromZero, |x| x.try_relu())
+        }),
+        K::Abs => (D::AwayFromZero, |s| {
+            unary_op(s, "abs", D::AwayFromZero, |x| x.try_abs())
+        }),
+        K::Sum => (D::Any, |s| {
+            reduction(s, "sum", D::Any, false, |x, a, k| x.try_sum(a, k))
+        }),
+        K::Max => (D::Distinct, |s| {
+            reduction(s, "max", D::Distinct, true, |x, a, k| x.try_max(a, k))
+        }),
+        K::Expand => (D::Any, expand_instances),
+        K::Reshape => (D::Any, reshape_instances),
+        K::Permute => (D::Any, permute_instances),
+        K::Narrow => (D::Any, narrow_instances),
+        K::Pad => (D::Any, pad_instances),
+        K::Matmul => (D::Any, matmul_instances),
+        K::Gather => (D::Any, gather_instances),
+        K::ScatterAdd => (D::Any, scatter_add_instances),
+        K::Custom => (D::Any, |s| {
+            unary(
+                s,
+                D::Any,
+                "custom cube",
+                Arc::new(|v| v[0].tape().try_custom_op(Cube, &[v[0]])),
+            )
+        }),
+    }
 }
 
-macro_rules! composite {
-    ($name:literal, $arity:expr, $domain:ident, $instances:expr) => {
-        RegistryEntry {
-            name: $name,
-            kind: None,
-            arity: $arity,
-            domain: Domain::$domain,
-            instances: $instances,
-        }
-    };
+/// Every primitive with its arity (from the declaration table), domain and instance strategy,
+/// in [`PrimitiveKind::ALL`]'s order.
+pub fn registry() -> Vec<RegistryEntry> {
+    PrimitiveKind::ALL
+        .iter()
+        .map(|&kind| {
+            let (domain, instances) = row(kind);
+            RegistryEntry {
+                name: kind.name(),
+                kind: Some(kind),
+                // The registry's custom op (cube) takes one input.
+                arity: kind.arity().unwrap_or(1),
+                domain,
+                instances,
+            }
+        })
+        .collect()
 }
 
 fn axes_composite(
@@ -929,119 +929,148 @@ fn t_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
         .boxed()
 }
 
-/// Every composite: a public op of [`Var`] built from primitives, by its method name, with its
-/// arity, domain and instance strategy. A test checks that every public `try_` method of `Var`
-/// is in [`registry`] or here.
-pub fn composites() -> Vec<RegistryEntry> {
-    vec![
-        composite!("sum_of_squares", 1, Any, |s| axes_composite(
+/// Declares the composites' registry and `for_each_composite!` from one list of rows
+/// (name: arity, domain, instances). The first argument is a `$` token (see `ops/declare.rs`).
+macro_rules! composites {
+    (($d:tt) $($name:ident : $arity:literal, $domain:ident, $instances:expr;)*) => {
+        /// Every composite: a public op of [`Var`] built from primitives, by its method name,
+        /// with its arity, domain and instance strategy. A test checks that every public
+        /// `try_` method of `Var` is in [`registry`] or here.
+        pub fn composites() -> Vec<RegistryEntry> {
+            vec![
+                $(
+                    RegistryEntry {
+                        name: stringify!($name),
+                        kind: None,
+                        arity: $arity,
+                        domain: Domain::$domain,
+                        instances: $instances,
+                    },
+                )*
+            ]
+        }
+
+        /// Calls `$m! { square neg ... }` with every composite's name (the test suite makes one
+        /// test module per composite from it).
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! for_each_composite {
+            ($d m:ident) => {
+                $d m! { $($name)* }
+            };
+        }
+    };
+}
+
+composites! {
+    ($)
+        sum_of_squares: 1, Any, |s| axes_composite(
             s,
             "sum_of_squares",
             Domain::Any,
             false,
             |x, a, k| x.try_sum_of_squares(a, k)
-        )),
-        composite!("square", 1, Any, |s| unary(
+        );
+        square: 1, Any, |s| unary(
             s,
             Domain::Any,
             "square",
             Arc::new(|v| v[0].try_square())
-        )),
-        composite!("neg", 1, Any, |s| unary(
+        );
+        neg: 1, Any, |s| unary(
             s,
             Domain::Any,
             "neg",
             Arc::new(|v| v[0].try_neg())
-        )),
-        composite!("mean", 1, Any, |s| axes_composite(
+        );
+        mean: 1, Any, |s| axes_composite(
             s,
             "mean",
             Domain::Any,
             false,
             |x, a, k| x.try_mean(a, k)
-        )),
-        composite!("mean_all", 1, Any, |s| unary(
+        );
+        mean_all: 1, Any, |s| unary(
             s,
             Domain::Any,
             "mean_all",
             Arc::new(|v| v[0].try_mean_all())
-        )),
-        composite!("variance", 1, Any, variance_instances),
-        composite!("min", 1, Distinct, |s| axes_composite(
+        );
+        variance: 1, Any, variance_instances;
+        min: 1, Distinct, |s| axes_composite(
             s,
             "min",
             Domain::Distinct,
             true,
             |x, a, k| x.try_min(a, k)
-        )),
-        composite!("min_all", 1, Distinct, |s| unary(
+        );
+        min_all: 1, Distinct, |s| unary(
             s,
             Domain::Distinct,
             "min_all",
             Arc::new(|v| v[0].try_min_all())
-        )),
-        composite!("max_all", 1, Distinct, |s| unary(
+        );
+        max_all: 1, Distinct, |s| unary(
             s,
             Domain::Distinct,
             "max_all",
             Arc::new(|v| v[0].try_max_all())
-        )),
-        composite!("sum_all", 1, Any, |s| unary(
+        );
+        sum_all: 1, Any, |s| unary(
             s,
             Domain::Any,
             "sum_all",
             Arc::new(|v| v[0].try_sum_all())
-        )),
-        composite!("logsumexp", 1, Any, |s| axes_composite(
+        );
+        logsumexp: 1, Any, |s| axes_composite(
             s,
             "logsumexp",
             Domain::Any,
             true,
             |x, a, k| x.try_logsumexp(a, k)
-        )),
-        composite!("log_softmax", 1, Any, |s| axis_composite(
+        );
+        log_softmax: 1, Any, |s| axis_composite(
             s,
             "log_softmax",
             |x, a| x.try_log_softmax(a)
-        )),
-        composite!("softmax", 1, Any, |s| axis_composite(
+        );
+        softmax: 1, Any, |s| axis_composite(
             s,
             "softmax",
             |x, a| x.try_softmax(a)
-        )),
-        composite!("softplus", 1, Any, |s| unary(
+        );
+        softplus: 1, Any, |s| unary(
             s,
             Domain::Any,
             "softplus",
             Arc::new(|v| v[0].try_softplus())
-        )),
-        composite!("maximum", 2, Any, |s| binary(
+        );
+        maximum: 2, Any, |s| binary(
             s,
             Domain::Any,
             Domain::Any,
             "maximum",
             Arc::new(|v| v[0].try_maximum(v[1]))
-        )),
-        composite!("minimum", 2, Any, |s| binary(
+        );
+        minimum: 2, Any, |s| binary(
             s,
             Domain::Any,
             Domain::Any,
             "minimum",
             Arc::new(|v| v[0].try_minimum(v[1]))
-        )),
-        composite!("concat", 2, Any, concat_instances),
-        composite!("sum_to", 1, Any, sum_to_instances),
-        composite!("transpose", 1, Any, transpose_instances),
-        composite!("t", 1, Any, t_instances),
-        composite!("slice", 1, Any, slice_instances),
-        composite!("squeeze", 1, Any, squeeze_instances),
-        composite!("unsqueeze", 1, Any, unsqueeze_instances),
-        composite!("flatten", 1, Any, |s| unary(
+        );
+        concat: 2, Any, concat_instances;
+        sum_to: 1, Any, sum_to_instances;
+        transpose: 1, Any, transpose_instances;
+        t: 1, Any, t_instances;
+        slice: 1, Any, slice_instances;
+        squeeze: 1, Any, squeeze_instances;
+        unsqueeze: 1, Any, unsqueeze_instances;
+        flatten: 1, Any, |s| unary(
             s,
             Domain::Any,
             "flatten",
             Arc::new(|v| v[0].try_flatten())
-        )),
-        composite!("index_select", 1, Any, index_select_instances),
-    ]
+        );
+        index_select: 1, Any, index_select_instances;
 }

@@ -181,36 +181,6 @@ fn gradcheck_entry(entry: &RegistryEntry, cases: u32, second_order: bool) {
     );
 }
 
-#[test]
-fn every_primitive_passes_gradcheck_on_random_shapes_and_layouts() {
-    for entry in registry() {
-        gradcheck_entry(&entry, cases(), false);
-    }
-}
-
-#[test]
-fn every_primitive_passes_gradgradcheck_on_random_shapes_and_layouts() {
-    // Second derivatives cost a create-graph backward per finite-difference evaluation, so a
-    // quarter of the first-order case count.
-    for entry in registry() {
-        gradcheck_entry(&entry, cases() / 4, true);
-    }
-}
-
-#[test]
-fn every_composite_passes_gradcheck_on_random_shapes_and_layouts() {
-    for entry in composites() {
-        gradcheck_entry(&entry, cases() / 2, false);
-    }
-}
-
-#[test]
-fn every_composite_passes_gradgradcheck() {
-    for entry in composites() {
-        gradcheck_entry(&entry, cases() / 8, true);
-    }
-}
-
 /// The instance with one input element set to `poison` (on a contiguous copy).
 fn poisoned(instance: &Instance, which: usize, poison: f64) -> Instance {
     let mut poisoned = instance.clone();
@@ -267,24 +237,119 @@ fn returns_in_anomaly_mode(instance: &Instance) -> Result<(), TestCaseError> {
     }
 }
 
-#[test]
-fn every_op_returns_on_non_finite_inputs_in_anomaly_mode() {
-    for entry in registry().iter().chain(composites().iter()) {
-        for poison in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
-            for which in 0..entry.arity {
-                for_instances(entry, Sizes::NON_EMPTY, 16, |instance| {
-                    returns_in_anomaly_mode(&poisoned(instance, which, poison))
-                });
-            }
+/// Every entry on inputs holding an infinity or a NaN (at each input in turn): the `try_` form
+/// returns in anomaly mode.
+fn check_non_finite(entry: &RegistryEntry) {
+    for poison in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+        for which in 0..entry.arity {
+            for_instances(entry, Sizes::NON_EMPTY, 16, |instance| {
+                returns_in_anomaly_mode(&poisoned(instance, which, poison))
+            });
         }
     }
 }
 
+/// Every entry on inputs with empty axes: the `try_` form returns in anomaly mode.
+fn check_empty(entry: &RegistryEntry) {
+    for_instances(entry, Sizes::WITH_EMPTY, 48, returns_in_anomaly_mode);
+}
+
+fn primitive(name: &str) -> RegistryEntry {
+    registry()
+        .into_iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no registry entry named {name}"))
+}
+
+fn composite(name: &str) -> RegistryEntry {
+    composites()
+        .into_iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no composite entry named {name}"))
+}
+
+/// One module of tests per primitive, generated from the declaration table, so that
+/// `cargo test -p autograd --test registry relu` reruns one primitive.
+macro_rules! primitive_tests {
+    ($($name:ident)*) => {
+        $(
+            mod $name {
+                #[test]
+                fn gradcheck() {
+                    super::gradcheck_entry(&super::primitive(stringify!($name)), super::cases(), false);
+                }
+
+                #[test]
+                fn gradgradcheck() {
+                    // A create-graph backward per finite-difference evaluation: a quarter of the
+                    // first-order cases.
+                    super::gradcheck_entry(&super::primitive(stringify!($name)), super::cases() / 4, true);
+                }
+
+                #[test]
+                fn non_finite_inputs_in_anomaly_mode() {
+                    super::check_non_finite(&super::primitive(stringify!($name)));
+                }
+
+                #[test]
+                fn empty_inputs_in_anomaly_mode() {
+                    super::check_empty(&super::primitive(stringify!($name)));
+                }
+            }
+        )*
+    };
+}
+
+autograd::for_each_primitive!(primitive_tests);
+
+/// One module of tests per composite (`cargo test -p autograd --test registry composites::mean`).
+macro_rules! composite_tests {
+    ($($name:ident)*) => {
+        mod composites {
+            $(
+                mod $name {
+                    #[test]
+                    fn gradcheck() {
+                        super::super::gradcheck_entry(&super::super::composite(stringify!($name)), super::super::cases() / 2, false);
+                    }
+
+                    #[test]
+                    fn gradgradcheck() {
+                        super::super::gradcheck_entry(&super::super::composite(stringify!($name)), super::super::cases() / 8, true);
+                    }
+
+                    #[test]
+                    fn non_finite_inputs_in_anomaly_mode() {
+                        super::super::check_non_finite(&super::super::composite(stringify!($name)));
+                    }
+
+                    #[test]
+                    fn empty_inputs_in_anomaly_mode() {
+                        super::super::check_empty(&super::super::composite(stringify!($name)));
+                    }
+                }
+            )*
+        }
+    };
+}
+
+autograd::for_each_composite!(composite_tests);
+
 #[test]
-fn every_op_returns_on_empty_inputs_in_anomaly_mode() {
-    for entry in registry().iter().chain(composites().iter()) {
-        for_instances(entry, Sizes::WITH_EMPTY, 48, returns_in_anomaly_mode);
+fn the_generated_test_modules_cover_every_entry() {
+    // for_each_primitive! comes from the declaration table and registry() from its kinds, so
+    // they cannot drift apart; this checks the composites' list against itself the same way.
+    macro_rules! names {
+        ($($name:ident)*) => {
+            vec![$(stringify!($name)),*]
+        };
     }
+    let primitives: Vec<&str> = autograd::for_each_primitive!(names);
+    let registered: Vec<&str> = registry().iter().map(|e| e.name).collect();
+    assert_eq!(primitives, registered);
+    let composite_names: Vec<&str> = autograd::for_each_composite!(names);
+    let listed: Vec<&str> = composites().iter().map(|e| e.name).collect();
+    assert_eq!(composite_names, listed);
 }
 
 #[test]

@@ -418,6 +418,9 @@ binary_ops! {
     mul, try_mul, "mul" => |a, b| a * b;
     /// Element-wise quotient.
     div, try_div, "div" => |a, b| a / b;
+    /// Element-wise atan2(self, other): the angle of the point (other, self), as
+    /// `f64::atan2`.
+    atan2, try_atan2, "atan2" => |a, b| a.atan2(b);
     /// Element-wise maximum (NaN if either is NaN).
     maximum, try_maximum, "maximum" => |a, b| a.max_propagate_nan(b);
     /// Element-wise minimum (NaN if either is NaN).

@@ -147,6 +147,8 @@ pub trait Float:
     fn abs(self) -> Self;
     /// `self` raised to a floating-point power.
     fn powf(self, exponent: Self) -> Self;
+    /// The angle of the point (`other`, `self`) in radians, in (-pi, pi] (`self` is y).
+    fn atan2(self, other: Self) -> Self;
     /// The larger of two values; NaN if either is NaN (unlike `f32::max`).
     fn max_propagate_nan(self, other: Self) -> Self;
     /// The smaller of two values; NaN if either is NaN (unlike `f32::min`).
@@ -234,6 +236,10 @@ macro_rules! impl_float {
             #[inline]
             fn powf(self, exponent: Self) -> Self {
                 $t::powf(self, exponent)
+            }
+            #[inline]
+            fn atan2(self, other: Self) -> Self {
+                $t::atan2(self, other)
             }
             #[inline]
             fn max_propagate_nan(self, other: Self) -> Self {

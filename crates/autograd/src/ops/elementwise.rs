@@ -32,45 +32,64 @@ impl<'t, T: Float> Var<'t, T> {
         Ok((self.try_expand(&out, &a)?, other.try_expand(&out, &b)?))
     }
 
+    /// Records a binary primitive after broadcasting both operands (every check first).
     #[track_caller]
-    fn binary(
-        self,
-        other: Var<'t, T>,
-        op_name: &'static str,
-        op: Primitive<T>,
-        forward: fn(&Tensor<T>, &Tensor<T>) -> tensor::Result<Tensor<T>>,
-    ) -> Result<Var<'t, T>> {
-        self.tape.check_owns(op_name, &other)?;
+    fn binary(self, other: Var<'t, T>, op: Primitive<T>) -> Result<Var<'t, T>> {
+        self.tape.check_owns(op.kind().name(), &other)?;
         let guard = self.tape.rollback_guard();
-        let (a, b) = self.broadcast_pair(other, op_name)?;
-        let result = self
-            .tape
-            .apply(op_name, [a, b], |[x, y]| Ok((op, forward(x, y)?)))?;
+        let (a, b) = self.broadcast_pair(other, op.kind().name())?;
+        let result = self.tape.apply_primitive(op, [a, b])?;
         Ok(guard.commit(result))
     }
 
     /// Element-wise sum with broadcasting (also the `+` operator).
     #[track_caller]
     pub fn try_add(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
-        self.binary(other, "add", Primitive::Add, Tensor::try_add)
+        self.binary(other, Primitive::Add {})
     }
 
     /// Element-wise difference with broadcasting (also the `-` operator).
     #[track_caller]
     pub fn try_sub(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
-        self.binary(other, "sub", Primitive::Sub, Tensor::try_sub)
+        self.binary(other, Primitive::Sub {})
     }
 
     /// Element-wise product with broadcasting (also the `*` operator).
     #[track_caller]
     pub fn try_mul(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
-        self.binary(other, "mul", Primitive::Mul, Tensor::try_mul)
+        self.binary(other, Primitive::Mul {})
     }
 
     /// Element-wise quotient with broadcasting (also the `/` operator).
     #[track_caller]
     pub fn try_div(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
-        self.binary(other, "div", Primitive::Div, Tensor::try_div)
+        self.binary(other, Primitive::Div {})
+    }
+
+    /// The angle of the point (x, y) = (`x`, `self`) in radians, in (-pi, pi], with
+    /// broadcasting (as `f64::atan2` and `torch.atan2(self, x)`). Both gradients are NaN at
+    /// the origin, where the angle is undefined.
+    ///
+    /// ```
+    /// use autograd::Tape;
+    /// use tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let y = tape.leaf(Tensor::from_vec(vec![1.0, 1.0], [2]).unwrap());
+    /// let x = tape.leaf(Tensor::from_vec(vec![1.0, -1.0], [2]).unwrap());
+    /// let angle = y.atan2(x);
+    /// assert_eq!(angle.value().to_vec(), vec![std::f64::consts::FRAC_PI_4, 3.0 * std::f64::consts::FRAC_PI_4]);
+    /// let grads = angle.sum_all().backward();
+    /// assert_eq!(grads.wrt(y).to_vec(), vec![0.5, -0.5]); // x / (x^2 + y^2)
+    /// ```
+    #[track_caller]
+    pub fn atan2(self, x: Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_atan2(x))
+    }
+
+    /// Fallible [`atan2`](Var::atan2).
+    #[track_caller]
+    pub fn try_atan2(self, x: Var<'t, T>) -> Result<Var<'t, T>> {
+        self.binary(x, Primitive::Atan2 {})
     }
 
     /// `on_true` where `condition` is non-zero, `on_false` elsewhere; all three broadcast.
@@ -110,10 +129,10 @@ impl<'t, T: Float> Var<'t, T> {
         let guard = tape.rollback_guard();
         let on_true = on_true.try_expand(&out, &a)?;
         let on_false = on_false.try_expand(&out, &b)?;
-        let result = tape.apply("select", [on_true, on_false], |[x, y]| {
-            let value = Tensor::try_select(&condition, x, y)?;
-            Ok((Primitive::Select(Box::new(condition)), value))
-        })?;
+        let op = Primitive::Select {
+            condition: Box::new(condition),
+        };
+        let result = tape.apply_primitive(op, [on_true, on_false])?;
         Ok(guard.commit(result))
     }
 }
@@ -134,13 +153,56 @@ pub(crate) fn for_both<T: Float, O: Operand<T>>(
     }
 }
 
+/// a + b.
+pub(crate) fn add_forward<T: Float>([a, b]: [&Tensor<T>; 2]) -> tensor::Result<Tensor<T>> {
+    a.try_add(b)
+}
+
+/// a - b.
+pub(crate) fn sub_forward<T: Float>([a, b]: [&Tensor<T>; 2]) -> tensor::Result<Tensor<T>> {
+    a.try_sub(b)
+}
+
+/// a * b.
+pub(crate) fn mul_forward<T: Float>([a, b]: [&Tensor<T>; 2]) -> tensor::Result<Tensor<T>> {
+    a.try_mul(b)
+}
+
+/// a / b.
+pub(crate) fn div_forward<T: Float>([a, b]: [&Tensor<T>; 2]) -> tensor::Result<Tensor<T>> {
+    a.try_div(b)
+}
+
+/// where(condition, a, b).
+pub(crate) fn select_forward<T: Float>(
+    [a, b]: [&Tensor<T>; 2],
+    condition: &Tensor<T>,
+) -> tensor::Result<Tensor<T>> {
+    Tensor::try_select(condition, a, b)
+}
+
+/// atan2(y, x).
+pub(crate) fn atan2_forward<T: Float>([y, x]: [&Tensor<T>; 2]) -> tensor::Result<Tensor<T>> {
+    y.try_atan2(x)
+}
+
 /// d(a + b) = (g, g).
-pub(crate) fn add_backward<T: Float, O: Operand<T>>(grad: O, needs: [bool; 2]) -> [Option<O>; 2] {
+pub(crate) fn add_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 2],
+    _: &O,
+    needs: [bool; 2],
+) -> [Option<O>; 2] {
     for_both(grad, needs, |g| g, |g| g)
 }
 
 /// d(a - b) = (g, -g).
-pub(crate) fn sub_backward<T: Float, O: Operand<T>>(grad: O, needs: [bool; 2]) -> [Option<O>; 2] {
+pub(crate) fn sub_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 2],
+    _: &O,
+    needs: [bool; 2],
+) -> [Option<O>; 2] {
     for_both(grad, needs, |g| g, O::neg)
 }
 
@@ -148,6 +210,7 @@ pub(crate) fn sub_backward<T: Float, O: Operand<T>>(grad: O, needs: [bool; 2]) -
 pub(crate) fn mul_backward<T: Float, O: Operand<T>>(
     grad: O,
     [a, b]: [&O; 2],
+    _: &O,
     needs: [bool; 2],
 ) -> [Option<O>; 2] {
     for_both(grad, needs, |g| g.mul(b), |g| g.mul(a))
@@ -156,13 +219,10 @@ pub(crate) fn mul_backward<T: Float, O: Operand<T>>(
 /// d(a / b) = (g / b, -g a / b^2), the second written as -(g / b) * y with y = a / b.
 pub(crate) fn div_backward<T: Float, O: Operand<T>>(
     grad: O,
-    b: &O,
+    [_, b]: [&O; 2],
     y: &O,
     needs: [bool; 2],
 ) -> [Option<O>; 2] {
-    if !needs[0] && !needs[1] {
-        return [None, None];
-    }
     let grad_over_b = grad.div(b);
     for_both(grad_over_b, needs, |g| g, |g| g.mul(y).neg())
 }
@@ -170,8 +230,10 @@ pub(crate) fn div_backward<T: Float, O: Operand<T>>(
 /// d where(c, a, b) = (where(c, g, 0), where(c, 0, g)).
 pub(crate) fn select_backward<T: Float, O: Operand<T>>(
     grad: O,
-    condition: &Tensor<T>,
+    _: [&O; 2],
+    _: &O,
     needs: [bool; 2],
+    condition: &Tensor<T>,
 ) -> [Option<O>; 2] {
     for_both(
         grad,
@@ -179,6 +241,18 @@ pub(crate) fn select_backward<T: Float, O: Operand<T>>(
         |g| g.where_or_zero(condition),
         |g| g.where_or_zero(&condition.map(|c| if c == T::ZERO { T::ONE } else { T::ZERO })),
     )
+}
+
+/// d atan2(y, x) = (g x / r2, -g y / r2) with r2 = x^2 + y^2.
+pub(crate) fn atan2_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    [y, x]: [&O; 2],
+    _: &O,
+    needs: [bool; 2],
+) -> [Option<O>; 2] {
+    let r2 = x.clone().mul(x).add(&y.clone().mul(y));
+    let grad_over_r2 = grad.div(&r2);
+    for_both(grad_over_r2, needs, |g| g.mul(x), |g| g.mul(y).neg())
 }
 
 macro_rules! var_operator {
@@ -255,6 +329,22 @@ mod tests {
         assert_gradcheck(|x| x[0] * x[1], &[a.clone(), b.clone()]);
         assert_gradcheck(|x| x[0] / x[1], &[a.clone(), b.clone()]);
         assert_gradcheck(|x| x[1] / x[0], &[a, b]);
+    }
+
+    #[test]
+    fn atan2_gradients_and_quadrants() {
+        let y = t(&[0.5, -1.0, 2.0, 1.5, -0.3, 0.8], &[2, 3]);
+        let x = t(&[1.2, -0.7, 2.5], &[3]);
+        assert_gradcheck(|v| v[0].atan2(v[1]), &[y.clone(), x.clone()]);
+        assert_gradcheck(|v| v[1].atan2(v[0]), &[y, x]);
+        let tape = Tape::<f64>::new();
+        let y = tape.leaf(t(&[1.0, 1.0, -1.0, -1.0], &[4]));
+        let x = tape.leaf(t(&[1.0, -1.0, -1.0, 1.0], &[4]));
+        let quarter = std::f64::consts::FRAC_PI_4;
+        assert_eq!(
+            y.atan2(x).value().to_vec(),
+            vec![quarter, 3.0 * quarter, -3.0 * quarter, -quarter]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use tensor::{Float, Indices, Shape, Tensor, TensorError};
 
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
-use crate::ops::{AxisIndex, Primitive};
+use crate::ops::{AxisIndex, AxisScatter, Primitive};
 use crate::tape::Var;
 
 impl<'t, T: Float> Var<'t, T> {
@@ -29,16 +29,13 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`gather`](Var::gather).
     #[track_caller]
     pub fn try_gather(self, axis: usize, index: &Indices) -> Result<Var<'t, T>> {
-        self.tape.apply("gather", [self], |[x]| {
-            let value = x.try_gather(axis, index)?;
-            Ok((
-                Primitive::Gather(Box::new(AxisIndex {
-                    axis,
-                    index: index.clone(),
-                })),
-                value,
-            ))
-        })
+        let op = Primitive::Gather {
+            arg: Box::new(AxisIndex {
+                axis,
+                index: index.clone(),
+            }),
+        };
+        self.tape.apply_primitive(op, [self])
     }
 
     /// `zeros(shape)` with this Var's elements added at `index` along `axis` (repeated indices
@@ -56,16 +53,14 @@ impl<'t, T: Float> Var<'t, T> {
         axis: usize,
         index: &Indices,
     ) -> Result<Var<'t, T>> {
-        self.tape.apply("scatter_add", [self], |[source]| {
-            let value = Tensor::zeros(shape).try_scatter_add(axis, index, source)?;
-            Ok((
-                Primitive::ScatterAdd(Box::new(AxisIndex {
-                    axis,
-                    index: index.clone(),
-                })),
-                value,
-            ))
-        })
+        let op = Primitive::ScatterAdd {
+            arg: Box::new(AxisScatter {
+                axis,
+                index: index.clone(),
+                shape: shape.clone(),
+            }),
+        };
+        self.tape.apply_primitive(op, [self])
     }
 
     /// The slices at `indices` along `axis`, in order (repeats allowed), composed from
@@ -117,14 +112,46 @@ impl<'t, T: Float> Var<'t, T> {
     }
 }
 
+/// One element of x along an axis per index.
+pub(crate) fn gather_forward<T: Float>(
+    [x]: [&Tensor<T>; 1],
+    arg: &AxisIndex,
+) -> tensor::Result<Tensor<T>> {
+    x.try_gather(arg.axis, &arg.index)
+}
+
+/// x added into zeros of the target shape at the indices.
+pub(crate) fn scatter_add_forward<T: Float>(
+    [x]: [&Tensor<T>; 1],
+    arg: &AxisScatter,
+) -> tensor::Result<Tensor<T>> {
+    Tensor::try_full(&arg.shape, T::ZERO)?.try_scatter_add(arg.axis, &arg.index, x)
+}
+
 /// d gather(x) = g scattered back (added) to the gathered positions.
-pub(crate) fn gather_backward<T: Float, O: Operand<T>>(grad: O, x: &O, arg: &AxisIndex) -> O {
-    grad.scatter_add_into(&x.shape(), arg.axis, &arg.index)
+pub(crate) fn gather_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    arg: &AxisIndex,
+) -> [Option<O>; 1] {
+    [Some(grad.scatter_add_into(
+        &x.shape(),
+        arg.axis,
+        &arg.index,
+    ))]
 }
 
 /// d scatter_add(x) = g gathered from the scattered positions.
-pub(crate) fn scatter_add_backward<T: Float, O: Operand<T>>(grad: O, arg: &AxisIndex) -> O {
-    grad.gather(arg.axis, &arg.index)
+pub(crate) fn scatter_add_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    arg: &AxisScatter,
+) -> [Option<O>; 1] {
+    [Some(grad.gather(arg.axis, &arg.index))]
 }
 
 #[cfg(test)]

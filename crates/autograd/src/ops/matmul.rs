@@ -1,7 +1,7 @@
 //! The matrix product: rank 2, and batched rank 3 (with a rank-2 operand shared across the
 //! batch).
 
-use tensor::Float;
+use tensor::{Float, Tensor};
 
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
@@ -30,16 +30,21 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`matmul`](Var::matmul); the error names both shapes.
     #[track_caller]
     pub fn try_matmul(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
-        self.tape.apply("matmul", [self, other], |[a, b]| {
-            Ok((Primitive::Matmul, a.try_matmul(b)?))
-        })
+        self.tape
+            .apply_primitive(Primitive::Matmul {}, [self, other])
     }
+}
+
+/// A B.
+pub(crate) fn matmul_forward<T: Float>([a, b]: [&Tensor<T>; 2]) -> tensor::Result<Tensor<T>> {
+    a.try_matmul(b)
 }
 
 /// d(A B) = (G B^T, A^T G), each summed over the batch when its operand was shared by it.
 pub(crate) fn matmul_backward<T: Float, O: Operand<T>>(
     grad: O,
     [a, b]: [&O; 2],
+    _: &O,
     needs: [bool; 2],
 ) -> [Option<O>; 2] {
     for_both(

@@ -1,11 +1,11 @@
-//! The primitive ops, and the table of their backward rules.
+//! The primitive ops: one table, where each is declared once.
 //!
-//! Each family file holds the forward (methods on [`Var`](crate::Var)), the backward rules and
-//! the family's tests:
+//! Each family file holds the forwards (methods on [`Var`](crate::Var) and the tensor-level
+//! forward each row names), the backward rules and the family's tests:
 //!
 //! | file | primitives |
 //! |---|---|
-//! | `elementwise.rs` | add, sub, mul, div, select |
+//! | `elementwise.rs` | add, sub, mul, div, select, atan2 |
 //! | `unary.rs` | add/mul/pow by a scalar, exp, log, sqrt, tanh, sigmoid, relu, abs |
 //! | `reduce.rs` | sum and max over axes |
 //! | `movement.rs` | expand (broadcast), reshape, permute, narrow, pad |
@@ -13,205 +13,181 @@
 //! | `index.rs` | gather, scatter-add |
 //! | `custom.rs` (crate root) | user-defined ops |
 //!
-//! [`backward`] below is the table of contents: one `match` with one line per primitive. The
-//! compiler's exhaustiveness check makes a primitive without a rule impossible.
-//! `docs/derivatives.md` mirrors it.
+//! The table below is the table of contents: one row per primitive with its name, parameters,
+//! arity, forward, backward rule and its line of `docs/derivatives.md` (a test keeps that page
+//! equal to these rows). `declare.rs` turns it into the `Primitive` enum, `PrimitiveKind`, and
+//! the dispatch of every node to its rule; a rule of the wrong arity does not compile.
+//!
+//! Adding a primitive touches three places: a row here, its forward and rule in its family
+//! file, and its entry in `testing::registry` (which matches on every kind, so a missing one
+//! does not compile). `CONTRIBUTING.md` has the checklist.
 
+#[macro_use]
+mod declare;
 pub(crate) mod elementwise;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod movement;
+mod params;
 pub(crate) mod reduce;
 pub(crate) mod unary;
 
-use tensor::{Dims, Float, Indices, Tensor};
+pub(crate) use params::{AxisIndex, AxisPad, AxisRange, AxisScatter, axes_of};
+
+use tensor::{Dims, Float, Shape, Tensor};
 
 use crate::custom::CustomNode;
-use crate::error::Result;
+use crate::error::{AutogradError, Result};
 use crate::operand::Operand;
 
-/// Axes of a reduction, as a bit mask, and whether they are kept as size-1 axes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Reduction {
-    pub(crate) axes: u64,
-    pub(crate) keepdim: bool,
-}
+use elementwise as e;
+use index as i;
+use matmul as mm;
+use movement as m;
+use reduce as r;
+use unary as u;
 
-impl Reduction {
-    pub(crate) fn new(axes: u64, keepdim: bool) -> Self {
-        Reduction { axes, keepdim }
+primitives! {
+    ($)
+    /// a + b
+    Add add {} [2] {
+        forward: e::add_forward, backward: e::add_backward,
+        docs: ["a + b", "(g, g)", "", "elementwise.rs"],
+    }
+    /// a - b
+    Sub sub {} [2] {
+        forward: e::sub_forward, backward: e::sub_backward,
+        docs: ["a - b", "(g, -g)", "", "elementwise.rs"],
+    }
+    /// a * b
+    Mul mul {} [2] {
+        forward: e::mul_forward, backward: e::mul_backward,
+        docs: ["a * b", "(g b, g a)", "a value used twice gets both contributions added", "elementwise.rs"],
+    }
+    /// a / b
+    Div div {} [2] {
+        forward: e::div_forward, backward: e::div_backward,
+        docs: ["a / b", "(g / b, -(g / b) y)", "", "elementwise.rs"],
+    }
+    /// where(condition, a, b); the condition is already broadcast to the output's shape.
+    Select select { condition: Box<Tensor<T>> } [2] {
+        forward: e::select_forward, backward: e::select_backward,
+        docs: ["where(c, a, b)", "(where(c, g, 0), where(c, 0, g))", "selection, not multiplication by a 0/1 mask: an inf in `g` never becomes NaN in the unchosen branch; the condition gets no gradient", "elementwise.rs"],
+    }
+    /// atan2(y, x), the angle of the point (x, y)
+    Atan2 atan2 {} [2] {
+        forward: e::atan2_forward, backward: e::atan2_backward,
+        docs: ["atan2(y, x)", "(g x / (x^2 + y^2), -g y / (x^2 + y^2))", "undefined at the origin (0, 0), where both are NaN", "elementwise.rs"],
+    }
+    /// x + c
+    AddScalar add_scalar { c: T } [1] {
+        forward: u::add_scalar_forward, backward: u::add_scalar_backward,
+        docs: ["x + c", "g", "", "unary.rs"],
+    }
+    /// x * c
+    MulScalar mul_scalar { c: T } [1] {
+        forward: u::mul_scalar_forward, backward: u::mul_scalar_backward,
+        docs: ["x c", "g c", "", "unary.rs"],
+    }
+    /// x^p
+    PowScalar pow_scalar { p: T } [1] {
+        forward: u::pow_scalar_forward, backward: u::pow_scalar_backward,
+        docs: ["x^p", "g p x^(p-1)", "p = 0 gives 0 (not 0 * x^-1)", "unary.rs"],
+    }
+    /// e^x
+    Exp exp {} [1] {
+        forward: u::exp_forward, backward: u::exp_backward,
+        docs: ["e^x", "g y", "", "unary.rs"],
+    }
+    /// ln x
+    Log log {} [1] {
+        forward: u::log_forward, backward: u::log_backward,
+        docs: ["ln x", "g / x", "", "unary.rs"],
+    }
+    /// sqrt x
+    Sqrt sqrt {} [1] {
+        forward: u::sqrt_forward, backward: u::sqrt_backward,
+        docs: ["sqrt x", "g / (2 y)", "", "unary.rs"],
+    }
+    /// tanh x
+    Tanh tanh {} [1] {
+        forward: u::tanh_forward, backward: u::tanh_backward,
+        docs: ["tanh x", "g (1 - y^2)", "", "unary.rs"],
+    }
+    /// 1 / (1 + e^-x)
+    Sigmoid sigmoid {} [1] {
+        forward: u::sigmoid_forward, backward: u::sigmoid_backward,
+        docs: ["1 / (1 + e^-x)", "g y (1 - y)", "forward is evaluated without overflow for any x", "unary.rs"],
+    }
+    /// max(x, 0)
+    Relu relu {} [1] {
+        forward: u::relu_forward, backward: u::relu_backward,
+        docs: ["max(x, 0)", "where(x > 0, g, 0)", "relu'(0) = 0 (as PyTorch; candle uses 1)", "unary.rs"],
+    }
+    /// |x|
+    Abs abs {} [1] {
+        forward: u::abs_forward, backward: u::abs_backward,
+        docs: ["\\|x\\|", "g sign(x)", "abs'(0) = 0 (as PyTorch)", "unary.rs"],
+    }
+    /// sum over axes (a bit mask), keeping them as size-1 axes or not
+    Sum sum { axes: u64, keepdim: bool } [1] {
+        forward: r::sum_forward, backward: r::sum_backward,
+        docs: ["sum over axes", "g broadcast back over the reduced axes", "", "reduce.rs"],
+    }
+    /// max over axes (a bit mask), keeping them as size-1 axes or not
+    Max max { axes: u64, keepdim: bool } [1] {
+        forward: r::max_forward, backward: r::max_backward,
+        docs: ["max over axes", "g broadcast back, divided equally among the elements equal to the maximum, 0 elsewhere", "ties share the gradient equally (as `torch.amax` and tinygrad; candle gives every tied element the full gradient)", "reduce.rs"],
+    }
+    /// broadcast to a larger shape (a view)
+    Expand expand { shape: Box<Shape> } [1] {
+        forward: m::expand_forward, backward: m::expand_backward,
+        docs: ["broadcast to a shape (a view)", "g summed over the broadcast axes back to the input's shape", "the one place broadcasting is undone", "movement.rs"],
+    }
+    /// the same elements under a new shape
+    Reshape reshape { shape: Box<Shape> } [1] {
+        forward: m::reshape_forward, backward: m::reshape_backward,
+        docs: ["same elements, new shape", "g reshaped to the input's shape", "", "movement.rs"],
+    }
+    /// reorder the axes
+    Permute permute { order: Box<Dims> } [1] {
+        forward: m::permute_forward, backward: m::permute_backward,
+        docs: ["reorder axes by p", "g permuted by the inverse of p", "", "movement.rs"],
+    }
+    /// a range along an axis (a view)
+    Narrow narrow { range: Box<AxisRange> } [1] {
+        forward: m::narrow_forward, backward: m::narrow_backward,
+        docs: ["elements start..start+len along an axis", "g zero-padded back to the input's extent", "", "movement.rs"],
+    }
+    /// zeros before and after the elements along an axis
+    Pad pad { padding: Box<AxisPad> } [1] {
+        forward: m::pad_forward, backward: m::pad_backward,
+        docs: ["zeros, x, zeros along an axis", "the middle of g (a narrow)", "`narrow` and `pad` are each other's transpose", "movement.rs"],
+    }
+    /// matrix product (rank 2, or batched rank 3)
+    Matmul matmul {} [2] {
+        forward: mm::matmul_forward, backward: mm::matmul_backward,
+        docs: ["A B (rank 2, or batched rank 3)", "(G B^T, A^T G), each summed over the batch when its operand was shared by the batch", "", "matmul.rs"],
+    }
+    /// pick along an axis by index
+    Gather gather { arg: Box<AxisIndex> } [1] {
+        forward: i::gather_forward, backward: i::gather_backward,
+        docs: ["out[.., j, ..] = x[.., idx[.., j, ..], ..]", "g scatter-added into zeros of x's shape", "repeated indices accumulate; indices get no gradient", "index.rs"],
+    }
+    /// add into zeros along an axis by index
+    ScatterAdd scatter_add { arg: Box<AxisScatter> } [1] {
+        forward: i::scatter_add_forward, backward: i::scatter_add_backward,
+        docs: ["zeros(shape) with x added at idx", "g gathered at idx", "`gather` and `scatter_add` are each other's transpose", "index.rs"],
     }
 }
 
-/// The axis and indices of a gather or scatter-add.
-#[derive(Clone, Debug)]
-pub(crate) struct AxisIndex {
-    pub(crate) axis: usize,
-    pub(crate) index: Indices,
-}
-
-/// One primitive op with its parameters. Large parameters are boxed so a node stays small
-/// (16 bytes for this enum).
-#[derive(Clone)]
-pub(crate) enum Primitive<T: Float> {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    /// The condition (already broadcast to the output shape); inputs are the two branches.
-    Select(Box<Tensor<T>>),
-    AddScalar(T),
-    MulScalar(T),
-    PowScalar(T),
-    Exp,
-    Log,
-    Sqrt,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Abs,
-    // Fields inline (not a `Reduction`) so the tag packs beside `keepdim` and the enum stays
-    // 16 bytes.
-    Sum {
-        axes: u64,
-        keepdim: bool,
-    },
-    Max {
-        axes: u64,
-        keepdim: bool,
-    },
-    /// Broadcast to the output's shape.
-    Expand,
-    Reshape,
-    Permute(Box<Dims>),
-    Narrow {
-        axis: u32,
-        start: usize,
-    },
-    Pad {
-        axis: u32,
-        before: usize,
-    },
-    Matmul,
-    Gather(Box<AxisIndex>),
-    /// `zeros(output shape).scatter_add(axis, index, input)`.
-    ScatterAdd(Box<AxisIndex>),
-    Custom(Box<CustomNode<T>>),
-}
-
-macro_rules! primitive_kinds {
-    ($($(#[$doc:meta])* $kind:ident => $name:literal,)*) => {
-        /// The kind of a primitive op, without its parameters: for inspection, anomaly reports
-        /// and the gradcheck registry ([`PrimitiveKind::ALL`] lists every one).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum PrimitiveKind {
-            $($(#[$doc])* $kind,)*
-        }
-
-        impl PrimitiveKind {
-            /// Every primitive kind, in declaration order.
-            pub const ALL: &'static [PrimitiveKind] = &[$(PrimitiveKind::$kind,)*];
-
-            /// The op's name as it appears in messages and `docs/derivatives.md`.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(PrimitiveKind::$kind => $name,)*
-                }
-            }
-        }
-    };
-}
-
-primitive_kinds! {
-    /// a + b
-    Add => "add",
-    /// a - b
-    Sub => "sub",
-    /// a * b
-    Mul => "mul",
-    /// a / b
-    Div => "div",
-    /// where(condition, a, b)
-    Select => "select",
-    /// x + c
-    AddScalar => "add_scalar",
-    /// x * c
-    MulScalar => "mul_scalar",
-    /// x^p
-    PowScalar => "pow_scalar",
-    /// e^x
-    Exp => "exp",
-    /// ln x
-    Log => "log",
-    /// sqrt x
-    Sqrt => "sqrt",
-    /// tanh x
-    Tanh => "tanh",
-    /// 1 / (1 + e^-x)
-    Sigmoid => "sigmoid",
-    /// max(x, 0)
-    Relu => "relu",
-    /// |x|
-    Abs => "abs",
-    /// sum over axes
-    Sum => "sum",
-    /// max over axes
-    Max => "max",
-    /// broadcast to a larger shape
-    Expand => "expand",
-    /// same elements, new shape
-    Reshape => "reshape",
-    /// reorder axes
-    Permute => "permute",
-    /// a range along an axis
-    Narrow => "narrow",
-    /// zero padding along an axis
-    Pad => "pad",
-    /// matrix product
-    Matmul => "matmul",
-    /// pick along an axis by index
-    Gather => "gather",
-    /// add into zeros along an axis by index
-    ScatterAdd => "scatter_add",
-    /// a user-defined op
-    Custom => "custom",
+impl<T: Float> std::fmt::Debug for Primitive<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl<T: Float> Primitive<T> {
-    /// The kind, without parameters.
-    pub(crate) fn kind(&self) -> PrimitiveKind {
-        use Primitive as P;
-        use PrimitiveKind as K;
-        match self {
-            P::Add => K::Add,
-            P::Sub => K::Sub,
-            P::Mul => K::Mul,
-            P::Div => K::Div,
-            P::Select(_) => K::Select,
-            P::AddScalar(_) => K::AddScalar,
-            P::MulScalar(_) => K::MulScalar,
-            P::PowScalar(_) => K::PowScalar,
-            P::Exp => K::Exp,
-            P::Log => K::Log,
-            P::Sqrt => K::Sqrt,
-            P::Tanh => K::Tanh,
-            P::Sigmoid => K::Sigmoid,
-            P::Relu => K::Relu,
-            P::Abs => K::Abs,
-            P::Sum { .. } => K::Sum,
-            P::Max { .. } => K::Max,
-            P::Expand => K::Expand,
-            P::Reshape => K::Reshape,
-            P::Permute(_) => K::Permute,
-            P::Narrow { .. } => K::Narrow,
-            P::Pad { .. } => K::Pad,
-            P::Matmul => K::Matmul,
-            P::Gather(_) => K::Gather,
-            P::ScatterAdd(_) => K::ScatterAdd,
-            P::Custom(_) => K::Custom,
-        }
-    }
-
     /// The op's name (a custom op's own name).
     pub(crate) fn name(&self) -> &str {
         match self {
@@ -219,106 +195,27 @@ impl<T: Float> Primitive<T> {
             other => other.kind().name(),
         }
     }
-
-    /// Indices of the input nodes, given the node's two inline input slots.
-    #[inline]
-    pub(crate) fn input_indices<'a>(&'a self, slots: &'a [u32; 2]) -> &'a [u32] {
-        match self {
-            Primitive::Add
-            | Primitive::Sub
-            | Primitive::Mul
-            | Primitive::Div
-            | Primitive::Select(_)
-            | Primitive::Matmul => &slots[..],
-            Primitive::Custom(node) => &node.inputs,
-            _ => &slots[..1],
-        }
-    }
 }
 
-/// Hands each of a two-input rule's gradients to `emit`, with the input's position.
-fn two<O>(grads: [Option<O>; 2], emit: &mut impl FnMut(usize, O) -> Result<()>) -> Result<()> {
-    let [first, second] = grads;
-    if let Some(first) = first {
-        emit(0, first)?;
-    }
-    if let Some(second) = second {
-        emit(1, second)?;
+/// A node's inputs (or their `needs` flags) as the fixed-size array its rule takes.
+fn fixed<X: Copy, const N: usize, T: Float>(items: &[X], op: &Primitive<T>) -> Result<[X; N]> {
+    <[X; N]>::try_from(items).map_err(|_| AutogradError::InvalidArgument {
+        op: "apply",
+        message: format!("{} takes {N} inputs, got {}", op.name(), items.len()),
+    })
+}
+
+/// Hands each gradient a rule produced to `emit`, with its input's position.
+fn hand_out<O>(
+    gradients: impl IntoIterator<Item = Option<O>>,
+    emit: &mut impl FnMut(usize, O) -> Result<()>,
+) -> Result<()> {
+    for (position, gradient) in gradients.into_iter().enumerate() {
+        if let Some(gradient) = gradient {
+            emit(position, gradient)?;
+        }
     }
     Ok(())
-}
-
-/// The backward table: the gradients of a node's inputs from the gradient of its output, each
-/// handed to `emit(input position, gradient)` as soon as it exists (no intermediate list).
-///
-/// `grad` is moved in, so a rule may transform it in place. `inputs` and `output` are the
-/// node's forward values as operands; `needs[i]` says whether input `i` wants a gradient, so
-/// rules skip work nobody reads. Every rule returns one `Option` per input in a fixed-size
-/// array, so its arity is checked by the compiler.
-pub(crate) fn backward<T: Float, O: Operand<T>>(
-    op: &Primitive<T>,
-    grad: O,
-    inputs: &[&O],
-    output: &O,
-    needs: &[bool],
-    mut emit: impl FnMut(usize, O) -> Result<()>,
-) -> Result<()> {
-    use Primitive as P;
-    use elementwise as e;
-    use index as i;
-    use movement as m;
-    use reduce as r;
-    use unary as u;
-    let x = inputs[0];
-    let both = || [needs[0], needs.get(1).copied().unwrap_or(false)];
-    if !needs.iter().any(|&n| n) {
-        return Ok(());
-    }
-    let mut one = |gradient: O| emit(0, gradient);
-    match op {
-        P::Add => two(e::add_backward(grad, both()), &mut emit),
-        P::Sub => two(e::sub_backward(grad, both()), &mut emit),
-        P::Mul => two(e::mul_backward(grad, [x, inputs[1]], both()), &mut emit),
-        P::Div => two(e::div_backward(grad, inputs[1], output, both()), &mut emit),
-        P::Select(condition) => two(e::select_backward(grad, condition, both()), &mut emit),
-        P::AddScalar(_) => one(grad),
-        P::MulScalar(c) => one(u::mul_scalar_backward(grad, *c)),
-        P::PowScalar(p) => one(u::pow_scalar_backward(grad, x, *p)),
-        P::Exp => one(u::exp_backward(grad, output)),
-        P::Log => one(u::log_backward(grad, x)),
-        P::Sqrt => one(u::sqrt_backward(grad, output)),
-        P::Tanh => one(u::tanh_backward(grad, output)),
-        P::Sigmoid => one(u::sigmoid_backward(grad, output)),
-        P::Relu => one(u::relu_backward(grad, x)),
-        P::Abs => one(u::abs_backward(grad, x)),
-        P::Sum { axes, keepdim } => one(r::sum_backward(grad, x, Reduction::new(*axes, *keepdim))),
-        P::Max { axes, keepdim } => one(r::max_backward(
-            grad,
-            x,
-            output,
-            Reduction::new(*axes, *keepdim),
-        )),
-        P::Expand => one(m::expand_backward(grad, x)),
-        P::Reshape => one(m::reshape_backward(grad, x)),
-        P::Permute(order) => one(m::permute_backward(grad, order)),
-        P::Narrow { axis, start } => one(m::narrow_backward(grad, x, *axis as usize, *start)),
-        P::Pad { axis, before } => one(m::pad_backward(grad, x, *axis as usize, *before)),
-        P::Matmul => two(
-            matmul::matmul_backward(grad, [x, inputs[1]], both()),
-            &mut emit,
-        ),
-        P::Gather(arg) => one(i::gather_backward(grad, x, arg)),
-        P::ScatterAdd(arg) => one(i::scatter_add_backward(grad, arg)),
-        P::Custom(node) => {
-            let gradients = O::custom_backward(&*node.op, &grad, inputs, output, needs)?;
-            for (position, gradient) in gradients.into_iter().enumerate() {
-                if let Some(gradient) = gradient {
-                    emit(position, gradient)?;
-                }
-            }
-            Ok(())
-        }
-    }
 }
 
 #[cfg(test)]
@@ -336,10 +233,30 @@ mod tests {
     }
 
     #[test]
-    fn kind_names_are_unique() {
+    fn kind_names_are_unique_and_arities_match_the_rules() {
         let mut names: Vec<&str> = PrimitiveKind::ALL.iter().map(|k| k.name()).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), PrimitiveKind::ALL.len());
+        assert_eq!(PrimitiveKind::Add.arity(), Some(2));
+        assert_eq!(PrimitiveKind::Exp.arity(), Some(1));
+        assert_eq!(PrimitiveKind::Custom.arity(), None);
+    }
+
+    #[test]
+    fn every_binary_op_keeps_both_inputs() {
+        // The old hand-written input list had a catch-all that gave a new two-input op one
+        // input; now the slice comes from the declared arity.
+        let slots = [3, 7];
+        for kind in PrimitiveKind::ALL {
+            if kind.arity() == Some(2) {
+                let op: Primitive<f64> = match kind {
+                    PrimitiveKind::Add => Primitive::Add {},
+                    PrimitiveKind::Atan2 => Primitive::Atan2 {},
+                    _ => continue,
+                };
+                assert_eq!(op.input_indices(&slots), &[3, 7]);
+            }
+        }
     }
 }

@@ -6,11 +6,11 @@
 
 use std::ops::Range;
 
-use tensor::{Dims, Float, Shape, TensorError};
+use tensor::{Dims, Float, Shape, Tensor, TensorError};
 
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
-use crate::ops::Primitive;
+use crate::ops::{AxisPad, AxisRange, Primitive};
 use crate::tape::Var;
 
 impl<'t, T: Float> Var<'t, T> {
@@ -21,9 +21,10 @@ impl<'t, T: Float> Var<'t, T> {
             return Ok(self);
         }
         check_expandable::<T>("expand", out)?;
-        self.tape.apply("expand", [self], |[x]| {
-            Ok((Primitive::Expand, x.try_broadcast_to(out)?))
-        })
+        let op = Primitive::Expand {
+            shape: Box::new(out.clone()),
+        };
+        self.tape.apply_primitive(op, [self])
     }
 
     /// Broadcasts to `shape` by NumPy rules (a view: no copy). The gradient is summed back.
@@ -41,9 +42,7 @@ impl<'t, T: Float> Var<'t, T> {
             return Ok(self);
         }
         check_expandable::<T>("broadcast_to", &shape)?;
-        self.tape.apply("broadcast_to", [self], |[x]| {
-            Ok((Primitive::Expand, x.try_broadcast_to(&shape)?))
-        })
+        self.try_expand(&shape, &current)
     }
 
     /// Sums over the axes that broadcasting `shape` to this Var's shape would repeat (the
@@ -95,10 +94,10 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`reshape`](Var::reshape).
     #[track_caller]
     pub fn try_reshape(self, shape: impl Into<Shape>) -> Result<Var<'t, T>> {
-        let shape = shape.into();
-        self.tape.apply("reshape", [self], |[x]| {
-            Ok((Primitive::Reshape, x.try_reshape(&shape)?))
-        })
+        let op = Primitive::Reshape {
+            shape: Box::new(shape.into()),
+        };
+        self.tape.apply_primitive(op, [self])
     }
 
     /// Reorders the axes: axis `i` of the result is axis `permutation[i]`.
@@ -110,13 +109,10 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`permute`](Var::permute).
     #[track_caller]
     pub fn try_permute(self, permutation: &[usize]) -> Result<Var<'t, T>> {
-        self.tape.apply("permute", [self], |[x]| {
-            let value = x.try_permute(permutation)?;
-            Ok((
-                Primitive::Permute(Box::new(Dims::from_slice(permutation))),
-                value,
-            ))
-        })
+        let op = Primitive::Permute {
+            order: Box::new(Dims::from_slice(permutation)),
+        };
+        self.tape.apply_primitive(op, [self])
     }
 
     /// Swaps two axes.
@@ -166,11 +162,10 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`narrow`](Var::narrow).
     #[track_caller]
     pub fn try_narrow(self, axis: usize, start: usize, len: usize) -> Result<Var<'t, T>> {
-        self.tape.apply("narrow", [self], |[x]| {
-            let value = x.try_narrow(axis, start, len)?;
-            let axis = u32::try_from(axis).expect("axis checked by narrow");
-            Ok((Primitive::Narrow { axis, start }, value))
-        })
+        let op = Primitive::Narrow {
+            range: Box::new(AxisRange { axis, start, len }),
+        };
+        self.tape.apply_primitive(op, [self])
     }
 
     /// The elements in `range` along `axis`.
@@ -202,11 +197,14 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`pad`](Var::pad).
     #[track_caller]
     pub fn try_pad(self, axis: usize, before: usize, after: usize) -> Result<Var<'t, T>> {
-        self.tape.apply("pad", [self], |[x]| {
-            let value = x.try_pad(axis, before, after)?;
-            let axis = u32::try_from(axis).expect("axis checked by pad");
-            Ok((Primitive::Pad { axis, before }, value))
-        })
+        let op = Primitive::Pad {
+            padding: Box::new(AxisPad {
+                axis,
+                before,
+                after,
+            }),
+        };
+        self.tape.apply_primitive(op, [self])
     }
 
     /// Removes `axis`, which must have size 1 (a reshape).
@@ -275,45 +273,106 @@ fn check_expandable<T: Float>(op: &'static str, shape: &Shape) -> Result<()> {
     }
 }
 
+/// x viewed as `shape` by broadcasting.
+pub(crate) fn expand_forward<T: Float>(
+    [x]: [&Tensor<T>; 1],
+    shape: &Shape,
+) -> tensor::Result<Tensor<T>> {
+    x.try_broadcast_to(shape)
+}
+
+/// x under a new shape.
+pub(crate) fn reshape_forward<T: Float>(
+    [x]: [&Tensor<T>; 1],
+    shape: &Shape,
+) -> tensor::Result<Tensor<T>> {
+    x.try_reshape(shape)
+}
+
+/// x with its axes reordered.
+pub(crate) fn permute_forward<T: Float>(
+    [x]: [&Tensor<T>; 1],
+    order: &Dims,
+) -> tensor::Result<Tensor<T>> {
+    x.try_permute(order)
+}
+
+/// A range of x along an axis.
+pub(crate) fn narrow_forward<T: Float>(
+    [x]: [&Tensor<T>; 1],
+    range: &AxisRange,
+) -> tensor::Result<Tensor<T>> {
+    x.try_narrow(range.axis, range.start, range.len)
+}
+
+/// x with zeros around it along an axis.
+pub(crate) fn pad_forward<T: Float>(
+    [x]: [&Tensor<T>; 1],
+    padding: &AxisPad,
+) -> tensor::Result<Tensor<T>> {
+    x.try_pad(padding.axis, padding.before, padding.after)
+}
+
 /// d expand(x) = g summed over the broadcast axes, back to x's shape.
-pub(crate) fn expand_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
-    grad.sum_to(&x.shape())
+pub(crate) fn expand_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    _: &Shape,
+) -> [Option<O>; 1] {
+    [Some(grad.sum_to(&x.shape()))]
 }
 
 /// d reshape(x) = g reshaped to x's shape.
-pub(crate) fn reshape_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
-    grad.reshape(&x.shape())
+pub(crate) fn reshape_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    _: &Shape,
+) -> [Option<O>; 1] {
+    [Some(grad.reshape(&x.shape()))]
 }
 
 /// d permute(x, p) = g permuted by the inverse of p.
-pub(crate) fn permute_backward<T: Float, O: Operand<T>>(grad: O, order: &[usize]) -> O {
+pub(crate) fn permute_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    order: &Dims,
+) -> [Option<O>; 1] {
     let mut inverse = vec![0; order.len()];
     for (position, &axis) in order.iter().enumerate() {
         inverse[axis] = position;
     }
-    grad.permute(&inverse)
+    [Some(grad.permute(&inverse))]
 }
 
 /// d narrow(x, axis, start, len) = g padded with zeros back to x's extent along `axis`.
 pub(crate) fn narrow_backward<T: Float, O: Operand<T>>(
     grad: O,
-    x: &O,
-    axis: usize,
-    start: usize,
-) -> O {
-    let full = x.shape().dims()[axis];
-    let len = grad.shape().dims()[axis];
-    grad.pad(axis, start, full - start - len)
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    range: &AxisRange,
+) -> [Option<O>; 1] {
+    let full = x.shape().dims()[range.axis];
+    let after = full - range.start - range.len;
+    [Some(grad.pad(range.axis, range.start, after))]
 }
 
 /// d pad(x, axis, before, after) = the middle of g along `axis`.
 pub(crate) fn pad_backward<T: Float, O: Operand<T>>(
     grad: O,
-    x: &O,
-    axis: usize,
-    before: usize,
-) -> O {
-    grad.narrow(axis, before, x.shape().dims()[axis])
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    padding: &AxisPad,
+) -> [Option<O>; 1] {
+    let len = x.shape().dims()[padding.axis];
+    [Some(grad.narrow(padding.axis, padding.before, len))]
 }
 
 #[cfg(test)]

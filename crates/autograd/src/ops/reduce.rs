@@ -7,28 +7,10 @@ use tensor::{Float, Tensor};
 
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
-use crate::ops::{Primitive, Reduction};
+use crate::ops::{Primitive, axes_of};
 use crate::tape::Var;
 
-/// A tensor-level reduction: `(input, axes, keepdim) -> output`.
-type ReduceForward<T> = fn(&Tensor<T>, &[usize], bool) -> tensor::Result<Tensor<T>>;
-
 impl<'t, T: Float> Var<'t, T> {
-    #[track_caller]
-    fn reduce(
-        self,
-        op_name: &'static str,
-        axes: &[usize],
-        keepdim: bool,
-        make: fn(u64, bool) -> Primitive<T>,
-        forward: ReduceForward<T>,
-    ) -> Result<Var<'t, T>> {
-        let mask = self.shape().axis_mask(op_name, axes)?;
-        self.tape.apply(op_name, [self], |[x]| {
-            Ok((make(mask, keepdim), forward(x, axes, keepdim)?))
-        })
-    }
-
     /// Sum over `axes`; `keepdim` keeps them as size-1 axes.
     ///
     /// ```
@@ -47,13 +29,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`sum`](Var::sum).
     #[track_caller]
     pub fn try_sum(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
-        self.reduce(
-            "sum",
-            axes,
-            keepdim,
-            |axes, keepdim| Primitive::Sum { axes, keepdim },
-            Tensor::try_sum,
-        )
+        let axes = self.shape().axis_mask("sum", axes)?;
+        self.tape
+            .apply_primitive(Primitive::Sum { axes, keepdim }, [self])
     }
 
     /// Sum of all elements (a rank-0 result).
@@ -78,13 +56,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`max`](Var::max).
     #[track_caller]
     pub fn try_max(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
-        self.reduce(
-            "max",
-            axes,
-            keepdim,
-            |axes, keepdim| Primitive::Max { axes, keepdim },
-            Tensor::try_max,
-        )
+        let axes = self.shape().axis_mask("max", axes)?;
+        self.tape
+            .apply_primitive(Primitive::Max { axes, keepdim }, [self])
     }
 
     /// Maximum of all elements (a rank-0 result).
@@ -101,31 +75,59 @@ impl<'t, T: Float> Var<'t, T> {
     }
 }
 
+/// sum over the axes in `mask`.
+pub(crate) fn sum_forward<T: Float>(
+    [x]: [&Tensor<T>; 1],
+    mask: &u64,
+    keepdim: &bool,
+) -> tensor::Result<Tensor<T>> {
+    x.try_sum(&axes_of(*mask), *keepdim)
+}
+
+/// max over the axes in `mask`.
+pub(crate) fn max_forward<T: Float>(
+    [x]: [&Tensor<T>; 1],
+    mask: &u64,
+    keepdim: &bool,
+) -> tensor::Result<Tensor<T>> {
+    x.try_max(&axes_of(*mask), *keepdim)
+}
+
 /// d sum(x) = g broadcast back over the reduced axes.
-pub(crate) fn sum_backward<T: Float, O: Operand<T>>(grad: O, x: &O, reduction: Reduction) -> O {
+pub(crate) fn sum_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    mask: &u64,
+    _: &bool,
+) -> [Option<O>; 1] {
     let shape = x.shape();
-    grad.reshape(&shape.reduced(reduction.axes, true))
-        .broadcast_to(&shape)
+    [Some(
+        grad.reshape(&shape.reduced(*mask, true))
+            .broadcast_to(&shape),
+    )]
 }
 
 /// d max(x) = g broadcast back, divided among the positions that attain the maximum.
 pub(crate) fn max_backward<T: Float, O: Operand<T>>(
     grad: O,
-    x: &O,
+    [x]: [&O; 1],
     y: &O,
-    reduction: Reduction,
-) -> O {
+    _: [bool; 1],
+    mask: &u64,
+    _: &bool,
+) -> [Option<O>; 1] {
     let shape = x.shape();
-    let kept = shape.reduced(reduction.axes, true);
+    let kept = shape.reduced(*mask, true);
     let at_max = x.value().equal(&y.value().reshape(&kept));
-    let axes: Vec<usize> = (0..shape.rank())
-        .filter(|a| reduction.axes & (1 << a) != 0)
-        .collect();
-    let share = grad.constant(at_max.sum(&axes, true).recip());
-    grad.reshape(&kept)
-        .mul(&share)
-        .broadcast_to(&shape)
-        .where_or_zero(&at_max)
+    let share = grad.constant(at_max.sum(&axes_of(*mask), true).recip());
+    [Some(
+        grad.reshape(&kept)
+            .mul(&share)
+            .broadcast_to(&shape)
+            .where_or_zero(&at_max),
+    )]
 }
 
 #[cfg(test)]

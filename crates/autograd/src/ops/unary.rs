@@ -13,22 +13,10 @@ use crate::operand::Operand;
 use crate::ops::Primitive;
 use crate::tape::Var;
 
-impl<'t, T: Float> Var<'t, T> {
-    #[track_caller]
-    fn try_unary(
-        self,
-        op_name: &'static str,
-        op: Primitive<T>,
-        forward: impl FnOnce(&Tensor<T>) -> Tensor<T>,
-    ) -> Result<Var<'t, T>> {
-        self.tape.apply(op_name, [self], |[x]| Ok((op, forward(x))))
-    }
-}
-
 /// Declares each unary op twice: a `try_` form (which fails only in anomaly mode, when the
 /// output holds a NaN or an infinity) and the panicking form.
 macro_rules! unary_ops {
-    ($($(#[$doc:meta])* $name:ident, $try_name:ident, $op_name:literal, |$x:ident $(, $param:ident: $ty:ty)?| $op:expr, $forward:expr;)*) => {
+    ($($(#[$doc:meta])* $name:ident, $try_name:ident, ($($param:ident: $ty:ty)?) => $op:expr;)*) => {
         impl<'t, T: Float> Var<'t, T> {
             $(
                 $(#[$doc])*
@@ -40,8 +28,7 @@ macro_rules! unary_ops {
                 #[doc = concat!("Fallible [`", stringify!($name), "`](Var::", stringify!($name), "): errors only in anomaly mode.")]
                 #[track_caller]
                 pub fn $try_name(self $(, $param: $ty)?) -> Result<Var<'t, T>> {
-                    let forward = $forward;
-                    self.try_unary($op_name, $op, |$x: &Tensor<T>| forward($x))
+                    self.tape.apply_primitive($op, [self])
                 }
             )*
         }
@@ -50,74 +37,159 @@ macro_rules! unary_ops {
 
 unary_ops! {
     /// x + c.
-    add_scalar, try_add_scalar, "add_scalar", |x, c: T| Primitive::AddScalar(c), move |x: &Tensor<T>| x.add_scalar(c);
+    add_scalar, try_add_scalar, (c: T) => Primitive::AddScalar { c };
     /// x * c.
-    mul_scalar, try_mul_scalar, "mul_scalar", |x, c: T| Primitive::MulScalar(c), move |x: &Tensor<T>| x.mul_scalar(c);
+    mul_scalar, try_mul_scalar, (c: T) => Primitive::MulScalar { c };
     /// x^p for a scalar exponent p. The gradient p x^(p-1) is taken as 0 when p = 0.
-    powf, try_powf, "pow_scalar", |x, p: T| Primitive::PowScalar(p), move |x: &Tensor<T>| x.powf(p);
+    powf, try_powf, (p: T) => Primitive::PowScalar { p };
     /// e^x.
-    exp, try_exp, "exp", |x| Primitive::Exp, Tensor::exp;
+    exp, try_exp, () => Primitive::Exp {};
     /// Natural logarithm.
-    log, try_log, "log", |x| Primitive::Log, Tensor::log;
+    log, try_log, () => Primitive::Log {};
     /// Square root.
-    sqrt, try_sqrt, "sqrt", |x| Primitive::Sqrt, Tensor::sqrt;
+    sqrt, try_sqrt, () => Primitive::Sqrt {};
     /// Hyperbolic tangent.
-    tanh, try_tanh, "tanh", |x| Primitive::Tanh, Tensor::tanh;
+    tanh, try_tanh, () => Primitive::Tanh {};
     /// Logistic sigmoid 1 / (1 + e^-x), finite for every input.
-    sigmoid, try_sigmoid, "sigmoid", |x| Primitive::Sigmoid, Tensor::sigmoid;
+    sigmoid, try_sigmoid, () => Primitive::Sigmoid {};
     /// max(x, 0). Its derivative at exactly 0 is taken as 0.
-    relu, try_relu, "relu", |x| Primitive::Relu, Tensor::relu;
+    relu, try_relu, () => Primitive::Relu {};
     /// |x|. Its derivative at exactly 0 is taken as 0.
-    abs, try_abs, "abs", |x| Primitive::Abs, Tensor::abs;
+    abs, try_abs, () => Primitive::Abs {};
+}
+
+/// The forward of a unary primitive: a tensor kernel that cannot fail.
+macro_rules! unary_forwards {
+    ($($name:ident => |$x:ident $(, $param:ident)?| $body:expr;)*) => {
+        $(
+            pub(crate) fn $name<T: Float>([$x]: [&Tensor<T>; 1] $(, $param: &T)?) -> tensor::Result<Tensor<T>> {
+                Ok($body)
+            }
+        )*
+    };
+}
+
+unary_forwards! {
+    add_scalar_forward => |x, c| x.add_scalar(*c);
+    mul_scalar_forward => |x, c| x.mul_scalar(*c);
+    pow_scalar_forward => |x, p| x.powf(*p);
+    exp_forward => |x| x.exp();
+    log_forward => |x| x.log();
+    sqrt_forward => |x| x.sqrt();
+    tanh_forward => |x| x.tanh();
+    sigmoid_forward => |x| x.sigmoid();
+    relu_forward => |x| x.relu();
+    abs_forward => |x| x.abs();
+}
+
+/// d(x + c) = g.
+pub(crate) fn add_scalar_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    _: &T,
+) -> [Option<O>; 1] {
+    [Some(grad)]
 }
 
 /// d(c x) = c g.
-pub(crate) fn mul_scalar_backward<T: Float, O: Operand<T>>(grad: O, c: T) -> O {
-    grad.mul_scalar(c)
+pub(crate) fn mul_scalar_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    c: &T,
+) -> [Option<O>; 1] {
+    [Some(grad.mul_scalar(*c))]
 }
 
 /// d(x^p) = g p x^(p-1), and 0 for p = 0 (where x^-1 at x = 0 would give 0 * inf).
-pub(crate) fn pow_scalar_backward<T: Float, O: Operand<T>>(grad: O, x: &O, p: T) -> O {
+pub(crate) fn pow_scalar_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+    p: &T,
+) -> [Option<O>; 1] {
+    let p = *p;
     if p == T::ZERO {
-        return grad.zeros_like();
+        return [Some(grad.zeros_like())];
     }
-    grad.mul(&x.clone().pow_scalar(p - T::ONE).mul_scalar(p))
+    [Some(
+        grad.mul(&x.clone().pow_scalar(p - T::ONE).mul_scalar(p)),
+    )]
 }
 
 /// d(e^x) = g y, with y = e^x.
-pub(crate) fn exp_backward<T: Float, O: Operand<T>>(grad: O, y: &O) -> O {
-    grad.mul(y)
+pub(crate) fn exp_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 1],
+    y: &O,
+    _: [bool; 1],
+) -> [Option<O>; 1] {
+    [Some(grad.mul(y))]
 }
 
 /// d(ln x) = g / x.
-pub(crate) fn log_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
-    grad.div(x)
+pub(crate) fn log_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+) -> [Option<O>; 1] {
+    [Some(grad.div(x))]
 }
 
 /// d(sqrt x) = g / (2 y), with y = sqrt x.
-pub(crate) fn sqrt_backward<T: Float, O: Operand<T>>(grad: O, y: &O) -> O {
-    grad.div(y).mul_scalar(T::from_f64(0.5))
+pub(crate) fn sqrt_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 1],
+    y: &O,
+    _: [bool; 1],
+) -> [Option<O>; 1] {
+    [Some(grad.div(y).mul_scalar(T::from_f64(0.5)))]
 }
 
 /// d(tanh x) = g (1 - y^2), with y = tanh x.
-pub(crate) fn tanh_backward<T: Float, O: Operand<T>>(grad: O, y: &O) -> O {
-    grad.mul_one_minus_square(y)
+pub(crate) fn tanh_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 1],
+    y: &O,
+    _: [bool; 1],
+) -> [Option<O>; 1] {
+    [Some(grad.mul_one_minus_square(y))]
 }
 
 /// d(sigmoid x) = g y (1 - y), with y = sigmoid x.
-pub(crate) fn sigmoid_backward<T: Float, O: Operand<T>>(grad: O, y: &O) -> O {
-    grad.mul_y_one_minus_y(y)
+pub(crate) fn sigmoid_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    _: [&O; 1],
+    y: &O,
+    _: [bool; 1],
+) -> [Option<O>; 1] {
+    [Some(grad.mul_y_one_minus_y(y))]
 }
 
 /// d(relu x) = g where x > 0, else 0 (so relu'(0) = 0).
-pub(crate) fn relu_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
-    grad.where_positive(x)
+pub(crate) fn relu_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+) -> [Option<O>; 1] {
+    [Some(grad.where_positive(x))]
 }
 
 /// d|x| = g sign(x) (so abs'(0) = 0); sign(x) is a constant.
-pub(crate) fn abs_backward<T: Float, O: Operand<T>>(grad: O, x: &O) -> O {
+pub(crate) fn abs_backward<T: Float, O: Operand<T>>(
+    grad: O,
+    [x]: [&O; 1],
+    _: &O,
+    _: [bool; 1],
+) -> [Option<O>; 1] {
     let sign = grad.constant(x.value().sign());
-    grad.mul(&sign)
+    [Some(grad.mul(&sign))]
 }
 
 #[cfg(test)]
