@@ -1,7 +1,7 @@
 //! Composite ops: built only from primitives, so they have no backward code of their own and
 //! their gradients (and higher-order gradients) are derived by the tape.
 
-use tensor::{Float, TensorError};
+use tensor::{Float, Tensor, TensorError};
 
 use crate::error::{Result, or_panic};
 use crate::tape::Var;
@@ -57,13 +57,10 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn try_mean(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
         let shape = self.shape();
         shape.axis_mask("mean", axes)?;
-        let count = axes
-            .iter()
-            .fold(1usize, |n, &a| n.saturating_mul(shape.dims()[a]));
+        // Tensor::mean's formula, to the bit: the sum times 1/n.
+        let scale = T::ONE / T::from_usize(shape.reduced_count(axes));
         let guard = self.tape.rollback_guard();
-        let mean = self
-            .try_sum(axes, keepdim)?
-            .try_mul_scalar(T::ONE / T::from_usize(count))?;
+        let mean = self.try_sum(axes, keepdim)?.try_mul_scalar(scale)?;
         Ok(guard.commit(mean))
     }
 
@@ -100,21 +97,51 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn try_variance(self, axes: &[usize], keepdim: bool, unbiased: bool) -> Result<Var<'t, T>> {
         let shape = self.shape();
+        let mask = shape.axis_mask("variance", axes)?;
+        let guard = self.tape.rollback_guard();
+        let (_, _, mut variance) = self.try_moments(axes, unbiased)?;
+        if !keepdim {
+            variance = variance.try_reshape(shape.reduced(mask, false))?;
+        }
+        Ok(guard.commit(variance))
+    }
+
+    /// The pieces of a variance over `axes`, each keeping the reduced axes as size 1: the mean,
+    /// the deviation `x - mean`, and the variance `sum(deviation^2) / d` with `d` = n, or
+    /// n - 1 when `unbiased` (Tensor::variance's formula, to the bit). Batch norm takes all
+    /// three from here, so variance is written once.
+    ///
+    /// ```
+    /// use autograd::Tape;
+    /// use tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.leaf(Tensor::from_vec(vec![1.0, 2.0, 3.0, 6.0], [2, 2]).unwrap());
+    /// let (mean, deviation, variance) = x.try_moments(&[0], false).unwrap();
+    /// assert_eq!(mean.value().to_vec(), vec![2.0, 4.0]);
+    /// assert_eq!(deviation.value().to_vec(), vec![-1.0, -2.0, 1.0, 2.0]);
+    /// assert_eq!(variance.value().to_vec(), vec![1.0, 4.0]);
+    /// ```
+    #[track_caller]
+    pub fn try_moments(
+        self,
+        axes: &[usize],
+        unbiased: bool,
+    ) -> Result<(Var<'t, T>, Var<'t, T>, Var<'t, T>)> {
+        let shape = self.shape();
         shape.axis_mask("variance", axes)?;
-        let count = axes
-            .iter()
-            .fold(1usize, |n, &a| n.saturating_mul(shape.dims()[a]));
+        let count = shape.reduced_count(axes);
         let divisor = if unbiased {
             count.saturating_sub(1)
         } else {
             count
         };
         let guard = self.tape.rollback_guard();
-        let deviation = self.try_sub(self.try_mean(axes, true)?)?;
+        let mean = self.try_mean(axes, true)?;
+        let deviation = self.try_sub(mean)?;
         let variance = deviation
-            .try_sum_of_squares(axes, keepdim)?
+            .try_sum_of_squares(axes, true)?
             .try_mul_scalar(T::ONE / T::from_usize(divisor))?;
-        Ok(guard.commit(variance))
+        Ok(guard.commit((mean, deviation, variance)))
     }
 
     /// Minimum over `axes`, as -max(-x) (ties share the gradient equally).
@@ -159,10 +186,8 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn try_logsumexp(self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
         let shape = self.shape();
         let mask = shape.axis_mask("logsumexp", axes)?;
-        let shift = self
-            .value()
-            .try_max(axes, true)?
-            .map(|m| if m.is_finite() { m } else { T::ZERO });
+        // Tensor::logsumexp's shift and formula, to the bit.
+        let shift = self.value().try_logsumexp_shift(axes)?;
         let guard = self.tape.rollback_guard();
         let shift = self.tape.constant(shift);
         let total = self.try_sub(shift)?.try_exp()?.try_sum(axes, true)?;
@@ -225,52 +250,52 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Element-wise maximum with broadcasting. Where a = b the gradient is split in half.
+    /// The max over the pair (a, b) stacked on a new last axis: the value is exactly
+    /// `Tensor::maximum`'s (ties, infinities, signed zeros and NaN included) and the max
+    /// reduction's rule splits a tie.
     #[track_caller]
     pub fn maximum(self, other: Var<'t, T>) -> Var<'t, T> {
-        or_panic(self.try_extremum(other, "maximum", |a, b| a > b))
+        or_panic(self.try_maximum(other))
     }
 
     /// Fallible [`maximum`](Var::maximum).
     #[track_caller]
     pub fn try_maximum(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
-        self.try_extremum(other, "maximum", |a, b| a > b)
+        let guard = self.tape.rollback_guard();
+        let (pair, axis) = self.try_stack_pair(other, "maximum")?;
+        let result = pair.try_max(&[axis], false)?;
+        Ok(guard.commit(result))
     }
 
-    /// Element-wise minimum with broadcasting. Where a = b the gradient is split in half.
+    /// Element-wise minimum with broadcasting. Where a = b the gradient is split in half
+    /// (as for [`maximum`](Var::maximum), through `min = -max(-x)`).
     #[track_caller]
     pub fn minimum(self, other: Var<'t, T>) -> Var<'t, T> {
-        or_panic(self.try_extremum(other, "minimum", |a, b| a < b))
+        or_panic(self.try_minimum(other))
     }
 
     /// Fallible [`minimum`](Var::minimum).
     #[track_caller]
     pub fn try_minimum(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
-        self.try_extremum(other, "minimum", |a, b| a < b)
-    }
-
-    /// `self` where `wins(self, other)`, `other` where `wins(other, self)`, their mean on ties
-    /// (and NaN if either is NaN, through the mean). The mean is `a/2 + b/2`, which cannot
-    /// overflow for two equal values near the type's maximum as `(a + b)/2` would.
-    #[track_caller]
-    fn try_extremum(
-        self,
-        other: Var<'t, T>,
-        op: &'static str,
-        wins: fn(T, T) -> bool,
-    ) -> Result<Var<'t, T>> {
-        self.tape.check_owns(op, &other)?;
         let guard = self.tape.rollback_guard();
-        let (a, b) = self.broadcast_pair(other, op)?;
-        let (va, vb) = (a.value(), b.value());
-        let first = va.try_zip_map(&vb, op, |x, y| if wins(x, y) { T::ONE } else { T::ZERO })?;
-        let second = va.try_zip_map(&vb, op, |x, y| if wins(y, x) { T::ONE } else { T::ZERO })?;
-        let half = T::from_f64(0.5);
-        let tie = a.try_mul_scalar(half)?.try_add(b.try_mul_scalar(half)?)?;
-        let result = Var::try_select(&first, a, Var::try_select(&second, b, tie)?)?;
+        let (pair, axis) = self.try_stack_pair(other, "minimum")?;
+        let result = pair.try_min(&[axis], false)?;
         Ok(guard.commit(result))
     }
 
-    /// Joins Vars along an existing `axis` (all other axes equal), composed of `pad` and `add`.
+    /// `self` and `other`, broadcast together, stacked along a new last axis.
+    #[track_caller]
+    fn try_stack_pair(self, other: Var<'t, T>, op: &'static str) -> Result<(Var<'t, T>, usize)> {
+        self.tape.check_owns(op, &other)?;
+        let (a, b) = self.broadcast_pair(other, op)?;
+        let axis = a.shape().rank();
+        let pair = Var::try_concat(&[a.try_unsqueeze(axis)?, b.try_unsqueeze(axis)?], axis)?;
+        Ok((pair, axis))
+    }
+
+    /// Joins Vars along an existing `axis` (all other axes equal), composed of `pad` and
+    /// `select`: each part is copied exactly (as `Tensor::concat`) and its gradient is its
+    /// slice of the output's.
     #[track_caller]
     pub fn concat(parts: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
         or_panic(Var::try_concat(parts, axis))
@@ -317,10 +342,16 @@ impl<'t, T: Float> Var<'t, T> {
         let mut joined: Option<Var<'t, T>> = None;
         for (part, shape) in parts.iter().zip(&shapes) {
             let len = shape.dims()[axis];
-            let placed = part.try_pad(axis, before, total - before - len)?;
+            let after = total - before - len;
+            let placed = part.try_pad(axis, before, after)?;
             joined = Some(match joined {
                 None => placed,
-                Some(sum) => sum.try_add(placed)?,
+                // Selected, not added to the zero padding: -0 + 0 would give +0, and concat
+                // copies its parts exactly (as Tensor::concat).
+                Some(joined) => {
+                    let region = Tensor::try_full(shape, T::ONE)?.try_pad(axis, before, after)?;
+                    Var::try_select(&region, placed, joined)?
+                }
             });
             before += len;
         }

@@ -799,6 +799,22 @@ fn variance_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
         .boxed()
 }
 
+fn moments_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (with_axes(sizes, Domain::Any, false), any::<bool>())
+        .prop_map(move |((x, axes, _), unbiased)| {
+            let count: usize = axes.iter().map(|&a| x.dims()[a]).product();
+            let unbiased = unbiased && (count > 1 || sizes.min == 0);
+            let description = format!("moments(axes {axes:?}, unbiased {unbiased})");
+            // All three pieces in one output: deviation * (mean + variance).
+            let apply: TryApply = Arc::new(move |v| {
+                let (mean, deviation, variance) = v[0].try_moments(&axes, unbiased)?;
+                deviation.try_mul(mean.try_add(variance)?)
+            });
+            instance(description, vec![x], apply)
+        })
+        .boxed()
+}
+
 fn concat_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
     (shape_strategy(1..=3, sizes), 0..3usize, sizes.range())
         .prop_flat_map(|(shape, axis, other_len)| {
@@ -997,6 +1013,7 @@ composites! {
             Arc::new(|v| v[0].try_mean_all())
         );
         variance: 1, Any, variance_instances;
+        moments: 1, Any, moments_instances;
         min: 1, Distinct, |s| axes_composite(
             s,
             "min",

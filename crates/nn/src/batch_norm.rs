@@ -173,12 +173,8 @@ impl<T: Float> Layer<T> for BatchNorm1d {
                 "training needs more than one sample per feature, got input {shape}"
             )));
         }
-        let mean = x.try_mean(&[0], true)?;
-        let centered = x.try_sub(mean)?;
-        // The biased variance, mean((x - mu)^2); the squares are not kept on the tape.
-        let variance = centered
-            .try_sum_of_squares(&[0], true)?
-            .try_mul_scalar(T::ONE / T::from_usize(batch))?;
+        // mean, x - mean, and the biased variance (divide by the batch), written once.
+        let (mean, centered, variance) = x.try_moments(&[0], false)?;
         let normalized = centered.try_div(variance.try_add_scalar(eps)?.try_sqrt()?)?;
         let output = normalized.try_mul(gamma)?.try_add(beta)?;
 
@@ -335,6 +331,39 @@ mod tests {
         let mut store = ParamStore::<f32>::new();
         assert!(BatchNorm1d::new(&mut store, "bn", 0).is_err());
         assert!(store.is_empty());
+    }
+
+    #[test]
+    fn running_statistics_follow_the_momentum_formula_for_any_batch() {
+        // batch 5 (unbiased factor 5/4) and running statistics that are not 0 and 1, so that
+        // neither the factor nor the decay of the old value can be dropped unnoticed.
+        let (mut store, bn) = layer(3);
+        let bn = bn.with_momentum(0.3).unwrap();
+        let (old_mean, old_var) = (
+            store.value(bn.running_mean).to_vec(),
+            store.value(bn.running_var).to_vec(),
+        );
+        let x = sample(&[5, 3], 21);
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, &mut store, Mode::Train);
+        bn.forward(&mut context, tape.constant(x.clone()));
+        drop(context);
+        for j in 0..3 {
+            let column: Vec<f64> = (0..5).map(|i| x.get(&[i, j])).collect();
+            let mu = column.iter().sum::<f64>() / 5.0;
+            let unbiased = column.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / 4.0;
+            let mean = store.value(bn.running_mean).to_vec()[j];
+            let var = store.value(bn.running_var).to_vec()[j];
+            assert!(
+                (mean - (0.7 * old_mean[j] + 0.3 * mu)).abs() < 1e-12,
+                "mean {j}"
+            );
+            assert!(
+                (var - (0.7 * old_var[j] + 0.3 * unbiased)).abs() < 1e-12,
+                "var {j}"
+            );
+        }
+        assert_eq!(Layer::<f64>::name(&bn), "bn");
     }
 
     #[test]

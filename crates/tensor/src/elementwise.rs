@@ -421,9 +421,10 @@ binary_ops! {
     /// Element-wise atan2(self, other): the angle of the point (other, self), as
     /// `f64::atan2`.
     atan2, try_atan2, "atan2" => |a, b| a.atan2(b);
-    /// Element-wise maximum (NaN if either is NaN).
+    /// Element-wise maximum (NaN if either is NaN; the first of two tied values, so
+    /// `maximum(-0, +0)` is `-0`).
     maximum, try_maximum, "maximum" => |a, b| a.max_propagate_nan(b);
-    /// Element-wise minimum (NaN if either is NaN).
+    /// Element-wise minimum (NaN if either is NaN; the first of two tied values).
     minimum, try_minimum, "minimum" => |a, b| a.min_propagate_nan(b);
     /// 1 where `self == other`, else 0.
     equal, try_equal, "equal" => |a, b| if a == b { T::ONE } else { T::ZERO };

@@ -147,6 +147,16 @@ fn reduction_mask<T: Float>(
     Ok(mask)
 }
 
+/// What a variance over `axes` divides by: n, or n - 1 (Bessel's correction) when `unbiased`.
+pub(crate) fn variance_divisor(shape: &Shape, axes: &[usize], unbiased: bool) -> usize {
+    let count = shape.reduced_count(axes);
+    if unbiased {
+        count.saturating_sub(1)
+    } else {
+        count
+    }
+}
+
 fn all_axes(rank: usize) -> Dims {
     (0..rank).collect()
 }
@@ -185,12 +195,10 @@ impl<T: Float> Tensor<T> {
     /// Fallible [`mean`](Tensor::mean).
     pub fn try_mean(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
         reduction_mask(self, "mean", axes, false)?;
-        let count = axes
-            .iter()
-            .fold(1usize, |n, &a| n.saturating_mul(self.dims()[a]));
-        let total = self.try_sum(axes, keepdim)?;
-        let count = T::from_usize(count);
-        Ok(total.map(|x| x / count))
+        // The formula autograd's mean uses too: the sum times 1/n (a multiplication), so the
+        // two agree to the bit.
+        let scale = T::ONE / T::from_usize(self.shape().reduced_count(axes));
+        Ok(self.try_sum(axes, keepdim)?.map_owned(|x| x * scale))
     }
 
     /// Mean of all elements, as a rank-0 tensor.
@@ -208,17 +216,11 @@ impl<T: Float> Tensor<T> {
     /// Fallible [`variance`](Tensor::variance).
     pub fn try_variance(&self, axes: &[usize], keepdim: bool, unbiased: bool) -> Result<Tensor<T>> {
         reduction_mask(self, "variance", axes, false)?;
-        let mean = self.try_mean(axes, true)?;
-        let squared = (self - &mean).square();
-        let count = axes
-            .iter()
-            .fold(1usize, |n, &a| n.saturating_mul(self.dims()[a]));
-        let divisor = T::from_usize(if unbiased {
-            count.saturating_sub(1)
-        } else {
-            count
-        });
-        Ok(squared.try_sum(axes, keepdim)?.map(|x| x / divisor))
+        // The formula autograd's variance uses too: sum((x - mean)^2) times 1/divisor.
+        let deviation = self.try_sub(&self.try_mean(axes, true)?)?;
+        let squares = deviation.try_mul(&deviation)?;
+        let scale = T::ONE / T::from_usize(variance_divisor(self.shape(), axes, unbiased));
+        Ok(squares.try_sum(axes, keepdim)?.map_owned(|x| x * scale))
     }
 
     /// Maximum over `axes` (NaN if any reduced element is NaN). Errors on an empty axis.
@@ -284,10 +286,7 @@ impl<T: Float> Tensor<T> {
     /// Fallible [`logsumexp`](Tensor::logsumexp).
     pub fn try_logsumexp(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
         let mask = reduction_mask(self, "logsumexp", axes, true)?;
-        // An infinite maximum (all -inf, or some +inf) is replaced by 0 as the shift, which
-        // gives the right limits: -inf and +inf respectively.
-        let shift = reduce_kernel(self, mask, true, T::NEG_INFINITY, T::max_propagate_nan)
-            .map(|m| if m.is_finite() { m } else { T::ZERO });
+        let shift = self.try_logsumexp_shift(axes)?;
         let total = (self - &shift).exp().try_sum(axes, true)?;
         let result = &total.log() + &shift;
         Ok(if keepdim {
@@ -295,6 +294,17 @@ impl<T: Float> Tensor<T> {
         } else {
             result.reshape(self.shape().reduced(mask, false))
         })
+    }
+
+    /// The shift logsumexp subtracts before `exp` and adds back after `log` (here and in
+    /// `autograd`): the maximum over `axes`, kept as size-1 axes, with an infinite maximum (all
+    /// -inf, or some +inf) replaced by 0, which gives the right limits, -inf and +inf.
+    pub fn try_logsumexp_shift(&self, axes: &[usize]) -> Result<Tensor<T>> {
+        let mask = reduction_mask(self, "logsumexp", axes, true)?;
+        Ok(
+            reduce_kernel(self, mask, true, T::NEG_INFINITY, T::max_propagate_nan)
+                .map_owned(|m| if m.is_finite() { m } else { T::ZERO }),
+        )
     }
 
     /// Index of the largest element along `axis`, for every position of the other axes, in
@@ -381,27 +391,7 @@ impl<T: Float> Tensor<T> {
         if &target == self.shape() {
             return Ok(self.clone());
         }
-        let error = || TensorError::BroadcastTo {
-            op: "sum_to",
-            from: target.clone(),
-            to: self.shape().clone(),
-        };
-        if target.rank() > self.rank() {
-            return Err(error());
-        }
-        let lead = self.rank() - target.rank();
-        let mut axes = Dims::new();
-        for axis in 0..self.rank() {
-            if axis < lead {
-                axes.push(axis);
-                continue;
-            }
-            match (target.dims()[axis - lead], self.dims()[axis]) {
-                (t, s) if t == s => {}
-                (1, _) => axes.push(axis),
-                _ => return Err(error()),
-            }
-        }
+        let axes = self.shape().sum_to_axes("sum_to", &target)?;
         let mask = self.shape().axis_mask("sum_to", &axes)?;
         crate::storage::check_allocation::<T>("sum_to", target.checked_numel("sum_to")?)?;
         Ok(reduce_kernel(self, mask, true, T::ZERO, |a, b| a + b).reshape(target))

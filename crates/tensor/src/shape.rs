@@ -162,6 +162,46 @@ impl Shape {
         Shape(dims)
     }
 
+    /// How many elements a reduction over `axes` combines into each output (1 for no axes;
+    /// saturating, since an empty tensor's other axes may multiply past `usize::MAX`). Mean and
+    /// variance, in this crate and in `autograd`, divide by it.
+    pub fn reduced_count(&self, axes: &[usize]) -> usize {
+        axes.iter().fold(1usize, |n, &a| {
+            n.saturating_mul(self.0.get(a).copied().unwrap_or(1))
+        })
+    }
+
+    /// The axes to sum over (keeping them) so that this shape becomes `target`: the reverse of
+    /// broadcasting `target` to this shape. Errors unless `target` broadcasts to this shape.
+    /// Used by [`Tensor::sum_to`](crate::Tensor::sum_to) and by `autograd`'s `sum_to`.
+    ///
+    /// ```
+    /// use tensor::Shape;
+    /// let axes = Shape::from([4, 3, 2]).sum_to_axes("sum_to", &Shape::from([3, 1])).unwrap();
+    /// assert_eq!(axes.as_slice(), &[0, 2]);
+    /// ```
+    pub fn sum_to_axes(&self, op: &'static str, target: &Shape) -> Result<Dims> {
+        let error = || TensorError::BroadcastTo {
+            op,
+            from: target.clone(),
+            to: self.clone(),
+        };
+        let lead = self.rank().checked_sub(target.rank()).ok_or_else(error)?;
+        let mut axes = Dims::new();
+        for axis in 0..self.rank() {
+            if axis < lead {
+                axes.push(axis);
+                continue;
+            }
+            match (target.0[axis - lead], self.0[axis]) {
+                (t, s) if t == s => {}
+                (1, _) => axes.push(axis),
+                _ => return Err(error()),
+            }
+        }
+        Ok(axes)
+    }
+
     /// Number of elements, or an error if the product overflows `usize`.
     pub(crate) fn checked_numel(&self, op: &'static str) -> Result<usize> {
         self.0

@@ -59,27 +59,8 @@ impl<'t, T: Float> Var<'t, T> {
         if &current == shape {
             return Ok(self);
         }
-        let lead = current.rank().checked_sub(shape.rank());
-        let compatible = lead.is_some_and(|lead| {
-            shape
-                .dims()
-                .iter()
-                .enumerate()
-                .all(|(axis, &d)| d == 1 || d == current.dims()[axis + lead])
-        });
-        let Some(lead) = lead.filter(|_| compatible) else {
-            return Err(TensorError::BroadcastTo {
-                op: "sum_to",
-                from: shape.clone(),
-                to: current,
-            }
-            .into());
-        };
-        let axes: Vec<usize> = (0..current.rank())
-            .filter(|&axis| {
-                axis < lead || (shape.dims()[axis - lead] == 1 && current.dims()[axis] != 1)
-            })
-            .collect();
+        // Tensor::sum_to's axes.
+        let axes = current.sum_to_axes("sum_to", shape)?;
         let guard = self.tape.rollback_guard();
         let result = self.try_sum(&axes, true)?.try_reshape(shape)?;
         Ok(guard.commit(result))
