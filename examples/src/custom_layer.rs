@@ -190,27 +190,15 @@ fn options(label: &str) -> GradcheckOptions {
     GradcheckOptions::strict(label)
 }
 
-/// Gradchecks a layer whose parameters live in `store`, with respect to its input (the first
-/// tensor) and every trainable parameter (the rest), in training mode.
+/// Gradchecks a layer whose parameters live in `store`, with respect to its input and every
+/// trainable parameter, in training mode ([`nn::gradcheck_layer`]).
 fn check_layer(
     layer: &(impl Layer<f64> + ?Sized),
     store: &ParamStore<f64>,
     input: Tensor<f64>,
     label: &str,
 ) -> std::result::Result<Report, GradcheckError> {
-    let mut inputs = vec![input];
-    inputs.extend(store.trainable().map(|id| store.value(id).clone()));
-    gradcheck(
-        |v| {
-            // Each evaluation gets its own copy of the store, bound to the Vars under check.
-            let mut store = store.clone();
-            let mut context = Context::with_vars(v[0].tape(), &mut store, &v[1..], Mode::Train)
-                .expect("one Var per trainable parameter");
-            layer.forward(&mut context, v[0])
-        },
-        &inputs,
-        &options(label),
-    )
+    nn::gradcheck_layer(layer, store, input, Mode::Train, &options(label))
 }
 
 /// One forward and backward pass of `network` on a small batch, with provenance tracked and

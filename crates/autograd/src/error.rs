@@ -44,13 +44,6 @@ pub enum AutogradError {
     },
     /// Anomaly mode found a NaN or an infinity (see [`AnomalyMode`](crate::AnomalyMode)).
     Anomaly(Box<crate::diagnostics::AnomalyReport>),
-    /// An argument is outside its domain.
-    InvalidArgument {
-        /// The operation.
-        op: &'static str,
-        /// What was wrong, with the value.
-        message: String,
-    },
 }
 
 /// Result alias for fallible autograd operations.
@@ -85,7 +78,6 @@ impl fmt::Display for AutogradError {
                 "{op}: higher-order gradients are not supported through this op"
             ),
             AutogradError::Anomaly(report) => write!(f, "{report}"),
-            AutogradError::InvalidArgument { op, message } => write!(f, "{op}: {message}"),
         }
     }
 }
@@ -105,12 +97,4 @@ impl From<TensorError> for AutogradError {
     }
 }
 
-/// Unwraps, panicking with the error's message (the panicking face of every `try_` method).
-#[track_caller]
-#[inline]
-pub(crate) fn or_panic<T>(result: Result<T>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(error) => panic!("{error}"),
-    }
-}
+pub(crate) use tensor::or_panic;

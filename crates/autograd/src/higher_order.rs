@@ -1,7 +1,7 @@
 //! Higher-order gradients: Hessian-vector products, built on
 //! [`Var::backward_create_graph`] (the same backward rules evaluated on Vars).
 
-use tensor::{Float, Tensor};
+use tensor::{Float, Tensor, TensorError};
 
 use crate::error::{AutogradError, Result};
 use crate::tape::{Tape, Var};
@@ -35,14 +35,14 @@ where
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        return Err(AutogradError::InvalidArgument {
+        return Err(AutogradError::Tensor(TensorError::InvalidArgument {
             op: "hessian_vector_product",
             message: format!(
                 "x [{}] and v [{}] must have the same shapes",
                 shapes(x),
                 shapes(v)
             ),
-        });
+        }));
     }
     let tape = Tape::new();
     let leaves: Vec<Var<'_, T>> = x.iter().map(|x| tape.leaf(x.clone())).collect();

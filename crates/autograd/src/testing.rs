@@ -196,6 +196,12 @@ pub fn broadcastable_to(shape: &Shape) -> BoxedStrategy<Shape> {
         .boxed()
 }
 
+/// An op over a set of axes, with a keepdim flag (a reduction's `try_` form).
+type AxesOp = for<'t> fn(Var<'t, f64>, &[usize], bool) -> Result<Var<'t, f64>, AutogradError>;
+
+/// A two-input op's `try_` form.
+type BinaryOp = for<'t> fn(Var<'t, f64>, Var<'t, f64>) -> Result<Var<'t, f64>, AutogradError>;
+
 /// The fallible function a test instance applies to its input Vars (an op's `try_` form with
 /// the instance's parameters).
 pub type TryApply =
@@ -343,7 +349,7 @@ fn reduction(
     name: &'static str,
     domain: Domain,
     non_empty: bool,
-    apply: for<'t> fn(Var<'t, f64>, &[usize], bool) -> Result<Var<'t, f64>, AutogradError>,
+    apply: AxesOp,
 ) -> BoxedStrategy<Instance> {
     with_axes(sizes, domain, non_empty)
         .prop_map(move |(x, axes, keepdim)| {
@@ -639,7 +645,7 @@ fn binary_op(
     sizes: Sizes,
     name: &'static str,
     domains: (Domain, Domain),
-    apply: for<'t> fn(Var<'t, f64>, Var<'t, f64>) -> Result<Var<'t, f64>, AutogradError>,
+    apply: BinaryOp,
 ) -> BoxedStrategy<Instance> {
     binary(
         sizes,
@@ -751,7 +757,7 @@ fn axes_composite(
     name: &'static str,
     domain: Domain,
     non_empty: bool,
-    apply: for<'t> fn(Var<'t, f64>, &[usize], bool) -> Result<Var<'t, f64>, AutogradError>,
+    apply: AxesOp,
 ) -> BoxedStrategy<Instance> {
     with_axes(sizes, domain, non_empty)
         .prop_map(move |(x, axes, keepdim)| {

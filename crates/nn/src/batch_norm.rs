@@ -1,7 +1,7 @@
 //! Batch normalization over the batch axis (chapter section 6).
 
 use autograd::Var;
-use tensor::{Float, Shape, Tensor};
+use tensor::{Float, Shape, Tensor, TensorError};
 
 use crate::error::{NnError, Result};
 use crate::layer::Layer;
@@ -55,10 +55,10 @@ impl BatchNorm1d {
             });
         }
         if features == 0 {
-            return Err(NnError::InvalidArgument {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
                 op: "BatchNorm1d::new",
                 message: format!("'{name}' needs at least one feature, got 0"),
-            });
+            }));
         }
         let [weight, bias, mean, var, count] = names;
         Ok(BatchNorm1d {
@@ -79,10 +79,10 @@ impl BatchNorm1d {
     /// the square root of a negative number).
     pub fn with_eps(mut self, eps: f64) -> Result<Self> {
         if !(eps > 0.0 && eps.is_finite()) {
-            return Err(NnError::InvalidArgument {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
                 op: "BatchNorm1d::with_eps",
                 message: format!("eps must be finite and > 0, got {eps}"),
-            });
+            }));
         }
         self.eps = eps;
         Ok(self)
@@ -92,10 +92,10 @@ impl BatchNorm1d {
     /// unless it is in [0, 1]: outside it the running variance can go negative.
     pub fn with_momentum(mut self, momentum: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&momentum) {
-            return Err(NnError::InvalidArgument {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
                 op: "BatchNorm1d::with_momentum",
                 message: format!("momentum must be in [0, 1], got {momentum}"),
-            });
+            }));
         }
         self.momentum = momentum;
         Ok(self)

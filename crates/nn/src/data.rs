@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rand::Rng;
 use rand::seq::SliceRandom;
-use tensor::{Float, Tensor};
+use tensor::{Float, Tensor, TensorError};
 
 use crate::error::{NnError, Result};
 
@@ -112,10 +112,10 @@ impl<T: Float> Dataset<T> {
         rng: &mut R,
     ) -> Result<(Dataset<T>, Dataset<T>)> {
         if !(0.0..=1.0).contains(&test_fraction) {
-            return Err(NnError::InvalidArgument {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
                 op: "Dataset::split",
                 message: format!("the test fraction must be in [0, 1], got {test_fraction}"),
-            });
+            }));
         }
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(rng);
@@ -568,6 +568,52 @@ mod tests {
         let data = parse_csv::<f32>("nan,0\n1e39,1\n", "x", allowed).unwrap();
         assert!(data.features().to_vec()[0].is_nan());
         assert_eq!(data.features().to_vec()[1], f32::INFINITY);
+    }
+
+    #[test]
+    fn sizes_and_bad_shapes_are_reported() {
+        let d = data();
+        assert!(!d.is_empty());
+        assert_eq!((d.len(), d.feature_count(), d.class_count()), (10, 2, 3));
+        assert!(d.select(&[]).is_empty());
+        assert_eq!(d.select(&[]).class_count(), 0);
+        let fit = |dims: &[usize]| Standardizer::fit(&Tensor::<f64>::zeros(dims)).map(|_| ());
+        assert!(fit(&[4]).is_err(), "rank 1");
+        assert!(fit(&[0, 3]).is_err(), "no samples");
+        assert!(fit(&[2, 3, 1]).is_err(), "rank 3");
+        assert!(fit(&[1, 3]).is_ok());
+        let error = parse_csv::<f32>(
+            "1,2\n",
+            "x.csv",
+            CsvOptions {
+                label_column: Some(4),
+                ..CsvOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "x.csv: line 1, column 5: no label column 5 in 2 fields"
+        );
+    }
+
+    #[test]
+    fn long_fields_are_cut_in_messages() {
+        let forty = "a".repeat(40);
+        let error = parse_plain(&format!("{forty},0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.ends_with(&format!("'{forty}' is not a number")),
+            "{error}"
+        );
+        let error = parse_plain(&format!("{forty}b,0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.ends_with(&format!("'{forty}...' is not a number")),
+            "{error}"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use autograd::Var;
 use rand::Rng;
-use tensor::{Float, Shape, Tensor};
+use tensor::{Float, Shape, Tensor, TensorError};
 
 use crate::error::{NnError, Result};
 use crate::init::Init;
@@ -50,12 +50,12 @@ impl Dense {
             }
         }
         if inputs == 0 || outputs == 0 {
-            return Err(NnError::InvalidArgument {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
                 op: "Dense::new",
                 message: format!(
                     "'{name}' needs at least one input and one output, got {inputs} inputs and {outputs} outputs"
                 ),
-            });
+            }));
         }
         let initial = init.sample([inputs, outputs], inputs, outputs, rng)?;
         let weight = store.add(weight_name, Role::Weight, initial)?;

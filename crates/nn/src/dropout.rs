@@ -3,7 +3,7 @@
 use autograd::Var;
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
-use tensor::{Float, Shape, Tensor};
+use tensor::{Float, Shape, Tensor, TensorError};
 
 use crate::error::{NnError, Result};
 use crate::layer::Layer;
@@ -48,10 +48,10 @@ impl Dropout {
     /// Keeps each unit with probability `keep`, which must be in (0, 1] (1: never drop).
     pub fn with_keep_probability<R: Rng + ?Sized>(keep: f64, rng: &mut R) -> Result<Self> {
         if !(keep > 0.0 && keep <= 1.0) {
-            return Err(NnError::InvalidArgument {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
                 op: "Dropout::with_keep_probability",
                 message: format!("the keep probability must be in (0, 1], got {keep}"),
-            });
+            }));
         }
         Ok(Dropout {
             name: "dropout".to_string(),
@@ -63,10 +63,10 @@ impl Dropout {
     /// Drops each unit with probability `drop`, which must be in [0, 1).
     pub fn with_drop_probability<R: Rng + ?Sized>(drop: f64, rng: &mut R) -> Result<Self> {
         if !(0.0..1.0).contains(&drop) {
-            return Err(NnError::InvalidArgument {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
                 op: "Dropout::with_drop_probability",
                 message: format!("the drop probability must be in [0, 1), got {drop}"),
-            });
+            }));
         }
         Dropout::with_keep_probability(1.0 - drop, rng)
     }
@@ -163,20 +163,20 @@ pub fn try_dropout_with_mask<'t, T: Float>(
 ) -> Result<Var<'t, T>> {
     const OP: &str = "dropout_with_mask";
     if !(keep > 0.0 && keep <= 1.0) {
-        return Err(NnError::InvalidArgument {
+        return Err(NnError::Tensor(TensorError::InvalidArgument {
             op: OP,
             message: format!("the keep probability must be in (0, 1], got {keep}"),
-        });
+        }));
     }
     if let Some(bad) = mask
         .to_vec()
         .into_iter()
         .find(|&m| m != T::ZERO && m != T::ONE)
     {
-        return Err(NnError::InvalidArgument {
+        return Err(NnError::Tensor(TensorError::InvalidArgument {
             op: OP,
             message: format!("mask entries must be 0 (drop) or 1 (keep), found {bad}"),
-        });
+        }));
     }
     let shape = x.shape();
     if mask.shape().broadcast_with(OP, &shape).ok().as_ref() != Some(&shape) {

@@ -35,13 +35,6 @@ pub enum NnError {
         /// Number of classes.
         classes: usize,
     },
-    /// An argument is outside its domain.
-    InvalidArgument {
-        /// The function.
-        op: &'static str,
-        /// What was wrong, with the value.
-        message: String,
-    },
     /// Two parameters were given the same name.
     DuplicateName {
         /// The name.
@@ -138,7 +131,6 @@ impl fmt::Display for NnError {
                 f,
                 "{op}: label {label} at position {position} is out of range for {classes} classes (0..{classes})"
             ),
-            NnError::InvalidArgument { op, message } => write!(f, "{op}: {message}"),
             NnError::DuplicateName { name } => {
                 write!(f, "parameter name '{name}' is already taken")
             }
@@ -225,11 +217,4 @@ impl From<AutogradError> for NnError {
     }
 }
 
-/// Unwraps, panicking with the error's message.
-#[track_caller]
-pub(crate) fn or_panic<T>(result: Result<T>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(error) => panic!("{error}"),
-    }
-}
+pub(crate) use tensor::or_panic;

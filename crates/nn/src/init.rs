@@ -16,7 +16,7 @@
 //! Xavier normal is `xavier_normal_` with gain 1.
 
 use rand::Rng;
-use tensor::{Float, Shape, Tensor};
+use tensor::{Float, Shape, Tensor, TensorError};
 
 use crate::error::{NnError, Result};
 
@@ -80,8 +80,12 @@ impl Init {
     /// );
     /// ```
     pub fn validate(self, fan_in: usize, fan_out: usize) -> Result<()> {
-        let invalid =
-            |op: &'static str, message: String| Err(NnError::InvalidArgument { op, message });
+        let invalid = |op: &'static str, message: String| {
+            Err(NnError::Tensor(TensorError::InvalidArgument {
+                op,
+                message,
+            }))
+        };
         match self {
             Init::XavierNormal
             | Init::XavierUniform

@@ -28,7 +28,7 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, View};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use tensor::{DType, Float, Shape, Tensor};
+use tensor::{DType, Float, Shape, Tensor, TensorError};
 
 use crate::error::{NnError, Result};
 use crate::params::{ParamStore, Role};
@@ -122,9 +122,11 @@ pub fn safetensors_bytes<T: Float>(store: &ParamStore<T>) -> Result<Vec<u8>> {
         encoded.iter().map(|(name, e)| (name.as_str(), e)),
         Some(metadata),
     )
-    .map_err(|e| NnError::InvalidArgument {
-        op: "safetensors_bytes",
-        message: e.to_string(),
+    .map_err(|e| {
+        NnError::Tensor(TensorError::InvalidArgument {
+            op: "safetensors_bytes",
+            message: e.to_string(),
+        })
     })
 }
 

@@ -43,7 +43,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use autograd::{Gradients, Tape, Var};
-use tensor::{Float, Tensor};
+use tensor::{Float, Tensor, TensorError};
 
 use crate::error::{NnError, Result};
 
@@ -413,9 +413,11 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
                 vars.push(None);
                 continue;
             }
-            let var = *given.next().ok_or_else(|| NnError::InvalidArgument {
-                op: "Context::with_vars",
-                message: format!("no Var given for parameter '{}'", entry.name),
+            let var = *given.next().ok_or_else(|| {
+                NnError::Tensor(TensorError::InvalidArgument {
+                    op: "Context::with_vars",
+                    message: format!("no Var given for parameter '{}'", entry.name),
+                })
             })?;
             if var.shape() != *entry.value.shape() {
                 return Err(NnError::Shape {
@@ -431,10 +433,10 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
             vars.push(Some(var));
         }
         if given.next().is_some() {
-            return Err(NnError::InvalidArgument {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
                 op: "Context::with_vars",
                 message: "more Vars than trainable parameters".to_string(),
-            });
+            }));
         }
         let step = store.step;
         Ok(Context::assemble(tape, store, vars, mode, Some(step)))
@@ -511,7 +513,7 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
     /// let x = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 5.0], [2, 2]).unwrap());
     /// let result: Result<(), NnError> = context.try_atomically(|context| {
     ///     bn.try_forward(context, x)?; // updates the running statistics...
-    ///     Err(NnError::InvalidArgument { op: "later layer", message: "fails".into() })
+    ///     Err(NnError::Tensor(TensorError::InvalidArgument { op: "later layer", message: "fails".into() }))
     /// });
     /// assert!(result.is_err());
     /// assert_eq!(context.buffer(bn.running_mean()), &before); // ...which are rolled back
@@ -579,14 +581,14 @@ impl<T: Float> ParamGradients<T> {
     pub fn from_values(store: &ParamStore<T>, values: Vec<Option<Tensor<T>>>) -> Result<Self> {
         const OP: &str = "ParamGradients::from_values";
         if values.len() != store.len() {
-            return Err(NnError::InvalidArgument {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
                 op: OP,
                 message: format!(
                     "{} values for a store of {} entries",
                     values.len(),
                     store.len()
                 ),
-            });
+            }));
         }
         for (entry, value) in store.entries.iter().zip(&values) {
             let Some(gradient) = value else { continue };
@@ -668,14 +670,14 @@ impl<T: Float> ParamGradients<T> {
         }
         for (id, gradient) in self.iter() {
             let Some((name, role, value)) = store.get(id.index) else {
-                return Err(NnError::InvalidArgument {
+                return Err(NnError::Tensor(TensorError::InvalidArgument {
                     op,
                     message: format!(
                         "a gradient for entry #{} of a store with {} entries",
                         id.index,
                         store.len()
                     ),
-                });
+                }));
             };
             if !role.is_trainable() {
                 return Err(NnError::NotTrainable {

@@ -1,7 +1,7 @@
 //! L2 and L1 weight penalties (chapter section 2), as graph expressions added to the loss.
 
 use autograd::Var;
-use tensor::{Float, Tensor};
+use tensor::{Float, Tensor, TensorError};
 
 use crate::error::{NnError, Result, or_panic};
 use crate::params::{Context, Role};
@@ -64,10 +64,10 @@ fn penalty<'t, T: Float>(
     norm: impl Fn(Var<'t, T>) -> autograd::Result<Var<'t, T>>,
 ) -> Result<Var<'t, T>> {
     if !(lambda >= 0.0 && lambda.is_finite()) {
-        return Err(NnError::InvalidArgument {
+        return Err(NnError::Tensor(TensorError::InvalidArgument {
             op,
             message: format!("lambda must be finite and >= 0, got {lambda}"),
-        });
+        }));
     }
     let mut total: Option<Var<'t, T>> = None;
     for (_, role, w) in context.trainable() {

@@ -1,12 +1,12 @@
 //! Helpers shared by the unit tests.
 
-use autograd::gradcheck::{GradcheckOptions, assert_gradcheck_with};
+use autograd::gradcheck::GradcheckOptions;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tensor::{Shape, Tensor};
 
 use crate::layer::Layer;
-use crate::params::{Context, Mode, ParamStore};
+use crate::params::{Mode, ParamStore};
 
 pub(crate) fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
@@ -28,24 +28,15 @@ pub(crate) fn away_from_zero(dims: &[usize], seed: u64) -> Tensor<f64> {
     })
 }
 
-/// Gradchecks `layer` at input `x` with respect to `x` and every trainable parameter of
-/// `store`, in `mode`, with strict tolerances.
+/// [`gradcheck_layer`](crate::gradcheck_layer) with strict tolerances, panicking on failure.
 pub(crate) fn gradcheck_layer(
     layer: &dyn Layer<f64>,
     store: &ParamStore<f64>,
     x: Tensor<f64>,
     mode: Mode,
 ) {
-    let mut inputs = vec![x];
-    inputs.extend(store.trainable().map(|id| store.value(id).clone()));
-    assert_gradcheck_with(
-        |v| {
-            // A fresh copy per evaluation: training mode updates the running statistics.
-            let mut store = store.clone();
-            let mut context = Context::with_vars(v[0].tape(), &mut store, &v[1..], mode).unwrap();
-            layer.forward(&mut context, v[0])
-        },
-        &inputs,
-        &GradcheckOptions::strict(format!("{} in {mode:?}", layer.name())),
-    );
+    let options = GradcheckOptions::strict(format!("{} in {mode:?}", layer.name()));
+    if let Err(error) = crate::gradcheck_layer(layer, store, x, mode, &options) {
+        panic!("{error}");
+    }
 }

@@ -20,7 +20,8 @@ fn config() -> ProptestConfig {
     }
 }
 
-/// Gradchecks `layer` at `x` with respect to `x` and the store's trainable parameters.
+/// Gradchecks `layer` at `x` with respect to `x` and the store's trainable parameters, at the
+/// given training step.
 fn check_layer(
     layer: &dyn Layer<f64>,
     store: &ParamStore<f64>,
@@ -29,21 +30,10 @@ fn check_layer(
 ) -> Result<(), TestCaseError> {
     let mut store = store.clone();
     store.set_training_step(step);
-    let store = &store;
-    let mut inputs = vec![x];
-    inputs.extend(store.trainable().map(|id| store.value(id).clone()));
     let options = GradcheckOptions::strict(format!("{} in {mode:?}", layer.name()));
-    gradcheck(
-        |v| {
-            let mut store = store.clone();
-            let mut context = Context::with_vars(v[0].tape(), &mut store, &v[1..], mode).unwrap();
-            layer.forward(&mut context, v[0])
-        },
-        &inputs,
-        &options,
-    )
-    .map(|_| ())
-    .map_err(|e| TestCaseError::fail(e.to_string()))
+    nn::gradcheck_layer(layer, &store, x, mode, &options)
+        .map(|_| ())
+        .map_err(|e| TestCaseError::fail(e.to_string()))
 }
 
 fn batch_and_features() -> impl Strategy<Value = (usize, usize)> {

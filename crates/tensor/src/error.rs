@@ -215,11 +215,12 @@ impl fmt::Display for TensorError {
 
 impl std::error::Error for TensorError {}
 
-/// Unwraps a tensor result, panicking with the error's message (the panicking face of every
-/// `try_` method).
+/// Unwraps a result, panicking with the error's message: the panicking face of every `try_`
+/// method, in this crate and in `autograd` and `nn` (one helper for all three).
+#[doc(hidden)]
 #[track_caller]
 #[inline]
-pub(crate) fn or_panic<T>(result: Result<T>) -> T {
+pub fn or_panic<T, E: fmt::Display>(result: std::result::Result<T, E>) -> T {
     match result {
         Ok(value) => value,
         Err(error) => panic!("{error}"),

@@ -173,11 +173,14 @@ pub fn strided(bytes: &[u8]) {
     }
 }
 
+/// (name, data length, shape, strides, offset) of a seed.
+type SeedLayout = (&'static str, u8, &'static [u16], &'static [u16], u16);
+
 /// Seed inputs for [`strided`]: contiguous, transposed, broadcast, sliced and empty layouts, and
 /// one whose strides overflow.
 pub fn seed_corpus() -> Vec<(String, Vec<u8>)> {
     // (data length, shape, strides, offset), each size with tag 2 (two bytes).
-    let cases: [(&str, u8, &[u16], &[u16], u16); 6] = [
+    let cases: [SeedLayout; 6] = [
         ("contiguous", 12, &[3, 4], &[4, 1], 0),
         ("transposed", 12, &[4, 3], &[1, 4], 0),
         ("broadcast", 3, &[2, 3], &[0, 1], 0),

@@ -49,7 +49,7 @@ mod shape;
 mod storage;
 mod tensor;
 
-pub use error::{Result, TensorError};
+pub use error::{Result, TensorError, or_panic};
 pub use float::{DType, Float};
 pub use index::Indices;
 pub use layout::Layout;

@@ -34,7 +34,7 @@ pub(crate) mod unary;
 
 pub(crate) use params::{AxisIndex, AxisPad, AxisRange, AxisScatter, axes_of};
 
-use tensor::{Dims, Float, Shape, Tensor};
+use tensor::{Dims, Float, Shape, Tensor, TensorError};
 
 use crate::custom::CustomNode;
 use crate::error::{AutogradError, Result};
@@ -199,9 +199,11 @@ impl<T: Float> Primitive<T> {
 
 /// A node's inputs (or their `needs` flags) as the fixed-size array its rule takes.
 fn fixed<X: Copy, const N: usize, T: Float>(items: &[X], op: &Primitive<T>) -> Result<[X; N]> {
-    <[X; N]>::try_from(items).map_err(|_| AutogradError::InvalidArgument {
-        op: "apply",
-        message: format!("{} takes {N} inputs, got {}", op.name(), items.len()),
+    <[X; N]>::try_from(items).map_err(|_| {
+        AutogradError::Tensor(TensorError::InvalidArgument {
+            op: "apply",
+            message: format!("{} takes {N} inputs, got {}", op.name(), items.len()),
+        })
     })
 }
 

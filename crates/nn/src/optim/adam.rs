@@ -1,6 +1,6 @@
 //! Adam (with coupled weight decay) and AdamW (decoupled weight decay), as `torch.optim`.
 
-use tensor::{Float, Tensor};
+use tensor::{Float, Tensor, TensorError};
 
 use super::{Optimizer, ParamStates, check_learning_rate, contiguous_values, non_negative};
 use crate::error::{NnError, Result};
@@ -58,7 +58,10 @@ impl AdamConfig {
         } else {
             return Ok(());
         };
-        Err(NnError::InvalidArgument { op, message })
+        Err(NnError::Tensor(TensorError::InvalidArgument {
+            op,
+            message,
+        }))
     }
 }
 

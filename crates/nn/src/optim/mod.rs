@@ -23,7 +23,7 @@ pub use adam::{Adam, AdamConfig, AdamW};
 pub use schedule::{CosineAnnealing, ExponentialDecay, LearningRateSchedule, StepDecay};
 pub use sgd::{Sgd, SgdConfig};
 
-use tensor::{Float, Shape};
+use tensor::{Float, Shape, TensorError};
 
 use crate::error::{NnError, Result};
 use crate::params::{ParamGradients, ParamStore, StoreId};
@@ -128,10 +128,10 @@ pub(crate) fn check_learning_rate(op: &'static str, learning_rate: f64) -> Resul
     if non_negative(learning_rate) {
         Ok(())
     } else {
-        Err(NnError::InvalidArgument {
+        Err(NnError::Tensor(TensorError::InvalidArgument {
             op,
             message: format!("the learning rate must be finite and >= 0, got {learning_rate}"),
-        })
+        }))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum, Nesterov momentum, dampening and coupled weight
 //! decay, as `torch.optim.SGD`.
 
-use tensor::{Float, Tensor};
+use tensor::{Float, Tensor, TensorError};
 
 use super::{Optimizer, ParamStates, check_learning_rate, contiguous_values, non_negative};
 use crate::error::{NnError, Result};
@@ -73,7 +73,12 @@ impl<T: Float> Sgd<T> {
     /// assert_eq!(bad.unwrap_err().to_string(), "Sgd: Nesterov momentum needs momentum > 0 and dampening 0, got momentum 0, dampening 0");
     /// ```
     pub fn with_config(config: SgdConfig) -> Result<Self> {
-        let invalid = |message: String| Err(NnError::InvalidArgument { op: "Sgd", message });
+        let invalid = |message: String| {
+            Err(NnError::Tensor(TensorError::InvalidArgument {
+                op: "Sgd",
+                message,
+            }))
+        };
         let SgdConfig {
             learning_rate,
             momentum,
