@@ -20,19 +20,56 @@
 //! ```
 //!
 //! # Layout
-//! - A small set of primitives ([`PrimitiveKind::ALL`]), each with its forward and backward
-//!   rule in one file per family under `ops/`; `ops/mod.rs` holds the one `match` that maps
-//!   each primitive to its rule (mirrored in `docs/derivatives.md`).
+//! - A small set of primitives ([`PrimitiveKind::ALL`]), each declared once, as one row of the
+//!   table in `ops/mod.rs` (name, parameters, arity, forward, rule, documentation line); the
+//!   `Primitive` enum, its kinds, arities, input lists and both dispatches are generated from
+//!   that row. Forward kernels and rules live in one file per family under `ops/`, and
+//!   `docs/derivatives.md` is checked against the table.
 //! - Rules are written once over [`Operand`], evaluated on tensors for ordinary gradients and on
 //!   Vars for higher-order ones ([`Var::backward_create_graph`]).
 //! - Composites (mean, variance, logsumexp, softmax, log_softmax, softplus, maximum, concat...)
 //!   have no backward code: their gradients are derived.
 //! - [`CustomOp`] records a user-defined op with its own rule; [`gradcheck`] checks any of them.
 //!
-//! # Errors
-//! Shape mismatches panic with a message naming the op and the shapes; every op has a `try_`
-//! form returning [`AutogradError`]. All checks run before a node is recorded, so a failed
-//! call leaves the tape exactly as it was.
+//! # Errors: one contract for `tensor`, `autograd` and `nn`
+//! - **Programmer errors panic**, in the plain form of a call (`matmul`, `+`, `slice`,
+//!   `backward`): shapes that do not fit, an axis out of range, an argument outside its domain.
+//!   The message names the op and the shapes or values and points at the caller's line.
+//! - **Each of those calls has a `try_` form** returning the same condition as an
+//!   [`AutogradError`]. A `try_` form never panics, not even on a size too large to allocate,
+//!   and a failed call changes nothing: all checks run before a node is recorded, and a
+//!   composite that fails half-way removes the nodes it had recorded, so the tape is exactly as
+//!   it was.
+//! - **What comes from outside the program only returns `Result`** (tensors from data, files,
+//!   parameter loading, optimizer steps): there is no panicking form to reach for.
+//!
+//! Two styles follow. Operators read like the maths and are the right choice where shapes are
+//! fixed by construction: scripts, examples, tests, a layer that checked its input shape once
+//! on entry (`nn`'s `Layer` example does this). Chains of `?` over `try_` forms are the right
+//! choice where the shapes come from a caller who must get the error back as a value:
+//!
+//! ```
+//! use autograd::{AutogradError, Tape, Var};
+//! use tensor::Tensor;
+//!
+//! // Operators: the shapes are known to fit.
+//! let tape = Tape::<f64>::new();
+//! let x = tape.constant(Tensor::ones([2, 3]));
+//! let w = tape.leaf(Tensor::ones([3, 4]));
+//! let b = tape.leaf(Tensor::zeros([4]));
+//! let y = (x.matmul(w) + b).relu();
+//! assert_eq!(y.shape().dims(), &[2, 4]);
+//!
+//! // `?`: the caller's shapes may not fit, and the caller gets the error.
+//! fn affine<'t>(x: Var<'t, f64>, w: Var<'t, f64>, b: Var<'t, f64>) -> Result<Var<'t, f64>, AutogradError> {
+//!     Ok(x.try_matmul(w)?.try_add(b)?.relu())
+//! }
+//! let nodes = tape.len();
+//! let wrong = tape.leaf(Tensor::ones([2, 4]));
+//! let error = affine(x, wrong, b).unwrap_err();
+//! assert!(error.to_string().contains("matmul"), "{error}");
+//! assert_eq!(tape.len(), nodes + 1); // only the leaf `wrong`: the failed call recorded nothing
+//! ```
 #![forbid(unsafe_code)]
 
 mod backward;

@@ -45,9 +45,24 @@
 //!         let loss = nn::cross_entropy(logits, &labels) + nn::l2_penalty(&context, 1e-4);
 //!         context.gradients(&loss.backward())
 //!     }; // the tape is dropped here, so the update below writes the parameters in place
-//!     optimizer.step(&mut store, &gradients);
+//!     optimizer.step(&mut store, &gradients).unwrap();
 //! }
 //! ```
+//!
+//! # Errors
+//! The contract of `tensor` and `autograd` holds here too (see `autograd`'s crate docs):
+//! programmer errors panic in the plain form ([`Layer::forward`], [`mse`], [`cross_entropy`])
+//! with the layer or loss and the shapes in the message; the `try_` form
+//! ([`Layer::try_forward`], [`try_mse`], [`try_cross_entropy`]) returns an [`NnError`] and
+//! changes nothing: a model whose third layer refuses its input has not updated the running
+//! statistics of the first (see [`Context::try_atomically`]). Everything that reads the
+//! outside world or updates parameters returns `Result` only: [`load_csv`],
+//! [`load_safetensors`], [`ParamStore::add`], [`optim::Optimizer::step`] (which refuses
+//! gradients taken from another store, or of another shape, before writing any parameter).
+//!
+//! The library's layers are written with `?` chains, because their input comes from the user;
+//! a layer of your own may check its input shape once and then use operators (the [`Layer`]
+//! example), which is what the worked examples do.
 #![forbid(unsafe_code)]
 
 mod activation;

@@ -503,7 +503,7 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
     /// ```
     /// use autograd::Tape;
     /// use nn::{BatchNorm1d, Context, Layer, Mode, NnError, ParamStore};
-    /// use tensor::Tensor;
+    /// use tensor::{Tensor, TensorError};
     ///
     /// let mut store = ParamStore::<f32>::new();
     /// let bn = BatchNorm1d::new(&mut store, "bn", 2).unwrap();

@@ -20,11 +20,33 @@
 //! println!("{y}");
 //! ```
 //!
-//! # Errors
-//! Operations panic on programmer errors with a message naming the op and shapes
-//! (`matmul: inner dimensions differ: [3, 4] x [5, 2]`); every one has a `try_` form returning
-//! [`TensorError`]. Constructors from data return `Result`. Nothing is written before all checks
-//! pass.
+//! # Errors: one contract for `tensor`, `autograd` and `nn`
+//! - **Programmer errors panic**, in the plain form of a call: shapes that do not fit, an axis
+//!   out of range, an argument outside its domain. The message names the op and the shapes or
+//!   values (`matmul: inner dimensions differ: [3, 4] x [5, 2]`) and points at the caller's line.
+//! - **Each of those calls has a `try_` form** returning the same condition as a named error. A
+//!   `try_` form never panics, not even on a size too large to allocate, and a failed call
+//!   changes nothing: no tensor half written.
+//! - **What comes from outside the program only returns `Result`**: constructors from data,
+//!   files, CSV, parameter loading, optimizer steps. There is no panicking form to reach for.
+//!
+//! Two styles follow. Operators (`(x.matmul(&w) + 1.0).relu()`) read like the maths and are the
+//! right choice where shapes are fixed by construction: scripts, examples, tests, a layer that
+//! checked its input shape once on entry. Chains of `?` over `try_` forms are the right choice
+//! where the shapes come from a caller who must get the error back as a value (library code, a
+//! service that must not panic):
+//!
+//! ```
+//! use tensor::{Tensor, TensorError};
+//!
+//! fn affine(x: &Tensor<f64>, w: &Tensor<f64>, b: &Tensor<f64>) -> Result<Tensor<f64>, TensorError> {
+//!     x.try_matmul(w)?.try_add(b)
+//! }
+//! let x = Tensor::<f64>::ones([2, 3]);
+//! assert!(affine(&x, &Tensor::ones([3, 4]), &Tensor::zeros([4])).is_ok());
+//! let error = affine(&x, &Tensor::ones([2, 4]), &Tensor::zeros([4])).unwrap_err();
+//! assert!(error.to_string().contains("matmul"), "{error}");
+//! ```
 //!
 //! # Threads
 //! With the default feature `threading`, large matrix products run on
