@@ -9,9 +9,7 @@
 use smallvec::SmallVec;
 use tensor::{Float, Tensor};
 
-use crate::diagnostics::{
-    BackwardSite, ValueSummary, backward_report, check_where_trap, has_non_finite,
-};
+use crate::diagnostics::BackwardSite;
 use crate::error::{AutogradError, Result, or_panic};
 use crate::operand::Operand;
 use crate::ops;
@@ -311,7 +309,6 @@ impl<G> Slots<G> {
     }
 }
 
-/// The plain sweep: rules evaluated on tensors; returns the leaves' gradients by index.
 /// The forward values of a node's inputs and whether each needs a gradient. Built-in ops have
 /// at most two inputs, held inline; only a custom op with more spills to the heap.
 fn input_values<'a, T: Float>(
@@ -343,6 +340,7 @@ fn input_values<'a, T: Float>(
 /// Leaf gradients by index, and every node's gradient when `retain_all`.
 type SweepResult<T> = (Vec<(u32, Tensor<T>)>, Option<Vec<Option<Tensor<T>>>>);
 
+/// The plain sweep: rules evaluated on tensors; returns the leaves' gradients by index.
 fn sweep_tensors<T: Float>(
     tape: &Tape<T>,
     root: usize,
@@ -371,19 +369,8 @@ fn sweep_tensors<T: Float>(
         };
         let input_indices = op.input_indices(&node.inputs);
         let (inputs, needs) = input_values(&nodes, input_indices);
-        // Anomaly mode's checks, off the sweep's path unless enabled.
-        let site = if tape.anomaly().is_some_and(|mode| mode.backward) {
-            check_where_trap(tape, &nodes, index, op, &needs)?;
-            Some(BackwardSite {
-                op: op.name(),
-                node: index,
-                provenance: tape.provenance().of(index),
-                inputs: inputs.iter().map(|x| ValueSummary::of(x)).collect(),
-                incoming: ValueSummary::of(&grad),
-            })
-        } else {
-            None
-        };
+        // Anomaly mode's watch; `None` and free unless enabled.
+        let site = BackwardSite::watch(tape, &nodes, index, op, &needs, &grad)?;
         ops::backward(
             op,
             grad,
@@ -393,10 +380,7 @@ fn sweep_tensors<T: Float>(
             |position, gradient| {
                 let input = input_indices[position] as usize;
                 if let Some(site) = &site {
-                    if has_non_finite(&gradient) {
-                        let produced = ValueSummary::of(&gradient);
-                        return Err(backward_report(site, position, input, produced));
-                    }
+                    site.check(position, input, &gradient)?;
                 }
                 debug_assert_eq!(
                     gradient.shape(),
@@ -457,21 +441,9 @@ fn sweep_vars<'t, T: Float>(
             tape,
             index: index as u32,
         };
-        let site = if tape.anomaly().is_some_and(|mode| mode.backward) {
+        let site = {
             let nodes = tape.nodes();
-            check_where_trap(tape, &nodes, index, &op, &needs)?;
-            Some(BackwardSite {
-                op: op.name(),
-                node: index,
-                provenance: tape.provenance().of(index),
-                inputs: inputs
-                    .iter()
-                    .map(|v| ValueSummary::of(&nodes[v.index()].value))
-                    .collect(),
-                incoming: ValueSummary::of(&nodes[grad.index()].value),
-            })
-        } else {
-            None
+            BackwardSite::watch(tape, &nodes, index, &op, &needs, &nodes[grad.index()].value)?
         };
         // The rule records the gradient computation on the tape; its non-finite values are
         // this rule's (a backward anomaly), checked below, not a forward one.
@@ -485,11 +457,7 @@ fn sweep_vars<'t, T: Float>(
                 |position, gradient| {
                     let input = input_indices[position] as usize;
                     if let Some(site) = &site {
-                        let value = gradient.value();
-                        if has_non_finite(&value) {
-                            let produced = ValueSummary::of(&value);
-                            return Err(backward_report(site, position, input, produced));
-                        }
+                        site.check(position, input, &gradient.value())?;
                     }
                     slots.add(input, gradient, |previous, gradient| {
                         Operand::add(previous, &gradient)

@@ -169,35 +169,69 @@ pub(crate) struct BackwardSite<'a> {
     pub(crate) incoming: ValueSummary,
 }
 
-/// The report for a backward rule that produced a non-finite gradient for input `position`
-/// (node `input`).
-pub(crate) fn backward_report(
-    site: &BackwardSite<'_>,
-    position: usize,
-    input: usize,
-    produced: ValueSummary,
-) -> crate::AutogradError {
-    let (location, layer) = site.provenance.clone();
-    crate::AutogradError::Anomaly(Box::new(AnomalyReport {
-        phase: AnomalyPhase::Backward,
-        op: site.op.to_string(),
-        node: Some(site.node),
-        location,
-        layer,
-        inputs: site.inputs.clone(),
-        produced,
-        detail: format!(
-            "its backward rule produced a non-finite gradient for input {position} (node #{input}) \
-             from an incoming gradient with {}",
-            site.incoming
-        ),
-    }))
+impl<'a> BackwardSite<'a> {
+    /// Anomaly mode's watch over one node of a backward sweep, taken before its rule runs:
+    /// `None`, with nothing computed, unless the tape checks backward passes. Runs the
+    /// [`check_where_trap`] check first.
+    pub(crate) fn watch<T: Float>(
+        tape: &Tape<T>,
+        nodes: &NodeStore<T>,
+        index: usize,
+        op: &'a crate::ops::Primitive<T>,
+        needs: &[bool],
+        incoming: &Tensor<T>,
+    ) -> Result<Option<Self>> {
+        if !tape.anomaly().is_some_and(|mode| mode.backward) {
+            return Ok(None);
+        }
+        check_where_trap(tape, nodes, index, op, needs)?;
+        let inputs = op
+            .input_indices(&nodes[index].inputs)
+            .iter()
+            .map(|&i| ValueSummary::of(&nodes[i as usize].value))
+            .collect();
+        Ok(Some(BackwardSite {
+            op: op.name(),
+            node: index,
+            provenance: tape.provenance().of(index),
+            inputs,
+            incoming: ValueSummary::of(incoming),
+        }))
+    }
+
+    /// Checks the gradient the rule produced for input `position` (node `input`): the report
+    /// if it holds NaN or infinity.
+    pub(crate) fn check<T: Float>(
+        &self,
+        position: usize,
+        input: usize,
+        gradient: &Tensor<T>,
+    ) -> Result<()> {
+        if !has_non_finite(gradient) {
+            return Ok(());
+        }
+        let (location, layer) = self.provenance.clone();
+        Err(crate::AutogradError::Anomaly(Box::new(AnomalyReport {
+            phase: AnomalyPhase::Backward,
+            op: self.op.to_string(),
+            node: Some(self.node),
+            location,
+            layer,
+            inputs: self.inputs.clone(),
+            produced: ValueSummary::of(gradient),
+            detail: format!(
+                "its backward rule produced a non-finite gradient for input {position} (node #{input}) \
+                 from an incoming gradient with {}",
+                self.incoming
+            ),
+        })))
+    }
 }
 
 /// Anomaly mode's check at a `select` node, before its rule runs: a branch that needs a gradient
 /// but holds NaN or infinity where it was not chosen is about to receive exact zeros there, and
 /// the op that produced those values will turn them into NaN (0 * inf) on its way back.
-pub(crate) fn check_where_trap<T: Float>(
+fn check_where_trap<T: Float>(
     tape: &Tape<T>,
     nodes: &NodeStore<T>,
     index: usize,
