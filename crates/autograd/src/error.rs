@@ -44,6 +44,11 @@ pub enum AutogradError {
     },
     /// Anomaly mode found a NaN or an infinity (see [`AnomalyMode`](crate::AnomalyMode)).
     Anomaly(Box<crate::diagnostics::AnomalyReport>),
+    /// The tape already holds the most nodes a node index can name (2^32).
+    TapeFull {
+        /// The op that could not be recorded.
+        op: String,
+    },
 }
 
 /// Result alias for fallible autograd operations.
@@ -78,6 +83,10 @@ impl fmt::Display for AutogradError {
                 "{op}: higher-order gradients are not supported through this op"
             ),
             AutogradError::Anomaly(report) => write!(f, "{report}"),
+            AutogradError::TapeFull { op } => write!(
+                f,
+                "{op}: the tape already holds 2^32 nodes, the most it can index; clear it or record on a new tape"
+            ),
         }
     }
 }

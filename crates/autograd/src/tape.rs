@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use tensor::{Float, Shape, Tensor};
 
 use crate::diagnostics::{AnomalyMode, Provenance, forward_report, has_non_finite};
-use crate::error::{AutogradError, Result};
+use crate::error::{AutogradError, Result, or_panic};
 use crate::ops::Primitive;
 
 /// What a node is for the backward pass.
@@ -82,6 +82,12 @@ impl<T: Float> Node<T> {
 pub(crate) struct NodeStore<T: Float> {
     chunks: Vec<Vec<Node<T>>>,
     len: usize,
+}
+
+/// The index the next node will have, if a `u32` can name it (4-byte indices keep gradient
+/// slots and node inputs small; 2^32 nodes of 128 bytes would be 512 GiB of tape).
+fn node_index(len: usize, op: &str) -> Result<u32> {
+    u32::try_from(len).map_err(|_| AutogradError::TapeFull { op: op.to_string() })
 }
 
 /// Nodes per chunk (a power of two, so indexing is a shift and a mask).
@@ -331,7 +337,7 @@ impl<T: Float> Tape<T> {
     #[track_caller]
     fn push_node(&self, node: Node<T>) -> Var<'_, T> {
         let mut nodes = self.nodes.borrow_mut();
-        let index = u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes");
+        let index = or_panic(node_index(nodes.len(), "leaf or constant"));
         nodes.push(node);
         if self.tracking.get() {
             self.provenance
@@ -411,7 +417,7 @@ impl<T: Float> Tape<T> {
         for (slot, &input) in slots.iter_mut().zip(inputs) {
             *slot = input;
         }
-        let index = u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes");
+        let index = node_index(nodes.len(), op.name())?;
         nodes.push(Node::recorded(value, op, slots, requires_grad));
         if self.tracking.get() {
             self.provenance
@@ -572,6 +578,24 @@ impl<'t, T: Float> Var<'t, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_node_after_the_last_indexable_one_is_a_named_error() {
+        let last = u32::MAX as usize;
+        assert_eq!(node_index(last, "exp"), Ok(u32::MAX));
+        let error = node_index(last + 1, "exp").unwrap_err();
+        assert_eq!(
+            error,
+            AutogradError::TapeFull {
+                op: "exp".to_string()
+            }
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("exp: the tape already holds 2^32 nodes")
+        );
+    }
 
     #[test]
     fn nodes_without_a_gradient_path_keep_no_backward_data() {
