@@ -369,8 +369,12 @@ fn sweep_tensors<T: Float>(
         };
         let input_indices = op.input_indices(&node.inputs);
         let (inputs, needs) = input_values(&nodes, input_indices);
-        // Anomaly mode's watch; `None` and free unless enabled.
-        let site = BackwardSite::watch(tape, &nodes, index, op, &needs, &grad)?;
+        // Anomaly mode's watch, off the sweep's path unless enabled.
+        let site = if tape.checks_backward() {
+            Some(BackwardSite::watch(tape, &nodes, index, op, &needs, &grad)?)
+        } else {
+            None
+        };
         ops::backward(
             op,
             grad,
@@ -441,9 +445,14 @@ fn sweep_vars<'t, T: Float>(
             tape,
             index: index as u32,
         };
-        let site = {
+        let site = if tape.checks_backward() {
             let nodes = tape.nodes();
-            BackwardSite::watch(tape, &nodes, index, &op, &needs, &nodes[grad.index()].value)?
+            let incoming = &nodes[grad.index()].value;
+            Some(BackwardSite::watch(
+                tape, &nodes, index, &op, &needs, incoming,
+            )?)
+        } else {
+            None
         };
         // The rule records the gradient computation on the tape; its non-finite values are
         // this rule's (a backward anomaly), checked below, not a forward one.

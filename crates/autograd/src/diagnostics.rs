@@ -170,9 +170,10 @@ pub(crate) struct BackwardSite<'a> {
 }
 
 impl<'a> BackwardSite<'a> {
-    /// Anomaly mode's watch over one node of a backward sweep, taken before its rule runs:
-    /// `None`, with nothing computed, unless the tape checks backward passes. Runs the
+    /// Anomaly mode's watch over one node of a backward sweep, taken before its rule runs
+    /// (the sweep calls it only when the tape checks backward passes). Runs the
     /// [`check_where_trap`] check first.
+    #[cold]
     pub(crate) fn watch<T: Float>(
         tape: &Tape<T>,
         nodes: &NodeStore<T>,
@@ -180,23 +181,20 @@ impl<'a> BackwardSite<'a> {
         op: &'a crate::ops::Primitive<T>,
         needs: &[bool],
         incoming: &Tensor<T>,
-    ) -> Result<Option<Self>> {
-        if !tape.anomaly().is_some_and(|mode| mode.backward) {
-            return Ok(None);
-        }
+    ) -> Result<Self> {
         check_where_trap(tape, nodes, index, op, needs)?;
         let inputs = op
             .input_indices(&nodes[index].inputs)
             .iter()
             .map(|&i| ValueSummary::of(&nodes[i as usize].value))
             .collect();
-        Ok(Some(BackwardSite {
+        Ok(BackwardSite {
             op: op.name(),
             node: index,
             provenance: tape.provenance().of(index),
             inputs,
             incoming: ValueSummary::of(incoming),
-        }))
+        })
     }
 
     /// Checks the gradient the rule produced for input `position` (node `input`): the report

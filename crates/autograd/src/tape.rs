@@ -86,8 +86,17 @@ pub(crate) struct NodeStore<T: Float> {
 
 /// The index the next node will have, if a `u32` can name it (4-byte indices keep gradient
 /// slots and node inputs small; 2^32 nodes of 128 bytes would be 512 GiB of tape).
-fn node_index(len: usize, op: &str) -> Result<u32> {
-    u32::try_from(len).map_err(|_| AutogradError::TapeFull { op: op.to_string() })
+#[inline(always)]
+fn node_index(len: usize, op: &dyn Fn() -> String) -> Result<u32> {
+    match u32::try_from(len) {
+        Ok(index) => Ok(index),
+        Err(_) => Err(tape_full(op)),
+    }
+}
+
+#[cold]
+fn tape_full(op: &dyn Fn() -> String) -> AutogradError {
+    AutogradError::TapeFull { op: op() }
 }
 
 /// Nodes per chunk (a power of two, so indexing is a shift and a mask).
@@ -267,8 +276,10 @@ impl<T: Float> Tape<T> {
         self.provenance.borrow().of(var.index())
     }
 
-    pub(crate) fn anomaly(&self) -> Option<AnomalyMode> {
-        self.anomaly.get()
+    /// True if anomaly mode checks backward passes.
+    #[inline]
+    pub(crate) fn checks_backward(&self) -> bool {
+        self.anomaly.get().is_some_and(|mode| mode.backward)
     }
 
     /// Runs `f` with forward anomaly checks handed to the create-graph sweep (see
@@ -337,7 +348,7 @@ impl<T: Float> Tape<T> {
     #[track_caller]
     fn push_node(&self, node: Node<T>) -> Var<'_, T> {
         let mut nodes = self.nodes.borrow_mut();
-        let index = or_panic(node_index(nodes.len(), "leaf or constant"));
+        let index = or_panic(node_index(nodes.len(), &|| "leaf or constant".into()));
         nodes.push(node);
         if self.tracking.get() {
             self.provenance
@@ -373,6 +384,7 @@ impl<T: Float> Tape<T> {
     /// the table's forward on their values, and appends the node. Nothing is recorded if a
     /// check or the forward fails.
     #[track_caller]
+    #[inline]
     pub(crate) fn apply_primitive<const N: usize>(
         &self,
         op: Primitive<T>,
@@ -396,6 +408,7 @@ impl<T: Float> Tape<T> {
     /// value is refused with a report. The node needs a gradient only if the tape is recording
     /// and some input needs one; otherwise it keeps no backward data.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn push_op(
         &self,
         nodes: &mut NodeStore<T>,
@@ -417,7 +430,7 @@ impl<T: Float> Tape<T> {
         for (slot, &input) in slots.iter_mut().zip(inputs) {
             *slot = input;
         }
-        let index = node_index(nodes.len(), op.name())?;
+        let index = node_index(nodes.len(), &|| op.name().to_string())?;
         nodes.push(Node::recorded(value, op, slots, requires_grad));
         if self.tracking.get() {
             self.provenance
@@ -582,8 +595,8 @@ mod tests {
     #[test]
     fn the_node_after_the_last_indexable_one_is_a_named_error() {
         let last = u32::MAX as usize;
-        assert_eq!(node_index(last, "exp"), Ok(u32::MAX));
-        let error = node_index(last + 1, "exp").unwrap_err();
+        assert_eq!(node_index(last, &|| "exp".into()), Ok(u32::MAX));
+        let error = node_index(last + 1, &|| "exp".into()).unwrap_err();
         assert_eq!(
             error,
             AutogradError::TapeFull {

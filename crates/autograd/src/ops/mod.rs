@@ -197,18 +197,67 @@ impl<T: Float> Primitive<T> {
     }
 }
 
-/// A node's inputs (or their `needs` flags) as the fixed-size array its rule takes.
+/// A node's inputs (or their `needs` flags) as the fixed-size array its rule takes. Inlined,
+/// so that where the length is known (recording an op) the check folds away.
+#[inline(always)]
 fn fixed<X: Copy, const N: usize, T: Float>(items: &[X], op: &Primitive<T>) -> Result<[X; N]> {
-    <[X; N]>::try_from(items).map_err(|_| {
-        AutogradError::Tensor(TensorError::InvalidArgument {
-            op: "apply",
-            message: format!("{} takes {N} inputs, got {}", op.name(), items.len()),
-        })
+    match <[X; N]>::try_from(items) {
+        Ok(array) => Ok(array),
+        Err(_) => Err(arity_error(op, N, items.len())),
+    }
+}
+
+/// The first `N` of a node's inputs (or `needs` flags), for the backward dispatch. A node's
+/// input list comes from `input_indices`, which takes its length from the same table row as
+/// the rule's `N`, so the lengths always agree; indexing (rather than a `Result`) keeps the
+/// per-node cost of the sweep at one comparison per input.
+#[inline(always)]
+fn node_inputs<X: Copy, const N: usize>(items: &[X]) -> [X; N] {
+    std::array::from_fn(|i| items[i])
+}
+
+#[cold]
+#[inline(never)]
+fn arity_error<T: Float>(op: &Primitive<T>, arity: usize, given: usize) -> AutogradError {
+    AutogradError::Tensor(TensorError::InvalidArgument {
+        op: "apply",
+        message: format!("{} takes {arity} inputs, got {given}", op.name()),
     })
 }
 
-/// Hands each gradient a rule produced to `emit`, with its input's position.
-fn hand_out<O>(
+/// Hands each gradient a rule produced to `emit`, with its input's position: written out per
+/// arity (a rule returns one or two), so the sweep pays no iterator for it.
+trait HandOut<O> {
+    fn hand_out(self, emit: &mut impl FnMut(usize, O) -> Result<()>) -> Result<()>;
+}
+
+impl<O> HandOut<O> for [Option<O>; 1] {
+    #[inline(always)]
+    fn hand_out(self, emit: &mut impl FnMut(usize, O) -> Result<()>) -> Result<()> {
+        let [first] = self;
+        match first {
+            Some(gradient) => emit(0, gradient),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<O> HandOut<O> for [Option<O>; 2] {
+    #[inline(always)]
+    fn hand_out(self, emit: &mut impl FnMut(usize, O) -> Result<()>) -> Result<()> {
+        let [first, second] = self;
+        if let Some(gradient) = first {
+            emit(0, gradient)?;
+        }
+        match second {
+            Some(gradient) => emit(1, gradient),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A custom op's gradients, any number of them.
+fn hand_out_all<O>(
     gradients: impl IntoIterator<Item = Option<O>>,
     emit: &mut impl FnMut(usize, O) -> Result<()>,
 ) -> Result<()> {

@@ -62,6 +62,7 @@ unary_ops! {
 macro_rules! unary_forwards {
     ($($name:ident => |$x:ident $(, $param:ident)?| $body:expr;)*) => {
         $(
+            #[inline]
             pub(crate) fn $name<T: Float>([$x]: [&Tensor<T>; 1] $(, $param: &T)?) -> tensor::Result<Tensor<T>> {
                 Ok($body)
             }
