@@ -313,20 +313,14 @@ fn binary(
         .boxed()
 }
 
-/// An input with axes as a subset of its axes (non-empty when `non_empty` and rank > 0), and
-/// a keepdim flag.
-fn with_axes(
-    sizes: Sizes,
-    domain: Domain,
-    non_empty: bool,
-) -> BoxedStrategy<(Tensor<f64>, Vec<usize>, bool)> {
+/// An input, any subset of its axes (the empty one, a copy, included) and a keepdim flag.
+fn with_axes(sizes: Sizes, domain: Domain) -> BoxedStrategy<(Tensor<f64>, Vec<usize>, bool)> {
     small_shape(sizes)
         .prop_flat_map(move |shape| {
             let rank = shape.rank();
-            let low = usize::from(non_empty && rank > 0);
             (
                 tensor_strategy(shape, domain),
-                subsequence((0..rank).collect::<Vec<_>>(), low..=rank),
+                subsequence((0..rank).collect::<Vec<_>>(), 0..=rank),
                 any::<bool>(),
             )
         })
@@ -343,15 +337,14 @@ fn with_axis(sizes: Sizes, domain: Domain) -> BoxedStrategy<(Tensor<f64>, usize)
         .boxed()
 }
 
-/// A reduction over a random subset of the input's axes (non-empty when `non_empty`).
+/// A reduction (or a composite of one) over a random subset of the input's axes.
 fn reduction(
     sizes: Sizes,
     name: &'static str,
     domain: Domain,
-    non_empty: bool,
     apply: AxesOp,
 ) -> BoxedStrategy<Instance> {
-    with_axes(sizes, domain, non_empty)
+    with_axes(sizes, domain)
         .prop_map(move |(x, axes, keepdim)| {
             let description = format!("{name}(axes {axes:?}, keepdim {keepdim})");
             instance(
@@ -514,10 +507,19 @@ fn matmul_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
         .boxed()
 }
 
+/// Which shape the differentiated input of an index op has.
+#[derive(Clone, Copy, Debug)]
+enum IndexedInput {
+    /// The indexed tensor's (gather reads from it).
+    Source,
+    /// The index's (scatter_add writes it into the indexed shape).
+    IndexShaped,
+}
+
 /// An index along `axis` of `shape` (values below the axis size; none when it is empty).
 fn index_for(
     sizes: Sizes,
-    source_is_index_shaped: bool,
+    input: IndexedInput,
 ) -> BoxedStrategy<(Tensor<f64>, Shape, usize, Indices)> {
     shape_strategy(1..=3, sizes)
         .prop_flat_map(|shape| {
@@ -530,10 +532,9 @@ fn index_for(
             // Nothing can be picked from an empty axis.
             index_dims[axis] = if bound == 0 { 0 } else { picked.max(1) };
             let count: usize = index_dims.iter().product();
-            let source_shape = if source_is_index_shaped {
-                Shape::from(index_dims.clone())
-            } else {
-                shape.clone()
+            let source_shape = match input {
+                IndexedInput::IndexShaped => Shape::from(index_dims.clone()),
+                IndexedInput::Source => shape.clone(),
             };
             (
                 tensor_strategy(source_shape, Domain::Any),
@@ -549,7 +550,7 @@ fn index_for(
 }
 
 fn gather_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
-    index_for(sizes, false)
+    index_for(sizes, IndexedInput::Source)
         .prop_map(|(x, _, axis, index)| {
             let description = format!("gather(axis {axis}, index {:?})", index.values());
             instance(
@@ -562,7 +563,7 @@ fn gather_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
 }
 
 fn scatter_add_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
-    index_for(sizes, true)
+    index_for(sizes, IndexedInput::IndexShaped)
         .prop_map(|(x, shape, axis, index)| {
             let description = format!(
                 "scatter_add(axis {axis}, index {:?}, into {shape})",
@@ -709,10 +710,10 @@ fn row(kind: PrimitiveKind) -> (Domain, fn(Sizes) -> BoxedStrategy<Instance>) {
             unary_op(s, "abs", D::AwayFromZero, |x| x.try_abs())
         }),
         K::Sum => (D::Any, |s| {
-            reduction(s, "sum", D::Any, false, |x, a, k| x.try_sum(a, k))
+            reduction(s, "sum", D::Any, |x, a, k| x.try_sum(a, k))
         }),
         K::Max => (D::Distinct, |s| {
-            reduction(s, "max", D::Distinct, true, |x, a, k| x.try_max(a, k))
+            reduction(s, "max", D::Distinct, |x, a, k| x.try_max(a, k))
         }),
         K::Expand => (D::Any, expand_instances),
         K::Reshape => (D::Any, reshape_instances),
@@ -752,25 +753,6 @@ pub fn registry() -> Vec<RegistryEntry> {
         .collect()
 }
 
-fn axes_composite(
-    sizes: Sizes,
-    name: &'static str,
-    domain: Domain,
-    non_empty: bool,
-    apply: AxesOp,
-) -> BoxedStrategy<Instance> {
-    with_axes(sizes, domain, non_empty)
-        .prop_map(move |(x, axes, keepdim)| {
-            let description = format!("{name}(axes {axes:?}, keepdim {keepdim})");
-            instance(
-                description,
-                vec![x],
-                Arc::new(move |v| apply(v[0], &axes, keepdim)),
-            )
-        })
-        .boxed()
-}
-
 fn axis_composite(
     sizes: Sizes,
     name: &'static str,
@@ -788,7 +770,7 @@ fn axis_composite(
 }
 
 fn variance_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
-    (with_axes(sizes, Domain::Any, false), any::<bool>())
+    (with_axes(sizes, Domain::Any), any::<bool>())
         .prop_map(move |((x, axes, keepdim), unbiased)| {
             // The unbiased variance of one element is 0/0 (NaN, as in PyTorch): drawn only
             // among the empty-size cases, which test exactly such degenerate inputs.
@@ -806,7 +788,7 @@ fn variance_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
 }
 
 fn moments_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
-    (with_axes(sizes, Domain::Any, false), any::<bool>())
+    (with_axes(sizes, Domain::Any), any::<bool>())
         .prop_map(move |((x, axes, _), unbiased)| {
             let count: usize = axes.iter().map(|&a| x.dims()[a]).product();
             let unbiased = unbiased && (count > 1 || sizes.min == 0);
@@ -986,12 +968,7 @@ macro_rules! composites {
 
 composites! {
     ($)
-        sum_of_squares: 1, Any, |s| axes_composite(
-            s,
-            "sum_of_squares",
-            Domain::Any,
-            false,
-            |x, a, k| x.try_sum_of_squares(a, k)
+        sum_of_squares: 1, Any, |s| reduction(s, "sum_of_squares", Domain::Any, |x, a, k| x.try_sum_of_squares(a, k)
         );
         square: 1, Any, |s| unary(
             s,
@@ -1005,12 +982,7 @@ composites! {
             "neg",
             Arc::new(|v| v[0].try_neg())
         );
-        mean: 1, Any, |s| axes_composite(
-            s,
-            "mean",
-            Domain::Any,
-            false,
-            |x, a, k| x.try_mean(a, k)
+        mean: 1, Any, |s| reduction(s, "mean", Domain::Any, |x, a, k| x.try_mean(a, k)
         );
         mean_all: 1, Any, |s| unary(
             s,
@@ -1020,12 +992,7 @@ composites! {
         );
         variance: 1, Any, variance_instances;
         moments: 1, Any, moments_instances;
-        min: 1, Distinct, |s| axes_composite(
-            s,
-            "min",
-            Domain::Distinct,
-            true,
-            |x, a, k| x.try_min(a, k)
+        min: 1, Distinct, |s| reduction(s, "min", Domain::Distinct, |x, a, k| x.try_min(a, k)
         );
         min_all: 1, Distinct, |s| unary(
             s,
@@ -1045,12 +1012,7 @@ composites! {
             "sum_all",
             Arc::new(|v| v[0].try_sum_all())
         );
-        logsumexp: 1, Any, |s| axes_composite(
-            s,
-            "logsumexp",
-            Domain::Any,
-            true,
-            |x, a, k| x.try_logsumexp(a, k)
+        logsumexp: 1, Any, |s| reduction(s, "logsumexp", Domain::Any, |x, a, k| x.try_logsumexp(a, k)
         );
         log_softmax: 1, Any, |s| axis_composite(
             s,
