@@ -75,6 +75,45 @@ pub trait CustomOp<T: Float>: 'static {
         let _ = (grad_output, inputs, output);
         None
     }
+
+    /// The tangent of the output from the tangents of the inputs, for forward mode
+    /// ([`jvp`](crate::jvp), [`Tape::forward_mode`]): `tangents[i]` is `None` where input `i`
+    /// has no tangent (it is zero), and at least one is `Some`. Written on Vars, like
+    /// [`backward_on_vars`](CustomOp::backward_on_vars), so the tangent can be differentiated
+    /// again. `None` (the default) means unsupported: forward mode through the op is then
+    /// [`AutogradError::TangentUnsupported`], never a silent zero. The result must have the
+    /// output's shape.
+    fn tangent<'t>(
+        &self,
+        tangents: &[Option<Var<'t, T>>],
+        inputs: &[Var<'t, T>],
+        output: Var<'t, T>,
+    ) -> Option<Var<'t, T>> {
+        let _ = (tangents, inputs, output);
+        None
+    }
+}
+
+/// A custom op's tangent rule, with its result's shape checked.
+pub(crate) fn custom_tangent<'t, T: Float>(
+    op: &dyn CustomOp<T>,
+    tangents: &[Option<Var<'t, T>>],
+    inputs: &[Var<'t, T>],
+    output: Var<'t, T>,
+) -> Result<Var<'t, T>> {
+    let tangent =
+        op.tangent(tangents, inputs, output)
+            .ok_or_else(|| AutogradError::TangentUnsupported {
+                op: format!("custom op '{}'", op.name()),
+            })?;
+    let (shape, expected) = (tangent.shape(), output.shape());
+    if shape != expected {
+        return Err(AutogradError::CustomOp {
+            name: op.name().to_string(),
+            message: format!("tangent returned shape {shape} for an output of shape {expected}"),
+        });
+    }
+    Ok(tangent)
 }
 
 /// A custom op recorded on a tape: the op and all its input nodes.
@@ -108,18 +147,17 @@ impl<T: Float> Tape<T> {
         let values: Vec<Tensor<T>> = inputs.iter().map(Var::value).collect();
         let refs: Vec<&Tensor<T>> = values.iter().collect();
         let value = op.forward(&refs)?;
-        let mut nodes = self.nodes_mut();
         let indices: Box<[u32]> = inputs.iter().map(|v| v.index).collect();
         let node = CustomNode {
             op: Arc::new(op),
             inputs: indices.clone(),
         };
-        self.push_op(
-            &mut nodes,
-            Primitive::Custom(Box::new(node)),
-            &indices,
-            value,
-        )
+        let op = Primitive::Custom(Box::new(node));
+        if self.propagating.get() != 0 {
+            return self.push_op_with_tangents(op, &indices, value);
+        }
+        let mut nodes = self.nodes_mut();
+        self.push_op(&mut nodes, op, &indices, value)
     }
 }
 

@@ -42,6 +42,20 @@ pub enum AutogradError {
         /// The op's name.
         op: String,
     },
+    /// Forward mode (a tangent, [`jvp`](crate::jvp)) was asked of an op without a tangent rule:
+    /// a custom op that does not implement [`CustomOp::tangent`](crate::CustomOp::tangent).
+    TangentUnsupported {
+        /// The op's name.
+        op: String,
+    },
+    /// A forward-mode or functional-transform argument does not fit (a tangent of the wrong
+    /// shape, a Var outside the level, an input index out of range).
+    Transform {
+        /// The transform (`jvp`, `jacobian`, `dual`, ...).
+        op: &'static str,
+        /// What does not fit, with the shapes or values.
+        message: String,
+    },
     /// Anomaly mode found a NaN or an infinity (see [`AnomalyMode`](crate::AnomalyMode)).
     Anomaly(Box<crate::diagnostics::AnomalyReport>),
     /// The tape already holds the most nodes a node index can name (2^32).
@@ -82,6 +96,11 @@ impl fmt::Display for AutogradError {
                 f,
                 "{op}: higher-order gradients are not supported through this op"
             ),
+            AutogradError::TangentUnsupported { op } => write!(
+                f,
+                "{op}: forward mode (tangents, jvp) is not supported through this op; give it a tangent rule (CustomOp::tangent)"
+            ),
+            AutogradError::Transform { op, message } => write!(f, "{op}: {message}"),
             AutogradError::Anomaly(report) => write!(f, "{report}"),
             AutogradError::TapeFull { op } => write!(
                 f,

@@ -210,6 +210,33 @@ pub enum GradcheckFailure {
         /// From `backward_create_graph`.
         create_graph: f64,
     },
+    /// Forward mode's J v differs from central differences along v.
+    TangentMismatch {
+        /// The direction's number.
+        direction: usize,
+        /// The output element.
+        output_element: Vec<usize>,
+        /// (J v) at that element, from the tangent rules.
+        forward: f64,
+        /// (f(x + eps v) - f(x - eps v)) / (2 eps) at that element.
+        numerical: f64,
+        /// Largest absolute error over the whole check.
+        worst_abs: f64,
+        /// Largest relative error over the whole check.
+        worst_rel: f64,
+    },
+    /// Forward and reverse mode disagree: u . (J v) from the tangent rules differs from
+    /// (J^T u) . v from the backward rules by more than round-off.
+    TransposeMismatch {
+        /// The direction's number.
+        direction: usize,
+        /// u . (J v), forward mode.
+        forward: f64,
+        /// (J^T u) . v, reverse mode.
+        reverse: f64,
+        /// The round-off bound that was exceeded.
+        allowed: f64,
+    },
     /// The directional check failed while the full Jacobian check passed.
     DirectionalMismatch {
         /// The direction's number.
@@ -282,6 +309,29 @@ impl fmt::Display for GradcheckFailure {
                 f,
                 "the first derivative from backward_create_graph ({create_graph:e}) differs from backward's \
                  ({backward:e}) at element {element} of the flattened gradient"
+            ),
+            GradcheckFailure::TangentMismatch {
+                direction,
+                output_element,
+                forward,
+                numerical,
+                worst_abs,
+                worst_rel,
+            } => write!(
+                f,
+                "forward-mode mismatch along direction {direction} at output element {output_element:?}: \
+                 J v from the tangent rules {forward:e} vs numerical {numerical:e}; \
+                 worst absolute error {worst_abs:.3e}, worst relative error {worst_rel:.3e}"
+            ),
+            GradcheckFailure::TransposeMismatch {
+                direction,
+                forward,
+                reverse,
+                allowed,
+            } => write!(
+                f,
+                "forward and reverse mode disagree along direction {direction}: u . (J v) = {forward:e} \
+                 (tangent rules) vs (J^T u) . v = {reverse:e} (backward rules); round-off allows {allowed:.3e}"
             ),
             GradcheckFailure::DirectionalMismatch {
                 direction,
@@ -874,6 +924,148 @@ where
         inputs: inputs.len(),
         outputs: output_shape.numel(),
         entries_checked: directions,
+        max_abs_error: tally.worst_abs,
+        max_rel_error: tally.worst_rel,
+        materialised: broadcast_inputs(inputs),
+    })
+}
+
+/// How far apart `u . (J v)` and `(J^T u) . v` may be, relative to a scale: both are sums of
+/// the same products taken in different orders, so they differ by round-off of the magnitudes
+/// involved. The scale is the sum of the magnitudes of both dot products' terms plus |u| |v|
+/// (what a Jacobian of unit size would give, so that a product that cancels to nearly 0, such
+/// as the variance of a constant, is not held to a bound of 0). 1e-10 of it leaves about 10^6
+/// ulps of margin for round-off, while a wrong rule errs by the order of the scale itself.
+const TRANSPOSE_TOLERANCE: f64 = 1e-10;
+
+/// Checks forward mode ([`Tape::forward_mode`], [`jvp`](crate::jvp)) of `f` at `inputs`, along
+/// `directions` random tangents v (normal, seeded by `seed`, one per input):
+///
+/// 1. J v from the tangent rules, element by element, against the central difference
+///    `(f(x + eps v) - f(x - eps v)) / (2 eps)`, with [`gradcheck`]'s pass rule;
+/// 2. forward against reverse mode through the identity `u . (J v) = (J^T u) . v` for a random
+///    u over the output, to round-off (see the bound in the source).
+///
+/// Inputs may be any views: the tangent rules run on them as given. Needs f64.
+///
+/// ```
+/// use autograd::gradcheck::{jvpcheck, GradcheckOptions};
+/// use tensor::Tensor;
+/// let x = Tensor::from_vec(vec![0.3, -1.2, 2.0], [3]).unwrap();
+/// let report = jvpcheck(|v| v[0].tanh() * v[0], &[x], &GradcheckOptions::strict("tanh x"), 2, 7).unwrap();
+/// assert_eq!(report.entries_checked, 2 * 3);
+/// ```
+pub fn jvpcheck<T, F>(
+    f: F,
+    inputs: &[Tensor<T>],
+    options: &GradcheckOptions,
+    directions: usize,
+    seed: u64,
+) -> Result<Report, GradcheckError>
+where
+    T: Float,
+    F: for<'t> Fn(&[Var<'t, T>]) -> Var<'t, T>,
+{
+    require_f64::<T>(options)?;
+    let checker = Checker {
+        f: infallible(f),
+        reference: None,
+        inputs,
+        options,
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    let normal = |shape: &Shape, rng: &mut StdRng| {
+        Tensor::<T>::random_normal(shape.clone(), T::ZERO, T::ONE, rng).expect("valid parameters")
+    };
+    let mut tally = Tally::default();
+    let mut output_shape = Shape::scalar();
+    for direction in 0..directions {
+        let v: Vec<Tensor<T>> = inputs.iter().map(|x| normal(x.shape(), &mut rng)).collect();
+        let tape = Tape::new();
+        let leaves: Vec<Var<'_, T>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
+        let (output, tangent) = tape
+            .forward_mode(|level| {
+                let duals = leaves
+                    .iter()
+                    .zip(&v)
+                    .map(|(&leaf, v)| level.try_dual(leaf, tape.constant(v.clone())))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let output = (checker.f)(&duals)?;
+                Ok((output, level.try_tangent(output)?))
+            })
+            .map_err(|e| checker.autograd(e))?;
+        output_shape = output.shape();
+        let forward = to_f64(&tangent.value());
+        // 1. Against central differences along v.
+        let moved = |delta: f64| -> Result<Vec<f64>, GradcheckError> {
+            let moved: Vec<Tensor<T>> = inputs
+                .iter()
+                .zip(&v)
+                .map(|(x, v)| {
+                    x.zip_map(v, "jvpcheck", |x, v| {
+                        T::from_f64(x.to_f64() + delta * v.to_f64())
+                    })
+                })
+                .collect();
+            let tape = Tape::new();
+            let (y, _) = checker.record(&tape, &moved)?;
+            Ok(to_f64(&y.value()))
+        };
+        let (plus, minus) = (moved(options.eps)?, moved(-options.eps)?);
+        let mut worst: Option<(f64, usize, f64, f64)> = None;
+        for (j, &analytical) in forward.iter().enumerate() {
+            let numerical = (plus[j] - minus[j]) / (2.0 * options.eps);
+            if let Some(excess) = tally.compare(options, analytical, numerical) {
+                if worst.is_none_or(|(most, ..)| excess > most || excess.is_nan()) {
+                    worst = Some((excess, j, analytical, numerical));
+                }
+            }
+        }
+        if let Some((_, j, forward, numerical)) = worst {
+            return Err(checker.fail(GradcheckFailure::TangentMismatch {
+                direction,
+                output_element: unravel(&output_shape, j),
+                forward,
+                numerical,
+                worst_abs: tally.worst_abs,
+                worst_rel: tally.worst_rel,
+            }));
+        }
+        // 2. Against the reverse mode: u . (J v) = (J^T u) . v.
+        let u = normal(&output_shape, &mut rng);
+        let reverse_rows = checker.gradients(output, &leaves, u.clone())?;
+        let u = to_f64(&u);
+        let mut scale = 0.0;
+        let mut forward_dot = 0.0;
+        for (u, jv) in u.iter().zip(&forward) {
+            forward_dot += u * jv;
+            scale += (u * jv).abs();
+        }
+        let mut reverse_dot = 0.0;
+        for (row, v) in reverse_rows.iter().zip(&v) {
+            for (g, v) in row.iter().zip(to_f64(v)) {
+                reverse_dot += g * v;
+                scale += (g * v).abs();
+            }
+        }
+        let norm =
+            |values: &mut dyn Iterator<Item = f64>| values.map(|x| x * x).sum::<f64>().sqrt();
+        let v_norm = norm(&mut v.iter().flat_map(to_f64));
+        let allowed = TRANSPOSE_TOLERANCE * (scale + norm(&mut u.iter().copied()) * v_norm);
+        let disagreement = (forward_dot - reverse_dot).abs();
+        if disagreement.is_nan() || disagreement > allowed {
+            return Err(checker.fail(GradcheckFailure::TransposeMismatch {
+                direction,
+                forward: forward_dot,
+                reverse: reverse_dot,
+                allowed,
+            }));
+        }
+    }
+    Ok(Report {
+        inputs: inputs.len(),
+        outputs: output_shape.numel(),
+        entries_checked: tally.entries,
         max_abs_error: tally.worst_abs,
         max_rel_error: tally.worst_rel,
         materialised: broadcast_inputs(inputs),

@@ -77,6 +77,7 @@ mod composite;
 mod custom;
 mod diagnostics;
 mod error;
+mod forward;
 pub mod gradcheck;
 mod higher_order;
 mod inspect;
@@ -85,16 +86,19 @@ mod ops;
 mod tape;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod transforms;
 
 pub use backward::{GradientVars, Gradients};
 pub use custom::CustomOp;
 pub use diagnostics::{AnomalyMode, AnomalyPhase, AnomalyReport, ValueSummary};
 pub use error::{AutogradError, Result};
+pub use forward::DualLevel;
 pub use higher_order::hessian_vector_product;
 pub use inspect::{NodeSummary, TapeSummary};
 pub use operand::Operand;
 pub use ops::PrimitiveKind;
 pub use tape::{Tape, Var};
+pub use transforms::{JacobianMode, function, grad, hessian, jacobian, jvp, vjp};
 
 /// The README's code, compiled and run as a doctest so the tour cannot rot.
 #[doc = include_str!("../../../README.md")]

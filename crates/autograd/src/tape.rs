@@ -179,6 +179,12 @@ pub struct Tape<T: Float = f32> {
     /// values are reported as backward anomalies, by the sweep, not as forward ones.
     in_create_graph: Cell<bool>,
     provenance: RefCell<Provenance>,
+    /// Forward mode's tangents, one table per open level (see `forward.rs`).
+    pub(crate) levels: RefCell<Vec<crate::forward::Level>>,
+    /// How many of the open levels a newly recorded node gets a tangent for: all of them,
+    /// except while a level's own tangent is being computed (then only the levels outside it).
+    /// Zero when forward mode is off, which is all the recording path checks.
+    pub(crate) propagating: Cell<usize>,
 }
 
 impl<T: Float> Default for Tape<T> {
@@ -211,6 +217,8 @@ impl<T: Float> Tape<T> {
             tracking: Cell::new(false),
             in_create_graph: Cell::new(false),
             provenance: RefCell::new(Provenance::default()),
+            levels: RefCell::new(Vec::new()),
+            propagating: Cell::new(0),
         }
     }
 
@@ -230,6 +238,9 @@ impl<T: Float> Tape<T> {
         self.nodes.get_mut().clear();
         self.recording.set(true);
         self.provenance.get_mut().clear();
+        for level in self.levels.get_mut() {
+            level.truncate(0);
+        }
     }
 
     /// Turns on anomaly mode (see [`AnomalyMode`]); also records each node's source location
@@ -400,6 +411,10 @@ impl<T: Float> Tape<T> {
             op.forward(&values)?
         };
         let indices = inputs.map(|v| v.index);
+        if self.propagating.get() != 0 {
+            drop(nodes);
+            return self.push_op_with_tangents(op, &indices, value);
+        }
         self.push_op(&mut nodes, op, &indices, value)
     }
 
@@ -505,12 +520,16 @@ impl<T: Float> Drop for Rollback<'_, T> {
         if self.committed || std::thread::panicking() {
             return;
         }
-        if let (Ok(mut nodes), Ok(mut provenance)) = (
+        if let (Ok(mut nodes), Ok(mut provenance), Ok(mut levels)) = (
             self.tape.nodes.try_borrow_mut(),
             self.tape.provenance.try_borrow_mut(),
+            self.tape.levels.try_borrow_mut(),
         ) {
             nodes.truncate(self.mark);
             provenance.truncate(self.mark);
+            for level in levels.iter_mut() {
+                level.truncate(self.mark);
+            }
         }
     }
 }

@@ -578,7 +578,8 @@ fn scatter_add_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
         .boxed()
 }
 
-/// The registry's sample custom op: x^3 with its own rule 3 x^2 g (and the same rule on Vars).
+/// The registry's sample custom op: x^3 with its own rule 3 x^2 g (and the same rule on Vars),
+/// and its tangent rule 3 x^2 t.
 #[derive(Clone, Copy, Debug)]
 pub struct Cube;
 
@@ -604,6 +605,14 @@ impl CustomOp<f64> for Cube {
         _: Var<'t, f64>,
     ) -> Option<Vec<Option<Var<'t, f64>>>> {
         Some(vec![Some(grad * inputs[0].square() * 3.0)])
+    }
+    fn tangent<'t>(
+        &self,
+        tangents: &[Option<Var<'t, f64>>],
+        inputs: &[Var<'t, f64>],
+        _: Var<'t, f64>,
+    ) -> Option<Var<'t, f64>> {
+        Some(tangents[0]? * inputs[0].square() * 3.0)
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 
-use autograd::gradcheck::{GradcheckOptions, gradcheck, gradgradcheck};
+use autograd::gradcheck::{GradcheckOptions, gradcheck, gradgradcheck, jvpcheck};
 use autograd::testing::{Instance, RegistryEntry, Sizes, composites, registry};
 use autograd::{AnomalyMode, AutogradError, PrimitiveKind, Tape, Var};
 use proptest::strategy::{Strategy, ValueTree};
@@ -45,7 +45,9 @@ fn every_primitive_is_in_the_registry_exactly_once() {
 }
 
 /// Public `try_` functions that are not ops on Vars, with the reason.
-const NOT_OPS: [(&str, &str); 6] = [
+const NOT_OPS: [(&str, &str); 8] = [
+    ("dual", "attaches a tangent (forward mode), records a view"),
+    ("tangent", "reads a tangent (forward mode)"),
     (
         "apply",
         "testing::Instance::try_apply, the registries' own helper",
@@ -154,9 +156,29 @@ fn finite(t: &Tensor<f64>) -> bool {
     t.to_vec().iter().all(|v| v.is_finite())
 }
 
-/// Gradchecks `entry` where its value is finite (a NaN output, such as the unbiased variance
+/// Which derivative a registry test checks against finite differences.
+#[derive(Clone, Copy)]
+enum Check {
+    /// The backward rules (the full Jacobian).
+    Gradient,
+    /// The backward rules evaluated on Vars (second order).
+    SecondOrder,
+    /// The tangent rules (J v along random v, and u . J v against the reverse mode).
+    Tangent,
+}
+
+/// A seed for the instance's random tangents, from its values.
+fn seed_of(instance: &Instance) -> u64 {
+    instance
+        .inputs
+        .iter()
+        .flat_map(|x| x.to_vec())
+        .fold(0x5eed_u64, |h, v| h.rotate_left(7) ^ v.to_bits())
+}
+
+/// Checks `entry`'s derivatives where its value is finite (a NaN output, such as the unbiased variance
 /// of one element, has no derivative to check); at most a tenth of the cases may be skipped.
-fn gradcheck_entry(entry: &RegistryEntry, cases: u32, second_order: bool) {
+fn gradcheck_entry(entry: &RegistryEntry, cases: u32, check: Check) {
     let options = GradcheckOptions::strict(entry.name);
     let skipped = std::cell::Cell::new(0);
     for_instances(entry, Sizes::NON_EMPTY, cases, |instance| {
@@ -164,10 +186,17 @@ fn gradcheck_entry(entry: &RegistryEntry, cases: u32, second_order: bool) {
             skipped.set(skipped.get() + 1);
             return Ok(());
         }
-        let result = if second_order {
-            gradgradcheck(|v| instance.apply(v), &instance.inputs, &options)
-        } else {
-            gradcheck(|v| instance.apply(v), &instance.inputs, &options)
+        let result = match check {
+            Check::Gradient => gradcheck(|v| instance.apply(v), &instance.inputs, &options),
+            Check::SecondOrder => gradgradcheck(|v| instance.apply(v), &instance.inputs, &options),
+            // Two random tangents per case, seeded by the case's first value so cases differ.
+            Check::Tangent => jvpcheck(
+                |v| instance.apply(v),
+                &instance.inputs,
+                &options,
+                2,
+                seed_of(instance),
+            ),
         };
         result.map(|_| ()).map_err(|error| {
             TestCaseError::fail(format!("{error} (instance: {})", instance.description))
@@ -276,14 +305,19 @@ macro_rules! primitive_tests {
             mod $name {
                 #[test]
                 fn gradcheck() {
-                    super::gradcheck_entry(&super::primitive(stringify!($name)), super::cases(), false);
+                    super::gradcheck_entry(&super::primitive(stringify!($name)), super::cases(), super::Check::Gradient);
                 }
 
                 #[test]
                 fn gradgradcheck() {
                     // A create-graph backward per finite-difference evaluation: a quarter of the
                     // first-order cases.
-                    super::gradcheck_entry(&super::primitive(stringify!($name)), super::cases() / 4, true);
+                    super::gradcheck_entry(&super::primitive(stringify!($name)), super::cases() / 4, super::Check::SecondOrder);
+                }
+
+                #[test]
+                fn jvpcheck() {
+                    super::gradcheck_entry(&super::primitive(stringify!($name)), super::cases(), super::Check::Tangent);
                 }
 
                 #[test]
@@ -310,12 +344,17 @@ macro_rules! composite_tests {
                 mod $name {
                     #[test]
                     fn gradcheck() {
-                        super::super::gradcheck_entry(&super::super::composite(stringify!($name)), super::super::cases() / 2, false);
+                        super::super::gradcheck_entry(&super::super::composite(stringify!($name)), super::super::cases() / 2, super::super::Check::Gradient);
                     }
 
                     #[test]
                     fn gradgradcheck() {
-                        super::super::gradcheck_entry(&super::super::composite(stringify!($name)), super::super::cases() / 8, true);
+                        super::super::gradcheck_entry(&super::super::composite(stringify!($name)), super::super::cases() / 8, super::super::Check::SecondOrder);
+                    }
+
+                    #[test]
+                    fn jvpcheck() {
+                        super::super::gradcheck_entry(&super::super::composite(stringify!($name)), super::super::cases() / 2, super::super::Check::Tangent);
                     }
 
                     #[test]

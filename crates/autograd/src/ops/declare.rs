@@ -23,6 +23,7 @@ macro_rules! primitives {
             $variant:ident $snake:ident { $($field:ident : $field_type:ty),* } [$arity:literal] {
                 forward: $forward:path,
                 backward: $backward:path,
+                tangent: $tangent:path,
                 docs: [$doc_forward:literal, $doc_gradient:literal, $doc_convention:literal, $doc_file:literal] $(,)?
             }
         )*
@@ -156,6 +157,27 @@ macro_rules! primitives {
                     let gradients = O::custom_backward(&*node.op, &grad, inputs, output, needs)?;
                     hand_out_all(gradients, &mut emit)
                 }
+            }
+        }
+
+        /// The tangent table's dispatch (forward mode): the tangent of a node's output from the
+        /// tangents of its inputs (`None` for an input without one; at least one is `Some`),
+        /// evaluated on Vars so that the tangent is itself recorded and can be differentiated
+        /// again, in either mode. A custom op runs its own tangent rule, if it has one.
+        pub(crate) fn tangent<'t, T: Float>(
+            op: &Primitive<T>,
+            tangents: &[Option<Var<'t, T>>],
+            inputs: &[Var<'t, T>],
+            output: Var<'t, T>,
+        ) -> Result<Var<'t, T>> {
+            match op {
+                $(
+                    Primitive::$variant { $($field),* } => {
+                        let inputs: [Var<'t, T>; $arity] = node_inputs(inputs);
+                        Ok($tangent(node_inputs(tangents), inputs.each_ref(), &output $(, $field)*))
+                    }
+                )*
+                Primitive::Custom(node) => crate::custom::custom_tangent(&*node.op, tangents, inputs, output),
             }
         }
 

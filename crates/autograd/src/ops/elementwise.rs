@@ -11,7 +11,7 @@ use tensor::{Float, Tensor};
 
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
-use crate::ops::Primitive;
+use crate::ops::{Primitive, sum_of};
 use crate::tape::Var;
 
 impl<'t, T: Float> Var<'t, T> {
@@ -253,6 +253,64 @@ pub(crate) fn atan2_backward<T: Float, O: Operand<T>>(
     let r2 = x.clone().mul(x).add(&y.clone().mul(y));
     let grad_over_r2 = grad.div(&r2);
     for_both(grad_over_r2, needs, |g| g.mul(x), |g| g.mul(y).neg())
+}
+
+/// t(a + b) = ta + tb.
+pub(crate) fn add_tangent<T: Float, O: Operand<T>>(
+    [ta, tb]: [Option<O>; 2],
+    _: [&O; 2],
+    _: &O,
+) -> O {
+    sum_of(ta, tb)
+}
+
+/// t(a - b) = ta - tb.
+pub(crate) fn sub_tangent<T: Float, O: Operand<T>>(
+    [ta, tb]: [Option<O>; 2],
+    _: [&O; 2],
+    _: &O,
+) -> O {
+    sum_of(ta, tb.map(O::neg))
+}
+
+/// t(a b) = ta b + a tb.
+pub(crate) fn mul_tangent<T: Float, O: Operand<T>>(
+    [ta, tb]: [Option<O>; 2],
+    [a, b]: [&O; 2],
+    _: &O,
+) -> O {
+    sum_of(ta.map(|t| t.mul(b)), tb.map(|t| t.mul(a)))
+}
+
+/// t(a / b) = ta / b - y tb / b, with y = a / b (the transpose of the backward rule).
+pub(crate) fn div_tangent<T: Float, O: Operand<T>>(
+    [ta, tb]: [Option<O>; 2],
+    [_, b]: [&O; 2],
+    y: &O,
+) -> O {
+    sum_of(ta, tb.map(|t| t.mul(y).neg())).div(b)
+}
+
+/// t where(c, a, b) = where(c, ta, tb), an absent tangent being 0.
+pub(crate) fn select_tangent<T: Float, O: Operand<T>>(
+    [ta, tb]: [Option<O>; 2],
+    _: [&O; 2],
+    y: &O,
+    condition: &Tensor<T>,
+) -> O {
+    let ta = ta.unwrap_or_else(|| y.zeros_like());
+    let tb = tb.unwrap_or_else(|| y.zeros_like());
+    O::select(condition, &ta, &tb)
+}
+
+/// t atan2(y, x) = (x ty - y tx) / r2 with r2 = x^2 + y^2.
+pub(crate) fn atan2_tangent<T: Float, O: Operand<T>>(
+    [ty, tx]: [Option<O>; 2],
+    [y, x]: [&O; 2],
+    _: &O,
+) -> O {
+    let r2 = x.clone().mul(x).add(&y.clone().mul(y));
+    sum_of(ty.map(|t| t.mul(x)), tx.map(|t| t.mul(y).neg())).div(&r2)
 }
 
 macro_rules! var_operator {

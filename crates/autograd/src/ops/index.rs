@@ -5,7 +5,7 @@ use tensor::{Float, Indices, Shape, Tensor, TensorError};
 
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
-use crate::ops::{AxisIndex, AxisScatter, Primitive};
+use crate::ops::{AxisIndex, AxisScatter, Primitive, present};
 use crate::tape::Var;
 
 impl<'t, T: Float> Var<'t, T> {
@@ -152,6 +152,26 @@ pub(crate) fn scatter_add_backward<T: Float, O: Operand<T>>(
     arg: &AxisScatter,
 ) -> [Option<O>; 1] {
     [Some(grad.gather(arg.axis, &arg.index))]
+}
+
+/// t gather(x) = gather(t).
+pub(crate) fn gather_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    _: [&O; 1],
+    _: &O,
+    arg: &AxisIndex,
+) -> O {
+    present(t).gather(arg.axis, &arg.index)
+}
+
+/// t scatter_add(x) = scatter_add(t).
+pub(crate) fn scatter_add_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    _: [&O; 1],
+    _: &O,
+    arg: &AxisScatter,
+) -> O {
+    present(t).scatter_add_into(&arg.shape, arg.axis, &arg.index)
 }
 
 #[cfg(test)]

@@ -55,6 +55,15 @@ pub(crate) fn matmul_backward<T: Float, O: Operand<T>>(
     )
 }
 
+/// t(A B) = tA B + A tB.
+pub(crate) fn matmul_tangent<T: Float, O: Operand<T>>(
+    [ta, tb]: [Option<O>; 2],
+    [a, b]: [&O; 2],
+    _: &O,
+) -> O {
+    crate::ops::sum_of(ta.map(|t| t.matmul(b)), tb.map(|t| a.clone().matmul(&t)))
+}
+
 #[cfg(test)]
 mod tests {
     use tensor::Tensor;

@@ -10,7 +10,7 @@ use tensor::{Dims, Float, Shape, Tensor, TensorError};
 
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
-use crate::ops::{AxisPad, AxisRange, Primitive};
+use crate::ops::{AxisPad, AxisRange, Primitive, present};
 use crate::tape::Var;
 
 impl<'t, T: Float> Var<'t, T> {
@@ -354,6 +354,56 @@ pub(crate) fn pad_backward<T: Float, O: Operand<T>>(
 ) -> [Option<O>; 1] {
     let len = x.shape().dims()[padding.axis];
     [Some(grad.narrow(padding.axis, padding.before, len))]
+}
+
+/// t expand(x) = expand(t): broadcasting is linear.
+pub(crate) fn expand_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    _: [&O; 1],
+    _: &O,
+    shape: &Shape,
+) -> O {
+    present(t).broadcast_to(shape)
+}
+
+/// t reshape(x) = reshape(t).
+pub(crate) fn reshape_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    _: [&O; 1],
+    _: &O,
+    shape: &Shape,
+) -> O {
+    present(t).reshape(shape)
+}
+
+/// t permute(x, p) = permute(t, p).
+pub(crate) fn permute_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    _: [&O; 1],
+    _: &O,
+    order: &Dims,
+) -> O {
+    present(t).permute(order)
+}
+
+/// t narrow(x) = narrow(t).
+pub(crate) fn narrow_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    _: [&O; 1],
+    _: &O,
+    range: &AxisRange,
+) -> O {
+    present(t).narrow(range.axis, range.start, range.len)
+}
+
+/// t pad(x) = pad(t).
+pub(crate) fn pad_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    _: [&O; 1],
+    _: &O,
+    padding: &AxisPad,
+) -> O {
+    present(t).pad(padding.axis, padding.before, padding.after)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use tensor::{Float, Tensor};
 
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
-use crate::ops::{Primitive, axes_of};
+use crate::ops::{Primitive, axes_of, present};
 use crate::tape::Var;
 
 impl<'t, T: Float> Var<'t, T> {
@@ -128,6 +128,38 @@ pub(crate) fn max_backward<T: Float, O: Operand<T>>(
             .broadcast_to(&shape)
             .where_or_zero(&at_max),
     )]
+}
+
+/// t sum(x) = sum(t) over the same axes.
+pub(crate) fn sum_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    [x]: [&O; 1],
+    y: &O,
+    mask: &u64,
+    _: &bool,
+) -> O {
+    present(t)
+        .sum_to(&x.shape().reduced(*mask, true))
+        .reshape(&y.shape())
+}
+
+/// t max(x) = the mean of t over the positions attaining the maximum (ties share equally, so
+/// this is the transpose of the backward rule).
+pub(crate) fn max_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    [x]: [&O; 1],
+    y: &O,
+    mask: &u64,
+    _: &bool,
+) -> O {
+    let t = present(t);
+    let kept = x.shape().reduced(*mask, true);
+    let at_max = x.value().equal(&y.value().reshape(&kept));
+    let share = t.constant(at_max.sum(&axes_of(*mask), true).recip());
+    t.where_or_zero(&at_max)
+        .sum_to(&kept)
+        .mul(&share)
+        .reshape(&y.shape())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use tensor::{Float, Tensor};
 
 use crate::error::{Result, or_panic};
 use crate::operand::Operand;
-use crate::ops::Primitive;
+use crate::ops::{Primitive, present};
 use crate::tape::Var;
 
 /// Declares each unary op twice: a `try_` form (which fails only in anomaly mode, when the
@@ -191,6 +191,77 @@ pub(crate) fn abs_backward<T: Float, O: Operand<T>>(
 ) -> [Option<O>; 1] {
     let sign = grad.constant(x.value().sign());
     [Some(grad.mul(&sign))]
+}
+
+/// t(x + c) = t.
+pub(crate) fn add_scalar_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    _: [&O; 1],
+    _: &O,
+    _: &T,
+) -> O {
+    present(t)
+}
+
+/// t(c x) = c t.
+pub(crate) fn mul_scalar_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    _: [&O; 1],
+    _: &O,
+    c: &T,
+) -> O {
+    present(t).mul_scalar(*c)
+}
+
+/// t(x^p) = p x^(p-1) t, and 0 for p = 0 (as the backward rule).
+pub(crate) fn pow_scalar_tangent<T: Float, O: Operand<T>>(
+    t: [Option<O>; 1],
+    [x]: [&O; 1],
+    _: &O,
+    p: &T,
+) -> O {
+    let (t, p) = (present(t), *p);
+    if p == T::ZERO {
+        return t.zeros_like();
+    }
+    t.mul(&x.clone().pow_scalar(p - T::ONE).mul_scalar(p))
+}
+
+/// t(e^x) = y t.
+pub(crate) fn exp_tangent<T: Float, O: Operand<T>>(t: [Option<O>; 1], _: [&O; 1], y: &O) -> O {
+    present(t).mul(y)
+}
+
+/// t(ln x) = t / x.
+pub(crate) fn log_tangent<T: Float, O: Operand<T>>(t: [Option<O>; 1], [x]: [&O; 1], _: &O) -> O {
+    present(t).div(x)
+}
+
+/// t(sqrt x) = t / (2 y).
+pub(crate) fn sqrt_tangent<T: Float, O: Operand<T>>(t: [Option<O>; 1], _: [&O; 1], y: &O) -> O {
+    present(t).div(y).mul_scalar(T::from_f64(0.5))
+}
+
+/// t(tanh x) = (1 - y^2) t.
+pub(crate) fn tanh_tangent<T: Float, O: Operand<T>>(t: [Option<O>; 1], _: [&O; 1], y: &O) -> O {
+    present(t).mul_one_minus_square(y)
+}
+
+/// t(sigmoid x) = y (1 - y) t.
+pub(crate) fn sigmoid_tangent<T: Float, O: Operand<T>>(t: [Option<O>; 1], _: [&O; 1], y: &O) -> O {
+    present(t).mul_y_one_minus_y(y)
+}
+
+/// t(relu x) = t where x > 0, else 0 (relu'(0) = 0, as the backward rule).
+pub(crate) fn relu_tangent<T: Float, O: Operand<T>>(t: [Option<O>; 1], [x]: [&O; 1], _: &O) -> O {
+    present(t).where_positive(x)
+}
+
+/// t|x| = sign(x) t (abs'(0) = 0).
+pub(crate) fn abs_tangent<T: Float, O: Operand<T>>(t: [Option<O>; 1], [x]: [&O; 1], _: &O) -> O {
+    let t = present(t);
+    let sign = t.constant(x.value().sign());
+    t.mul(&sign)
 }
 
 #[cfg(test)]
