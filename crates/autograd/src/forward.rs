@@ -118,6 +118,27 @@ impl<T: Float> Tape<T> {
         self.levels.borrow().len()
     }
 
+    /// `apply_primitive` in forward mode: the same checks and forward, then the tangents. Kept
+    /// out of line, so that the recording path of ordinary ops only pays the test of
+    /// `propagating` (W4 measures it).
+    #[track_caller]
+    #[inline(never)]
+    pub(crate) fn apply_primitive_with_tangents<const N: usize>(
+        &self,
+        op: Primitive<T>,
+        inputs: [Var<'_, T>; N],
+    ) -> Result<Var<'_, T>> {
+        for input in &inputs {
+            self.check_owns(op.kind().name(), input)?;
+        }
+        let value = {
+            let nodes = self.nodes();
+            let values = inputs.map(|v| &nodes[v.index as usize].value);
+            op.forward(&values)?
+        };
+        self.push_op_with_tangents(op, &inputs.map(|v| v.index), value)
+    }
+
     /// Records an op whose value is computed, then its tangent at each level it propagates to;
     /// if a tangent rule fails, nothing stays recorded.
     #[track_caller]

@@ -401,6 +401,9 @@ impl<T: Float> Tape<T> {
         op: Primitive<T>,
         inputs: [Var<'_, T>; N],
     ) -> Result<Var<'_, T>> {
+        if self.propagating.get() != 0 {
+            return self.apply_primitive_with_tangents(op, inputs);
+        }
         for input in &inputs {
             self.check_owns(op.kind().name(), input)?;
         }
@@ -411,10 +414,6 @@ impl<T: Float> Tape<T> {
             op.forward(&values)?
         };
         let indices = inputs.map(|v| v.index);
-        if self.propagating.get() != 0 {
-            drop(nodes);
-            return self.push_op_with_tangents(op, &indices, value);
-        }
         self.push_op(&mut nodes, op, &indices, value)
     }
 
