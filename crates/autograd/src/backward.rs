@@ -11,6 +11,7 @@ use tensor::{Float, Tensor};
 
 use crate::diagnostics::BackwardSite;
 use crate::error::{AutogradError, Result, or_panic};
+use crate::hooks;
 use crate::operand::Operand;
 use crate::ops;
 use crate::tape::{Tape, Var};
@@ -352,10 +353,17 @@ fn sweep_tensors<T: Float>(
     slots.add(root, seed, |_, seed| seed);
     let mut leaves = Vec::new();
     let mut retained: Option<Vec<Option<Tensor<T>>>> = retain_all.then(|| vec![None; root + 1]);
+    let hooked = tape.has_hooks();
     for index in (0..=root).rev() {
-        let Some(grad) = slots.take(index) else {
+        let Some(mut grad) = slots.take(index) else {
             continue;
         };
+        if hooked {
+            let hooks = tape.hooks.borrow().of(index);
+            if let Some(hooks) = hooks {
+                grad = hooks::run_on_tensor(&hooks, index, grad)?;
+            }
+        }
         if let Some(retained) = &mut retained {
             // A shared handle: rules that would write into `grad` in place allocate instead.
             retained[index] = Some(grad.clone());
@@ -414,10 +422,17 @@ fn sweep_vars<'t, T: Float>(
     let mut slots = Slots::new(root + 1);
     slots.add(root, seed, |_, seed| seed);
     let mut leaves = Vec::new();
+    let hooked = tape.has_hooks();
     for index in (0..=root).rev() {
-        let Some(grad) = slots.take(index) else {
+        let Some(mut grad) = slots.take(index) else {
             continue;
         };
+        if hooked {
+            let hooks = tape.hooks.borrow().of(index);
+            if let Some(hooks) = hooks {
+                grad = hooks::run_on_var(&hooks, index, grad)?;
+            }
+        }
         // Copy out what the rule needs, so the tape is free to record while the rule runs.
         let (op, input_indices, needs) = {
             let nodes = tape.nodes();

@@ -185,6 +185,8 @@ pub struct Tape<T: Float = f32> {
     /// except while a level's own tangent is being computed (then only the levels outside it).
     /// Zero when forward mode is off, which is all the recording path checks.
     pub(crate) propagating: Cell<usize>,
+    /// Gradient hooks by node (see `hooks.rs`).
+    pub(crate) hooks: RefCell<crate::hooks::Hooks<T>>,
 }
 
 impl<T: Float> Default for Tape<T> {
@@ -219,6 +221,7 @@ impl<T: Float> Tape<T> {
             provenance: RefCell::new(Provenance::default()),
             levels: RefCell::new(Vec::new()),
             propagating: Cell::new(0),
+            hooks: RefCell::new(crate::hooks::Hooks::default()),
         }
     }
 
@@ -241,6 +244,7 @@ impl<T: Float> Tape<T> {
         for level in self.levels.get_mut() {
             level.truncate(0);
         }
+        self.hooks.get_mut().truncate(0);
     }
 
     /// Turns on anomaly mode (see [`AnomalyMode`]); also records each node's source location
@@ -519,16 +523,18 @@ impl<T: Float> Drop for Rollback<'_, T> {
         if self.committed || std::thread::panicking() {
             return;
         }
-        if let (Ok(mut nodes), Ok(mut provenance), Ok(mut levels)) = (
+        if let (Ok(mut nodes), Ok(mut provenance), Ok(mut levels), Ok(mut hooks)) = (
             self.tape.nodes.try_borrow_mut(),
             self.tape.provenance.try_borrow_mut(),
             self.tape.levels.try_borrow_mut(),
+            self.tape.hooks.try_borrow_mut(),
         ) {
             nodes.truncate(self.mark);
             provenance.truncate(self.mark);
             for level in levels.iter_mut() {
                 level.truncate(self.mark);
             }
+            hooks.truncate(self.mark);
         }
     }
 }

@@ -9,12 +9,12 @@ const END: &str = "<!-- primitives:end -->";
 
 fn rendered() -> String {
     let mut table = String::from(
-        "| op | forward | gradient for each input | kink / special convention | file |\n|---|---|---|---|---|\n",
+        "| op | forward | gradient for each input | tangent | kink / special convention | file |\n|---|---|---|---|---|---|\n",
     );
     for kind in PrimitiveKind::ALL {
-        let [forward, gradient, convention, file] = kind.derivative_row();
+        let [forward, gradient, tangent, convention, file] = kind.derivative_row();
         table.push_str(&format!(
-            "| `{}` | {forward} | {gradient} | {convention} | `{file}` |\n",
+            "| `{}` | {forward} | {gradient} | {tangent} | {convention} | `{file}` |\n",
             kind.name()
         ));
     }

@@ -24,7 +24,7 @@ macro_rules! primitives {
                 forward: $forward:path,
                 backward: $backward:path,
                 tangent: $tangent:path,
-                docs: [$doc_forward:literal, $doc_gradient:literal, $doc_convention:literal, $doc_file:literal] $(,)?
+                docs: [$doc_forward:literal, $doc_gradient:literal, $doc_tangent:literal, $doc_convention:literal, $doc_file:literal] $(,)?
             }
         )*
     ) => {
@@ -72,13 +72,15 @@ macro_rules! primitives {
             }
 
             /// The op's row of `docs/derivatives.md`: forward value, gradient for each input,
-            /// kink or special convention, and the family file holding its rule.
-            pub fn derivative_row(self) -> [&'static str; 4] {
+            /// tangent (forward mode), kink or special convention, and the family file holding
+            /// its rules.
+            pub fn derivative_row(self) -> [&'static str; 5] {
                 match self {
-                    $(PrimitiveKind::$variant => [$doc_forward, $doc_gradient, $doc_convention, $doc_file],)*
+                    $(PrimitiveKind::$variant => [$doc_forward, $doc_gradient, $doc_tangent, $doc_convention, $doc_file],)*
                     PrimitiveKind::Custom => [
                         "the user's forward",
                         "the user's rule; count and shapes are checked",
+                        "the user's `CustomOp::tangent`; without one, a named error",
                         "higher order only with `backward_on_vars`",
                         "custom.rs",
                     ],

@@ -54,157 +54,157 @@ primitives! {
     Add add {} [2] {
         forward: e::add_forward, backward: e::add_backward,
         tangent: e::add_tangent,
-        docs: ["a + b", "(g, g)", "", "elementwise.rs"],
+        docs: ["a + b", "(g, g)", "ta + tb", "", "elementwise.rs"],
     }
     /// a - b
     Sub sub {} [2] {
         forward: e::sub_forward, backward: e::sub_backward,
         tangent: e::sub_tangent,
-        docs: ["a - b", "(g, -g)", "", "elementwise.rs"],
+        docs: ["a - b", "(g, -g)", "ta - tb", "", "elementwise.rs"],
     }
     /// a * b
     Mul mul {} [2] {
         forward: e::mul_forward, backward: e::mul_backward,
         tangent: e::mul_tangent,
-        docs: ["a * b", "(g b, g a)", "a value used twice gets both contributions added", "elementwise.rs"],
+        docs: ["a * b", "(g b, g a)", "ta b + a tb", "a value used twice gets both contributions added", "elementwise.rs"],
     }
     /// a / b
     Div div {} [2] {
         forward: e::div_forward, backward: e::div_backward,
         tangent: e::div_tangent,
-        docs: ["a / b", "(g / b, -(g / b) y)", "", "elementwise.rs"],
+        docs: ["a / b", "(g / b, -(g / b) y)", "(ta - y tb) / b", "", "elementwise.rs"],
     }
     /// where(condition, a, b); the condition is already broadcast to the output's shape.
     Select select { condition: Box<Tensor<T>> } [2] {
         forward: e::select_forward, backward: e::select_backward,
         tangent: e::select_tangent,
-        docs: ["where(c, a, b)", "(where(c, g, 0), where(c, 0, g))", "selection, not multiplication by a 0/1 mask: an inf in `g` never becomes NaN in the unchosen branch; the condition gets no gradient", "elementwise.rs"],
+        docs: ["where(c, a, b)", "(where(c, g, 0), where(c, 0, g))", "where(c, ta, tb)", "selection, not multiplication by a 0/1 mask: an inf in `g` never becomes NaN in the unchosen branch; the condition gets no gradient", "elementwise.rs"],
     }
     /// atan2(y, x), the angle of the point (x, y)
     Atan2 atan2 {} [2] {
         forward: e::atan2_forward, backward: e::atan2_backward,
         tangent: e::atan2_tangent,
-        docs: ["atan2(y, x)", "(g x / (x^2 + y^2), -g y / (x^2 + y^2))", "undefined at the origin (0, 0), where both are NaN", "elementwise.rs"],
+        docs: ["atan2(y, x)", "(g x / (x^2 + y^2), -g y / (x^2 + y^2))", "(x ty - y tx) / (x^2 + y^2)", "undefined at the origin (0, 0), where both are NaN", "elementwise.rs"],
     }
     /// x + c
     AddScalar add_scalar { c: T } [1] {
         forward: u::add_scalar_forward, backward: u::add_scalar_backward,
         tangent: u::add_scalar_tangent,
-        docs: ["x + c", "g", "", "unary.rs"],
+        docs: ["x + c", "g", "t", "", "unary.rs"],
     }
     /// x * c
     MulScalar mul_scalar { c: T } [1] {
         forward: u::mul_scalar_forward, backward: u::mul_scalar_backward,
         tangent: u::mul_scalar_tangent,
-        docs: ["x c", "g c", "", "unary.rs"],
+        docs: ["x c", "g c", "t c", "", "unary.rs"],
     }
     /// x^p
     PowScalar pow_scalar { p: T } [1] {
         forward: u::pow_scalar_forward, backward: u::pow_scalar_backward,
         tangent: u::pow_scalar_tangent,
-        docs: ["x^p", "g p x^(p-1)", "p = 0 gives 0 (not 0 * x^-1)", "unary.rs"],
+        docs: ["x^p", "g p x^(p-1)", "t p x^(p-1)", "p = 0 gives 0 (not 0 * x^-1)", "unary.rs"],
     }
     /// e^x
     Exp exp {} [1] {
         forward: u::exp_forward, backward: u::exp_backward,
         tangent: u::exp_tangent,
-        docs: ["e^x", "g y", "", "unary.rs"],
+        docs: ["e^x", "g y", "t y", "", "unary.rs"],
     }
     /// ln x
     Log log {} [1] {
         forward: u::log_forward, backward: u::log_backward,
         tangent: u::log_tangent,
-        docs: ["ln x", "g / x", "", "unary.rs"],
+        docs: ["ln x", "g / x", "t / x", "", "unary.rs"],
     }
     /// sqrt x
     Sqrt sqrt {} [1] {
         forward: u::sqrt_forward, backward: u::sqrt_backward,
         tangent: u::sqrt_tangent,
-        docs: ["sqrt x", "g / (2 y)", "", "unary.rs"],
+        docs: ["sqrt x", "g / (2 y)", "t / (2 y)", "", "unary.rs"],
     }
     /// tanh x
     Tanh tanh {} [1] {
         forward: u::tanh_forward, backward: u::tanh_backward,
         tangent: u::tanh_tangent,
-        docs: ["tanh x", "g (1 - y^2)", "", "unary.rs"],
+        docs: ["tanh x", "g (1 - y^2)", "t (1 - y^2)", "", "unary.rs"],
     }
     /// 1 / (1 + e^-x)
     Sigmoid sigmoid {} [1] {
         forward: u::sigmoid_forward, backward: u::sigmoid_backward,
         tangent: u::sigmoid_tangent,
-        docs: ["1 / (1 + e^-x)", "g y (1 - y)", "forward is evaluated without overflow for any x", "unary.rs"],
+        docs: ["1 / (1 + e^-x)", "g y (1 - y)", "t y (1 - y)", "forward is evaluated without overflow for any x", "unary.rs"],
     }
     /// max(x, 0)
     Relu relu {} [1] {
         forward: u::relu_forward, backward: u::relu_backward,
         tangent: u::relu_tangent,
-        docs: ["max(x, 0)", "where(x > 0, g, 0)", "relu'(0) = 0 (as PyTorch; candle uses 1)", "unary.rs"],
+        docs: ["max(x, 0)", "where(x > 0, g, 0)", "where(x > 0, t, 0)", "relu'(0) = 0 (as PyTorch; candle uses 1)", "unary.rs"],
     }
     /// |x|
     Abs abs {} [1] {
         forward: u::abs_forward, backward: u::abs_backward,
         tangent: u::abs_tangent,
-        docs: ["\\|x\\|", "g sign(x)", "abs'(0) = 0 (as PyTorch)", "unary.rs"],
+        docs: ["\\|x\\|", "g sign(x)", "t sign(x)", "abs'(0) = 0 (as PyTorch)", "unary.rs"],
     }
     /// sum over axes (a bit mask), keeping them as size-1 axes or not
     Sum sum { axes: u64, keepdim: bool } [1] {
         forward: r::sum_forward, backward: r::sum_backward,
         tangent: r::sum_tangent,
-        docs: ["sum over axes", "g broadcast back over the reduced axes", "", "reduce.rs"],
+        docs: ["sum over axes", "g broadcast back over the reduced axes", "sum of t over the axes", "", "reduce.rs"],
     }
     /// max over axes (a bit mask), keeping them as size-1 axes or not
     Max max { axes: u64, keepdim: bool } [1] {
         forward: r::max_forward, backward: r::max_backward,
         tangent: r::max_tangent,
-        docs: ["max over axes", "g broadcast back, divided equally among the elements equal to the maximum, 0 elsewhere", "ties share the gradient equally (as `torch.amax` and tinygrad; candle gives every tied element the full gradient)", "reduce.rs"],
+        docs: ["max over axes", "g broadcast back, divided equally among the elements equal to the maximum, 0 elsewhere", "mean of t over the elements equal to the maximum", "ties share the gradient equally (as `torch.amax` and tinygrad; candle gives every tied element the full gradient)", "reduce.rs"],
     }
     /// broadcast to a larger shape (a view)
     Expand expand { shape: Box<Shape> } [1] {
         forward: m::expand_forward, backward: m::expand_backward,
         tangent: m::expand_tangent,
-        docs: ["broadcast to a shape (a view)", "g summed over the broadcast axes back to the input's shape", "the one place broadcasting is undone", "movement.rs"],
+        docs: ["broadcast to a shape (a view)", "g summed over the broadcast axes back to the input's shape", "t broadcast", "the one place broadcasting is undone", "movement.rs"],
     }
     /// the same elements under a new shape
     Reshape reshape { shape: Box<Shape> } [1] {
         forward: m::reshape_forward, backward: m::reshape_backward,
         tangent: m::reshape_tangent,
-        docs: ["same elements, new shape", "g reshaped to the input's shape", "", "movement.rs"],
+        docs: ["same elements, new shape", "g reshaped to the input's shape", "t reshaped", "", "movement.rs"],
     }
     /// reorder the axes
     Permute permute { order: Box<Dims> } [1] {
         forward: m::permute_forward, backward: m::permute_backward,
         tangent: m::permute_tangent,
-        docs: ["reorder axes by p", "g permuted by the inverse of p", "", "movement.rs"],
+        docs: ["reorder axes by p", "g permuted by the inverse of p", "t permuted by p", "", "movement.rs"],
     }
     /// a range along an axis (a view)
     Narrow narrow { range: Box<AxisRange> } [1] {
         forward: m::narrow_forward, backward: m::narrow_backward,
         tangent: m::narrow_tangent,
-        docs: ["elements start..start+len along an axis", "g zero-padded back to the input's extent", "", "movement.rs"],
+        docs: ["elements start..start+len along an axis", "g zero-padded back to the input's extent", "the same range of t", "", "movement.rs"],
     }
     /// zeros before and after the elements along an axis
     Pad pad { padding: Box<AxisPad> } [1] {
         forward: m::pad_forward, backward: m::pad_backward,
         tangent: m::pad_tangent,
-        docs: ["zeros, x, zeros along an axis", "the middle of g (a narrow)", "`narrow` and `pad` are each other's transpose", "movement.rs"],
+        docs: ["zeros, x, zeros along an axis", "the middle of g (a narrow)", "t padded with zeros", "`narrow` and `pad` are each other's transpose", "movement.rs"],
     }
     /// matrix product (rank 2, or batched rank 3)
     Matmul matmul {} [2] {
         forward: mm::matmul_forward, backward: mm::matmul_backward,
         tangent: mm::matmul_tangent,
-        docs: ["A B (rank 2, or batched rank 3)", "(G B^T, A^T G), each summed over the batch when its operand was shared by the batch", "", "matmul.rs"],
+        docs: ["A B (rank 2, or batched rank 3)", "(G B^T, A^T G), each summed over the batch when its operand was shared by the batch", "tA B + A tB", "", "matmul.rs"],
     }
     /// pick along an axis by index
     Gather gather { arg: Box<AxisIndex> } [1] {
         forward: i::gather_forward, backward: i::gather_backward,
         tangent: i::gather_tangent,
-        docs: ["out[.., j, ..] = x[.., idx[.., j, ..], ..]", "g scatter-added into zeros of x's shape", "repeated indices accumulate; indices get no gradient", "index.rs"],
+        docs: ["out[.., j, ..] = x[.., idx[.., j, ..], ..]", "g scatter-added into zeros of x's shape", "t gathered at idx", "repeated indices accumulate; indices get no gradient", "index.rs"],
     }
     /// add into zeros along an axis by index
     ScatterAdd scatter_add { arg: Box<AxisScatter> } [1] {
         forward: i::scatter_add_forward, backward: i::scatter_add_backward,
         tangent: i::scatter_add_tangent,
-        docs: ["zeros(shape) with x added at idx", "g gathered at idx", "`gather` and `scatter_add` are each other's transpose", "index.rs"],
+        docs: ["zeros(shape) with x added at idx", "g gathered at idx", "t scatter-added at idx", "`gather` and `scatter_add` are each other's transpose", "index.rs"],
     }
 }
 
