@@ -171,7 +171,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// Fallible [`backward_with`](Var::backward_with).
     pub fn try_backward_with(self, seed: Tensor<T>) -> Result<Gradients<'t, T>> {
         self.check_seed(seed.shape())?;
-        let (leaves, retained) = sweep_tensors(self.tape, self.index as usize, seed, false)?;
+        let (leaves, retained) =
+            sweep_tensors(self.tape, self.index as usize, seed, Retain::Leaves)?;
         Ok(Gradients {
             tape: self.tape,
             leaves,
@@ -195,7 +196,44 @@ impl<'t, T: Float> Var<'t, T> {
             }
         };
         self.check_seed(seed.shape())?;
-        let (leaves, retained) = sweep_tensors(self.tape, self.index as usize, seed, true)?;
+        let (leaves, retained) = sweep_tensors(self.tape, self.index as usize, seed, Retain::All)?;
+        Ok(Gradients {
+            tape: self.tape,
+            leaves,
+            retained,
+        })
+    }
+
+    /// [`backward_with`](Var::backward_with) that also keeps the gradients of the nodes in
+    /// `keep` (any nodes, not only leaves), read with [`Gradients::of_node`]: PyTorch's
+    /// `torch.autograd.grad(outputs, inputs=[...])` for intermediate values. A node the output
+    /// does not depend on has none.
+    ///
+    /// ```
+    /// use autograd::Tape;
+    /// use tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.leaf(Tensor::from_vec(vec![1.0, 2.0], [2]).unwrap());
+    /// let h = x * 3.0;
+    /// let y = h.square().sum_all();
+    /// let grads = y.try_backward_keeping(Tensor::ones([]), &[h]).unwrap();
+    /// assert_eq!(grads.of_node(h).unwrap().to_vec(), vec![6.0, 12.0]); // 2 h
+    /// ```
+    pub fn try_backward_keeping(
+        self,
+        seed: Tensor<T>,
+        keep: &[Var<'t, T>],
+    ) -> Result<Gradients<'t, T>> {
+        self.check_seed(seed.shape())?;
+        let mut marks = vec![false; self.index as usize + 1];
+        for var in keep {
+            self.tape.check_owns("backward_keeping", var)?;
+            if let Some(mark) = marks.get_mut(var.index()) {
+                *mark = true;
+            }
+        }
+        let (leaves, retained) =
+            sweep_tensors(self.tape, self.index as usize, seed, Retain::Nodes(&marks))?;
         Ok(Gradients {
             tape: self.tape,
             leaves,
@@ -341,18 +379,28 @@ fn input_values<'a, T: Float>(
 /// Leaf gradients by index, and every node's gradient when `retain_all`.
 type SweepResult<T> = (Vec<(u32, Tensor<T>)>, Option<Vec<Option<Tensor<T>>>>);
 
+/// Which gradients besides the leaves' a sweep keeps.
+#[derive(Clone, Copy)]
+enum Retain<'a> {
+    Leaves,
+    All,
+    /// The nodes marked true (indexed by node).
+    Nodes(&'a [bool]),
+}
+
 /// The plain sweep: rules evaluated on tensors; returns the leaves' gradients by index.
 fn sweep_tensors<T: Float>(
     tape: &Tape<T>,
     root: usize,
     seed: Tensor<T>,
-    retain_all: bool,
+    retain: Retain<'_>,
 ) -> Result<SweepResult<T>> {
     let nodes = tape.nodes();
     let mut slots = Slots::new(root + 1);
     slots.add(root, seed, |_, seed| seed);
     let mut leaves = Vec::new();
-    let mut retained: Option<Vec<Option<Tensor<T>>>> = retain_all.then(|| vec![None; root + 1]);
+    let mut retained: Option<Vec<Option<Tensor<T>>>> =
+        (!matches!(retain, Retain::Leaves)).then(|| vec![None; root + 1]);
     let hooked = tape.has_hooks();
     for index in (0..=root).rev() {
         let Some(mut grad) = slots.take(index) else {
@@ -365,8 +413,14 @@ fn sweep_tensors<T: Float>(
             }
         }
         if let Some(retained) = &mut retained {
-            // A shared handle: rules that would write into `grad` in place allocate instead.
-            retained[index] = Some(grad.clone());
+            let keep = match retain {
+                Retain::Nodes(marks) => marks[index],
+                Retain::All | Retain::Leaves => true,
+            };
+            if keep {
+                // A shared handle: rules that would write into `grad` in place allocate instead.
+                retained[index] = Some(grad.clone());
+            }
         }
         let node = &nodes[index];
         let Some(op) = node.op() else {

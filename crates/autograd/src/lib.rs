@@ -84,6 +84,7 @@ mod hooks;
 mod inspect;
 mod operand;
 mod ops;
+pub mod per_sample;
 mod tape;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -99,6 +100,7 @@ pub use hooks::GradientHook;
 pub use inspect::{NodeSummary, TapeSummary};
 pub use operand::Operand;
 pub use ops::PrimitiveKind;
+pub use per_sample::PerSampleGradients;
 pub use tape::{Tape, Var};
 pub use transforms::{JacobianMode, function, grad, hessian, jacobian, jvp, vjp};
 

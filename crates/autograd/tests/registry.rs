@@ -45,7 +45,9 @@ fn every_primitive_is_in_the_registry_exactly_once() {
 }
 
 /// Public `try_` functions that are not ops on Vars, with the reason.
-const NOT_OPS: [(&str, &str); 8] = [
+const NOT_OPS: [(&str, &str); 10] = [
+    ("backward_keeping", "runs the backward sweep"),
+    ("per_sample_gradients", "runs the backward sweep"),
     ("dual", "attaches a tangent (forward mode), records a view"),
     ("tangent", "reads a tangent (forward mode)"),
     (

@@ -404,3 +404,60 @@ fn values_that_do_not_depend_on_a_dual_have_zero_tangents() {
         assert_eq!(level.tangent(c.exp()).value().to_vec(), vec![0.0, 0.0]);
     });
 }
+
+/// a + b whose tangent rule breaks its contract only for b's tangent.
+struct FailsOnSecondTangent;
+
+impl CustomOp<f64> for FailsOnSecondTangent {
+    fn name(&self) -> &str {
+        "fails_on_second"
+    }
+    fn forward(&self, inputs: &[&Tensor<f64>]) -> Result<Tensor<f64>, AutogradError> {
+        Ok(inputs[0] + inputs[1])
+    }
+    fn backward(
+        &self,
+        grad: &Tensor<f64>,
+        _: &[&Tensor<f64>],
+        _: &Tensor<f64>,
+    ) -> Vec<Option<Tensor<f64>>> {
+        vec![Some(grad.clone()), Some(grad.clone())]
+    }
+    fn tangent<'t>(
+        &self,
+        tangents: &[Option<Var<'t, f64>>],
+        _: &[Var<'t, f64>],
+        _: Var<'t, f64>,
+    ) -> Option<Var<'t, f64>> {
+        match tangents {
+            [Some(t), None] => Some(*t),
+            [_, Some(t)] => Some(t.sum_all()),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn a_tangent_failing_at_an_inner_level_leaves_no_outer_tangent_behind() {
+    let tape = Tape::<f64>::new();
+    let a = tape.constant(t(&[1.0, 2.0], &[2]));
+    let b = tape.constant(t(&[3.0, 4.0], &[2]));
+    let ones = tape.constant(Tensor::ones([2]));
+    tape.forward_mode(|outer| {
+        let a = outer.dual(a, ones);
+        tape.forward_mode(|inner| {
+            let b = inner.dual(b, ones);
+            let before = tape.len();
+            // The outer tangent is computed, then the inner one breaks the contract: the node
+            // and the outer tangent recorded for it must both go.
+            let error = tape
+                .try_custom_op(FailsOnSecondTangent, &[a, b])
+                .unwrap_err();
+            assert!(error.to_string().contains("fails_on_second"), "{error}");
+            let fresh = tape.constant(t(&[5.0, 6.0], &[2])).exp();
+            assert_eq!(fresh.index(), before + 1);
+            assert_eq!(outer.tangent(fresh).value().to_vec(), vec![0.0, 0.0]);
+            assert_eq!(inner.tangent(fresh).value().to_vec(), vec![0.0, 0.0]);
+        });
+    });
+}

@@ -26,8 +26,9 @@ fn main() {
             "W5" => workloads::matmul(&args, false),
             "W5t" => workloads::matmul(&args, true),
             "W6" => workloads::deep_chain(&args),
+            "W7" => workloads::per_sample(&args),
             other => {
-                eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5t W6");
+                eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5t W6 W7");
                 std::process::exit(2);
             }
         }

@@ -249,3 +249,91 @@ pub fn deep_chain(args: &Args) {
     );
     report("W6", args.threads, &samples, 1e6, "ms", &extra);
 }
+
+/// W7: per-sample gradients of W1's MLP at batch 128: one forward pass, per-example
+/// cross-entropy, the per-sample gradients of every parameter in factored form, each example's
+/// gradient norm and differentially private SGD's clipped sum (what a DP-SGD step needs before
+/// its noise). Timed interleaved with W1 steps on the same model, so `ratio_to_w1` is a
+/// same-session ratio; also reports materialising every parameter's `[128, ...]` stack and the
+/// loop of 128 single-example backward passes it replaces (fewer repetitions: it is slow).
+pub fn per_sample(args: &Args) {
+    let spec = Mlp::w1();
+    let sizes = if args.tiny {
+        vec![8, 6, 6, 3]
+    } else {
+        spec.sizes.to_vec()
+    };
+    let batch = args.size(spec.batch, 4);
+    let classes = sizes[sizes.len() - 1];
+    let mut rng = StdRng::seed_from_u64(1234);
+    let x = Tensor::<f32>::random_normal([batch, sizes[0]], 0.0, 1.0, &mut rng)
+        .expect("valid parameters");
+    let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..classes)).collect();
+    let mut store = ParamStore::new();
+    let model = build(&spec, &sizes, &mut store);
+    let mut optimizer = Sgd::new(0.01);
+    let (warmup, reps) = args.reps(spec.warmup, spec.reps);
+    let mut w1_samples = Vec::with_capacity(reps);
+    let mut w7_samples = Vec::with_capacity(reps);
+    for rep in 0..warmup + reps {
+        let w1 = time_reps(0, 1, || {
+            let gradients = {
+                let tape = Tape::new();
+                let mut context = Context::new(&tape, &mut store, Mode::Train);
+                let logits = model.forward(&mut context, tape.constant(x.clone()));
+                context.gradients(&nn::cross_entropy(logits, &labels).backward())
+            };
+            optimizer
+                .step(&mut store, &gradients)
+                .expect("gradients of this store");
+        });
+        let w7 = time_reps(0, 1, || {
+            let tape = Tape::new();
+            let mut context = Context::new(&tape, &mut store, Mode::Train);
+            let logits = model.forward(&mut context, tape.constant(x.clone()));
+            let losses = nn::cross_entropy_per_example(logits, &labels);
+            let per_sample = context
+                .try_per_sample_gradients(losses)
+                .expect("the MLP is per-example");
+            black_box(per_sample.norms());
+            black_box(per_sample.clipped_sum(1.0));
+        });
+        if rep >= warmup {
+            w1_samples.extend(w1);
+            w7_samples.extend(w7);
+        }
+    }
+    // Materialising every parameter's stack, and the loop it replaces.
+    let few = args.reps(1, 5).1;
+    let materialised = time_reps(1, few, || {
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, &mut store, Mode::Eval);
+        let logits = model.forward(&mut context, tape.constant(x.clone()));
+        let losses = nn::cross_entropy_per_example(logits, &labels);
+        let per_sample = context
+            .try_per_sample_gradients(losses)
+            .expect("the MLP is per-example");
+        for id in context.store().trainable() {
+            black_box(per_sample.get(id).expect("a trainable parameter"));
+        }
+    });
+    let looped = time_reps(0, args.reps(1, 2).1, || {
+        for b in 0..batch {
+            let tape = Tape::new();
+            let mut context = Context::new(&tape, &mut store, Mode::Eval);
+            let row = tape.constant(x.narrow(0, b, 1).contiguous());
+            let loss = nn::cross_entropy(model.forward(&mut context, row), &labels[b..=b]);
+            black_box(context.gradients(&loss.backward()));
+        }
+    });
+    let w1 = median(&w1_samples);
+    let extra = format!(
+        ", \"w1_median_ms\": {}, \"ratio_to_w1\": {:.3}, \"materialised_ms\": {}, \"loop_of_backward_ms\": {}, \"loop_ratio_to_w1\": {:.1}",
+        w1 / 1e6,
+        median(&w7_samples) / w1,
+        median(&materialised) / 1e6,
+        median(&looped) / 1e6,
+        median(&looped) / w1
+    );
+    report("W7", args.threads, &w7_samples, 1e6, "ms/step", &extra);
+}

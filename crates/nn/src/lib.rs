@@ -81,6 +81,7 @@ mod loss;
 pub mod optim;
 mod params;
 mod penalty;
+mod per_sample;
 mod stats;
 #[cfg(test)]
 mod test_support;
@@ -99,9 +100,11 @@ pub use io::{
 };
 pub use layer::{Layer, Sequential};
 pub use loss::{
-    binary_cross_entropy_with_logits, cross_entropy, mse, try_binary_cross_entropy_with_logits,
-    try_cross_entropy, try_mse,
+    binary_cross_entropy_with_logits, cross_entropy, cross_entropy_per_example, mse,
+    try_binary_cross_entropy_with_logits, try_cross_entropy, try_cross_entropy_per_example,
+    try_mse,
 };
 pub use params::{Context, Mode, ParamGradients, ParamId, ParamStore, Role, StoreId};
 pub use penalty::{l1_penalty, l2_penalty, try_l1_penalty, try_l2_penalty};
+pub use per_sample::PerSampleParamGradients;
 pub use stats::{ActivationStatistics, LayerRow, LayerStatistics};

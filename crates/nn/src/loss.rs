@@ -57,6 +57,32 @@ pub fn cross_entropy<'t, T: Float>(logits: Var<'t, T>, labels: &[usize]) -> Var<
 /// Fallible [`cross_entropy`]: errors name a label outside `0..classes` or a batch-size
 /// mismatch, before anything is recorded.
 pub fn try_cross_entropy<'t, T: Float>(logits: Var<'t, T>, labels: &[usize]) -> Result<Var<'t, T>> {
+    Ok(try_cross_entropy_per_example(logits, labels)?.try_mean_all()?)
+}
+
+/// Softmax cross-entropy of each example, without the batch mean (PyTorch's
+/// `reduction='none'`): shape `[batch]`, entry i `logsumexp(z_i) - z_i[label_i]`. The input of
+/// per-sample gradients ([`Context::try_per_sample_gradients`](crate::Context::try_per_sample_gradients)).
+///
+/// ```
+/// use autograd::Tape;
+/// use tensor::Tensor;
+/// let tape = Tape::<f64>::new();
+/// let logits = tape.leaf(Tensor::zeros([2, 4]));
+/// let losses = nn::cross_entropy_per_example(logits, &[0, 3]);
+/// assert_eq!(losses.shape().dims(), &[2]);
+/// assert!((losses.value().to_vec()[1] - 4.0_f64.ln()).abs() < 1e-15);
+/// ```
+#[track_caller]
+pub fn cross_entropy_per_example<'t, T: Float>(logits: Var<'t, T>, labels: &[usize]) -> Var<'t, T> {
+    or_panic(try_cross_entropy_per_example(logits, labels))
+}
+
+/// Fallible [`cross_entropy_per_example`], with [`try_cross_entropy`]'s errors.
+pub fn try_cross_entropy_per_example<'t, T: Float>(
+    logits: Var<'t, T>,
+    labels: &[usize],
+) -> Result<Var<'t, T>> {
     let shape = logits.shape();
     let &[batch, classes] = shape.dims() else {
         return Err(NnError::Shape {
@@ -80,8 +106,7 @@ pub fn try_cross_entropy<'t, T: Float>(logits: Var<'t, T>, labels: &[usize]) -> 
     }
     let index = Indices::new(labels.to_vec(), [batch, 1])?;
     let picked = logits.try_gather(1, &index)?.try_reshape([batch])?;
-    let per_sample = logits.try_logsumexp(&[1], false)?.try_sub(picked)?;
-    Ok(per_sample.try_mean_all()?)
+    Ok(logits.try_logsumexp(&[1], false)?.try_sub(picked)?)
 }
 
 /// Binary cross-entropy from logits and 0/1 targets of the same shape, averaged: mean of

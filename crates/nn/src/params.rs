@@ -566,6 +566,11 @@ pub struct ParamGradients<T: Float = f32> {
 }
 
 impl<T: Float> ParamGradients<T> {
+    /// Gradients already known to fit the store (one value per entry, trainable ones only).
+    pub(crate) fn from_parts(store: StoreId, values: Vec<Option<Tensor<T>>>) -> Self {
+        ParamGradients { store, values }
+    }
+
     /// Gradients from explicit values, one per entry of `store` (`None` for buffers and for
     /// parameters without a gradient). Errors unless there is one value per entry, buffers get
     /// none, and every gradient has its parameter's shape.

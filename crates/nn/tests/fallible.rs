@@ -46,6 +46,10 @@ fn cases() -> Vec<(&'static str, Case)> {
             let labels = vec![0; x.dims().first().copied().unwrap_or(0)];
             nn::try_cross_entropy(tape.leaf(x), &labels)
         }),
+        ("cross_entropy_per_example", |tape, _, x| {
+            let labels = vec![0; x.dims().first().copied().unwrap_or(0)];
+            nn::try_cross_entropy_per_example(tape.leaf(x), &labels)
+        }),
         ("binary_cross_entropy_with_logits", |tape, _, x| {
             let targets = tape.constant(x.map(|v| if v > 0.0 { 1.0 } else { 0.0 }));
             nn::try_binary_cross_entropy_with_logits(tape.leaf(x), targets)
@@ -160,8 +164,9 @@ fn every_fallible_call_returns_in_anomaly_mode() {
 #[test]
 fn every_public_try_function_has_a_case() {
     let names: Vec<&str> = cases().iter().map(|(n, _)| *n).collect();
-    // Not ops on Vars: the transaction helper.
-    let exempt = ["atomically"];
+    // Not ops on Vars: the transaction helper, and per-sample gradients (a backward pass,
+    // tested in tests/per_sample.rs).
+    let exempt = ["atomically", "per_sample_gradients"];
     let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
     let mut found = 0;
     let mut folders = vec![std::path::PathBuf::from(folder)];
