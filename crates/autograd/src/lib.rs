@@ -73,6 +73,7 @@
 #![forbid(unsafe_code)]
 
 mod backward;
+mod checkpoint;
 mod composite;
 mod custom;
 mod diagnostics;

@@ -461,3 +461,28 @@ fn a_tangent_failing_at_an_inner_level_leaves_no_outer_tangent_behind() {
         });
     });
 }
+
+#[test]
+fn levels_open_and_close_with_their_closure() {
+    let tape = Tape::<f64>::new();
+    assert_eq!(tape.open_levels(), 0);
+    tape.forward_mode(|outer| {
+        assert_eq!(tape.open_levels(), 1);
+        assert_eq!(format!("{outer:?}"), "DualLevel { level: 0 }");
+        tape.forward_mode(|inner| {
+            assert_eq!(tape.open_levels(), 2);
+            assert_eq!(format!("{inner:?}"), "DualLevel { level: 1 }");
+        });
+        assert_eq!(tape.open_levels(), 1);
+    });
+    assert_eq!(tape.open_levels(), 0);
+    // A panic inside a level closes it too.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tape.forward_mode(|_| panic!("inside"))
+    }));
+    assert!(caught.is_err());
+    assert_eq!(tape.open_levels(), 0);
+    let x = tape.constant(t(&[1.0], &[1]));
+    let y = x.exp();
+    assert_eq!(y.value().to_vec(), vec![1f64.exp()]);
+}

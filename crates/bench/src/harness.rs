@@ -21,7 +21,7 @@ impl Args {
     /// before the first matrix product.
     pub fn parse() -> Args {
         let mut threads = 0;
-        let mut only = "W1,W2,W3,W4,W5,W5t,W6,W7".to_string();
+        let mut only = "W1,W2,W2c,W3,W4,W5,W5t,W6,W7".to_string();
         let mut tiny = false;
         let mut reps = None;
         let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -111,7 +111,7 @@ fn rerun_with_threads(threads: usize) -> ! {
 
 fn usage(message: &str) -> ! {
     eprintln!(
-        "bench: {message}\nusage: bench --threads N [--only W1,W2,W3,W4,W5,W5t,W6,W7] [--tiny] [--reps N]"
+        "bench: {message}\nusage: bench --threads N [--only W1,W2,W2c,W3,W4,W5,W5t,W6,W7] [--tiny] [--reps N]"
     );
     std::process::exit(2)
 }

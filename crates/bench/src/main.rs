@@ -21,6 +21,7 @@ fn main() {
         match id.as_str() {
             "W1" => workloads::mlp(&args, workloads::Mlp::w1()),
             "W2" => workloads::mlp(&args, workloads::Mlp::w2()),
+            "W2c" => workloads::mlp(&args, workloads::Mlp::w2c()),
             "W3" => workloads::mlp(&args, workloads::Mlp::w3()),
             "W4" => workloads::op_chain(&args),
             "W5" => workloads::matmul(&args, false),
@@ -28,7 +29,7 @@ fn main() {
             "W6" => workloads::deep_chain(&args),
             "W7" => workloads::per_sample(&args),
             other => {
-                eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5t W6 W7");
+                eprintln!("unknown workload {other}; known: W1 W2 W2c W3 W4 W5 W5t W6 W7");
                 std::process::exit(2);
             }
         }

@@ -5,7 +5,8 @@ use std::hint::black_box;
 use autograd::Tape;
 use nn::optim::{Adam, Optimizer, Sgd};
 use nn::{
-    Activation, BatchNorm1d, Context, Dense, Dropout, Init, Layer, Mode, ParamStore, Sequential,
+    Activation, BatchNorm1d, Checkpoint, Context, Dense, Dropout, Init, Layer, Mode, ParamStore,
+    Sequential,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -22,6 +23,8 @@ pub struct Mlp {
     reps: usize,
     /// W2: Dense -> BatchNorm1d -> ReLU -> Dropout(0.5) blocks, an L2 penalty and Adam.
     regularized: bool,
+    /// W2c: each hidden block checkpointed (recomputed in the backward pass).
+    checkpointed: bool,
 }
 
 impl Mlp {
@@ -34,6 +37,7 @@ impl Mlp {
             warmup: 10,
             reps: 50,
             regularized: false,
+            checkpointed: false,
         }
     }
 
@@ -46,6 +50,16 @@ impl Mlp {
         }
     }
 
+    /// W2 with each hidden block (Dense, BatchNorm1d, ReLU, Dropout) checkpointed: the same
+    /// step, for its peak memory and time (not a workload of `WORKLOADS.md`).
+    pub fn w2c() -> Mlp {
+        Mlp {
+            checkpointed: true,
+            id: "W2c",
+            ..Mlp::w2()
+        }
+    }
+
     /// MLP 64-64-64-10, batch 16, SGD lr 0.01.
     pub fn w3() -> Mlp {
         Mlp {
@@ -55,6 +69,7 @@ impl Mlp {
             warmup: 100,
             reps: 2000,
             regularized: false,
+            checkpointed: false,
         }
     }
 }
@@ -69,30 +84,40 @@ fn build(spec: &Mlp, sizes: &[usize], store: &mut ParamStore<f32>) -> Sequential
         } else {
             format!("hidden{}", i + 1)
         };
-        model.push(
-            Dense::new(
-                store,
-                &name,
-                sizes[i],
-                sizes[i + 1],
-                Init::HeNormal,
-                &mut rng,
-            )
-            .expect("fresh names"),
-        );
-        if i + 1 < layers {
-            if spec.regularized {
-                model.push(
-                    BatchNorm1d::new(store, &format!("bn{}", i + 1), sizes[i + 1])
-                        .expect("fresh names"),
-                );
-            }
-            model.push(Activation::Relu);
-            if spec.regularized {
-                model.push(
-                    Dropout::with_drop_probability(0.5, &mut rng).expect("valid probability"),
-                );
-            }
+        let dense = Dense::new(
+            store,
+            &name,
+            sizes[i],
+            sizes[i + 1],
+            Init::HeNormal,
+            &mut rng,
+        )
+        .expect("fresh names");
+        if i + 1 == layers {
+            model.push(dense);
+            continue;
+        }
+        // W1 and W2 keep their flat list of layers; W2c groups each hidden block to
+        // checkpoint it.
+        let mut block = Sequential::new();
+        let target = if spec.checkpointed {
+            &mut block
+        } else {
+            &mut model
+        };
+        target.push(dense);
+        if spec.regularized {
+            target.push(
+                BatchNorm1d::new(store, &format!("bn{}", i + 1), sizes[i + 1])
+                    .expect("fresh names"),
+            );
+        }
+        target.push(Activation::Relu);
+        if spec.regularized {
+            target.push(Dropout::with_drop_probability(0.5, &mut rng).expect("valid probability"));
+        }
+        if spec.checkpointed {
+            model.push(Checkpoint::new(block));
         }
     }
     model
@@ -135,6 +160,16 @@ pub fn mlp(args: &Args, spec: Mlp) {
         })
     };
     let before = evaluate(&mut store);
+    // What the tape holds once the loss is computed (what checkpointing reduces), on a copy of
+    // the store so the timed steps are unchanged.
+    let tape_bytes = {
+        let mut copy = store.clone();
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, &mut copy, Mode::Train);
+        let logits = model.forward(&mut context, tape.constant(x.clone()));
+        let _loss = nn::cross_entropy(logits, &labels);
+        tape.summary(None).total_bytes()
+    };
     let (warmup, reps) = args.reps(spec.warmup, spec.reps);
     let samples = time_reps(warmup, reps, || {
         let gradients = {
@@ -159,10 +194,11 @@ pub fn mlp(args: &Args, spec: Mlp) {
     );
     let (peak, _) = memory_kib();
     let extra = format!(
-        ", \"peak_rss_mib\": {:.1}, \"startup_rss_mib\": {:.1}, \"steps\": {}",
+        ", \"peak_rss_mib\": {:.1}, \"startup_rss_mib\": {:.1}, \"steps\": {}, \"tape_mib_after_forward\": {:.2}",
         peak as f64 / 1024.0,
         startup_rss as f64 / 1024.0,
-        warmup + reps
+        warmup + reps,
+        tape_bytes as f64 / (1024.0 * 1024.0)
     );
     if spec.id == "W3" {
         report(spec.id, args.threads, &samples, 1e3, "us/step", &extra);

@@ -68,6 +68,7 @@
 mod activation;
 mod batch_norm;
 mod check;
+mod checkpoint;
 mod data;
 mod dense;
 mod dropout;
@@ -89,6 +90,7 @@ mod test_support;
 pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;
 pub use check::gradcheck_layer;
+pub use checkpoint::Checkpoint;
 pub use data::{Batches, CsvOptions, Dataset, MAX_CLASSES, Standardizer, load_csv, parse_csv};
 pub use dense::Dense;
 pub use dropout::{Dropout, dropout_with_mask, try_dropout_with_mask};
