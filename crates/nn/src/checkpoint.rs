@@ -12,6 +12,9 @@ use crate::error::{NnError, Result};
 use crate::layer::Layer;
 use crate::params::{Context, ParamId};
 
+/// Buffer values a run of the block wrote (batch norm's running statistics).
+type Written<T> = Rc<RefCell<Vec<(ParamId, Tensor<T>)>>>;
+
 /// Wraps a layer (often a [`Sequential`](crate::Sequential) block) so that a forward pass keeps
 /// only the block's input and output on the tape; the backward pass reruns the block at the
 /// same training step (so dropout draws the same masks) and sweeps it. Gradients equal the plain
@@ -80,7 +83,7 @@ impl<T: Float> Layer<T> for Checkpoint<T> {
         let mut inputs = vec![x];
         inputs.extend(context.trainable().map(|(_, _, var)| var));
         // What the run inside the forward pass wrote to buffers, and the layer's own error.
-        let written: Rc<RefCell<Vec<(ParamId, Tensor<T>)>>> = Rc::default();
+        let written: Written<T> = Rc::default();
         let failure: Rc<RefCell<Option<NnError>>> = Rc::default();
         let (layer, written_by_run, failure_of_run) =
             (self.layer.clone(), written.clone(), failure.clone());
