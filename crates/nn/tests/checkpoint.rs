@@ -48,9 +48,17 @@ fn bits(t: &Tensor<f64>) -> Vec<u64> {
     t.to_vec().iter().map(|v| v.to_bits()).collect()
 }
 
-/// Three training steps; per step the gradients of every trainable parameter (in the store's
-/// order) and the number of nodes on the tape; at the end every entry's value.
-fn train(checkpointed: bool, mode: Mode) -> (Vec<Vec<Vec<u64>>>, Vec<usize>, Vec<Vec<u64>>) {
+/// What three training steps produced, as bits.
+struct Run {
+    /// Per step, the gradient of every trainable parameter (in the store's order).
+    gradients: Vec<Vec<Vec<u64>>>,
+    /// Per step, the nodes on the tape.
+    nodes: Vec<usize>,
+    /// At the end, every entry's value (parameters and buffers).
+    values: Vec<Vec<u64>>,
+}
+
+fn train(checkpointed: bool, mode: Mode) -> Run {
     let mut store = ParamStore::new();
     let model = model(&mut store, checkpointed);
     let x = Tensor::random_normal([8, 4], 0.0, 1.0, &mut StdRng::seed_from_u64(5)).unwrap();
@@ -78,19 +86,25 @@ fn train(checkpointed: bool, mode: Mode) -> (Vec<Vec<Vec<u64>>>, Vec<usize>, Vec
         }
     }
     let values = store.iter().map(|(_, _, _, value)| bits(value)).collect();
-    (steps, nodes, values)
+    Run {
+        gradients: steps,
+        nodes,
+        values,
+    }
 }
 
 #[test]
 fn checkpointed_gradients_and_running_statistics_equal_the_plain_models_bit_for_bit() {
     for mode in [Mode::Train, Mode::Eval] {
-        let (plain, plain_nodes, plain_values) = train(false, mode);
-        let (checkpointed, checkpointed_nodes, checkpointed_values) = train(true, mode);
-        assert_eq!(plain, checkpointed, "{mode:?}: gradients differ");
+        let (plain, checkpointed) = (train(false, mode), train(true, mode));
+        assert_eq!(
+            plain.gradients, checkpointed.gradients,
+            "{mode:?}: gradients differ"
+        );
         // Parameters and buffers (running mean, variance, batches tracked) after three steps:
         // batch norm's statistics were updated once per step, not twice.
-        assert_eq!(plain_values, checkpointed_values, "{mode:?}: store differs");
-        for (p, c) in plain_nodes.iter().zip(&checkpointed_nodes) {
+        assert_eq!(plain.values, checkpointed.values, "{mode:?}: store differs");
+        for (p, c) in plain.nodes.iter().zip(&checkpointed.nodes) {
             assert!(
                 c < p,
                 "{mode:?}: the checkpointed tape holds {c} nodes, the plain one {p}"
