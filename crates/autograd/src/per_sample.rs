@@ -191,10 +191,16 @@ impl<'t, T: Float> Var<'t, T> {
                 "the losses must have shape [batch], one per example, got {shape}"
             )));
         };
+        if !self.requires_grad() {
+            return Err(refuse(
+                "the losses do not depend on any parameter that requires a gradient".to_string(),
+            ));
+        }
         let roles = batch_roles(tape, self.index(), batch)?;
         if roles[self.index()] != Role::Rows {
             return Err(refuse(
-                "the losses do not depend on the batch through any parameter".to_string(),
+                "the losses are computed from parameters alone, not from a batch of examples"
+                    .to_string(),
             ));
         }
         let boundaries = boundaries(tape, self.index(), &roles, params)?;
@@ -385,7 +391,13 @@ fn batch_roles<T: Float>(tape: &Tape<T>, root: usize, batch: usize) -> Result<Ve
                         return Err(mixes("moves the batch axis"));
                     }
                 }
-                Primitive::Permute { order } => rows_axis_kept(order[0], "moves the batch axis")?,
+                Primitive::Permute { order } => {
+                    if order[0] == 0 {
+                        Role::Rows
+                    } else {
+                        return Err(mixes("moves the batch axis"));
+                    }
+                }
                 Primitive::Narrow { range } => rows_axis_kept(range.axis, "slices the batch axis")?,
                 Primitive::Pad { padding } => rows_axis_kept(padding.axis, "pads the batch axis")?,
                 Primitive::Gather { arg } => {
