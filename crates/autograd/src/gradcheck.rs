@@ -652,6 +652,9 @@ where
 /// Checks the tape's gradients of `f` at `inputs` against central finite differences (see the
 /// module docs for every check made). `f` receives the inputs as trainable leaves and may
 /// return an output of any shape; its full Jacobian is compared.
+///
+/// A closure bound to a `let` before the call needs [`autograd::function`](crate::function)
+/// (Rust infers a `let`-bound closure's lifetimes too narrowly without it).
 pub fn gradcheck<T, F>(
     f: F,
     inputs: &[Tensor<T>],
@@ -698,6 +701,9 @@ where
 /// let x = Tensor::from_vec(vec![0.3, -1.2, 0.8], [3]).unwrap();
 /// gradgradcheck(|v| v[0].tanh().exp(), &[x], &GradcheckOptions::strict("tanh then exp")).unwrap();
 /// ```
+///
+/// A closure bound to a `let` before the call needs [`autograd::function`](crate::function)
+/// (Rust infers a `let`-bound closure's lifetimes too narrowly without it).
 pub fn gradgradcheck<T, F>(
     f: F,
     inputs: &[Tensor<T>],
@@ -863,6 +869,9 @@ where
 /// (u over the output, v over the inputs, seeded by `seed`), compares u^T J v from one
 /// backward pass with (u . f(x + eps v) - u . f(x - eps v)) / (2 eps). On failure it reruns the
 /// full [`gradcheck`] to produce a report that names the element.
+///
+/// A closure bound to a `let` before the call needs [`autograd::function`](crate::function)
+/// (Rust infers a `let`-bound closure's lifetimes too narrowly without it).
 pub fn gradcheck_directional<T, F>(
     f: F,
     inputs: &[Tensor<T>],
@@ -955,6 +964,9 @@ const TRANSPOSE_TOLERANCE: f64 = 1e-10;
 /// let report = jvpcheck(|v| v[0].tanh() * v[0], &[x], &GradcheckOptions::strict("tanh x"), 2, 7).unwrap();
 /// assert_eq!(report.entries_checked, 2 * 3);
 /// ```
+///
+/// A closure bound to a `let` before the call needs [`autograd::function`](crate::function)
+/// (Rust infers a `let`-bound closure's lifetimes too narrowly without it).
 pub fn jvpcheck<T, F>(
     f: F,
     inputs: &[Tensor<T>],

@@ -19,6 +19,9 @@ use crate::tape::{Tape, Var};
 /// let hv = hessian_vector_product(|x| x[0].powf(3.0).sum_all(), &[x], &[v]).unwrap();
 /// assert_eq!(hv[0].to_vec(), vec![6.0, 6.0]);
 /// ```
+///
+/// A closure bound to a `let` before the call needs [`autograd::function`](crate::function)
+/// (Rust infers a `let`-bound closure's lifetimes too narrowly without it).
 pub fn hessian_vector_product<T, F>(
     f: F,
     x: &[Tensor<T>],

@@ -30,6 +30,11 @@
 //! - Composites (mean, variance, logsumexp, softmax, log_softmax, softplus, maximum, concat...)
 //!   have no backward code: their gradients are derived.
 //! - [`CustomOp`] records a user-defined op with its own rule; [`gradcheck`] checks any of them.
+//! - Forward mode ([`Tape::forward_mode`]): each primitive's tangent rule sits beside its
+//!   backward rule; tangents are nodes of the tape, so the modes compose. The function
+//!   transforms ([`jvp`], [`vjp`], [`grad`], [`jacobian`], [`hessian`]), per-sample gradients
+//!   ([`per_sample`]), gradient hooks ([`Var::register_hook`]) and checkpointing
+//!   ([`Tape::checkpoint`]) are built on the tape; `docs/transforms.md` is the guide.
 //!
 //! # Errors: one contract for `tensor`, `autograd` and `nn`
 //! - **Programmer errors panic**, in the plain form of a call (`matmul`, `+`, `slice`,
@@ -89,7 +94,7 @@ pub mod per_sample;
 mod tape;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod transforms;
+pub mod transforms;
 
 pub use backward::{GradientVars, Gradients};
 pub use custom::CustomOp;

@@ -92,6 +92,9 @@ fn check_like<T: Float>(
 ///
 /// Errors: [`AutogradError::Transform`] if a tangent's shape differs from its input's;
 /// [`AutogradError::TangentUnsupported`] naming a custom op without a tangent rule.
+///
+/// A closure bound to a `let` before the call needs [`function`] (see the
+/// [module docs](crate::transforms)).
 pub fn jvp<T, F>(
     f: F,
     primals: &[Tensor<T>],
@@ -128,6 +131,9 @@ where
 /// assert_eq!(value.to_vec(), vec![1.0, 4.0]);
 /// assert_eq!(cotangents[0].to_vec(), vec![2.0, 40.0]); // 2 x u
 /// ```
+///
+/// A closure bound to a `let` before the call needs [`function`] (see the
+/// [module docs](crate::transforms)).
 pub fn vjp<T, F>(
     f: F,
     primals: &[Tensor<T>],
@@ -180,6 +186,9 @@ fn gradients_or_zeros<T: Float>(
 ///
 /// Errors: [`AutogradError::Transform`] for a position out of range or listed twice;
 /// [`AutogradError::NonScalarOutput`] if `f` is not scalar (use [`vjp`]).
+///
+/// A closure bound to a `let` before the call needs [`function`] (see the
+/// [module docs](crate::transforms)).
 pub fn grad<T, F>(f: F, primals: &[Tensor<T>], wrt: &[usize]) -> Result<Vec<Tensor<T>>>
 where
     T: Float,
@@ -248,6 +257,9 @@ pub enum JacobianMode {
 /// assert_eq!(reverse[0].to_vec(), vec![3.0, 2.0, 1.0, 1.0, 0.0, 6.0]);
 /// assert_eq!(forward[0].to_vec(), reverse[0].to_vec());
 /// ```
+///
+/// A closure bound to a `let` before the call needs [`function`] (see the
+/// [module docs](crate::transforms)).
 pub fn jacobian<T, F>(f: F, primals: &[Tensor<T>], mode: JacobianMode) -> Result<Vec<Tensor<T>>>
 where
     T: Float,
@@ -388,6 +400,9 @@ fn basis<T: Float>(shape: &Shape, k: usize) -> Result<Tensor<T>> {
 /// let h = hessian(rosenbrock, &[Tensor::from_vec(vec![1.0, 1.0], [2]).unwrap()]).unwrap();
 /// assert_eq!(h[0][0].to_vec(), vec![802.0, -400.0, -400.0, 200.0]);
 /// ```
+///
+/// A closure bound to a `let` before the call needs [`function`] (see the
+/// [module docs](crate::transforms)).
 pub fn hessian<T, F>(f: F, primals: &[Tensor<T>]) -> Result<Vec<Vec<Tensor<T>>>>
 where
     T: Float,
