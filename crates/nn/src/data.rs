@@ -430,6 +430,7 @@ mod tests {
         let d = data();
         let batches: Vec<Dataset<f64>> = d
             .shuffled_batches(4, &mut StdRng::seed_from_u64(2))
+            .take(10) // bounded, so an iterator that stopped advancing fails, not hangs
             .collect();
         assert_eq!(
             batches.iter().map(Dataset::len).collect::<Vec<_>>(),
@@ -443,9 +444,31 @@ mod tests {
         assert_eq!(seen, (0..10).map(|r| 2.0 * r as f64).collect::<Vec<_>>());
         let again: Vec<Dataset<f64>> = d
             .shuffled_batches(4, &mut StdRng::seed_from_u64(2))
+            .take(10) // bounded, so an iterator that stopped advancing fails, not hangs
             .collect();
         assert_eq!(batches, again);
         assert_eq!(d.batches(4).next().unwrap().labels(), &[0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn batches_advance_and_end() {
+        // Bounded by `take`, so an iterator that stopped advancing would fail, not hang.
+        let d = data();
+        let sizes: Vec<usize> = d.batches(4).take(5).map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![4, 4, 2]);
+        // In the stored order, batch k starts at row 4k, whose first feature is 2 * 4k.
+        let firsts: Vec<f64> = d
+            .batches(4)
+            .take(5)
+            .map(|b| b.features().get(&[0, 0]))
+            .collect();
+        assert_eq!(firsts, vec![0.0, 8.0, 16.0]);
+        let shuffled: Vec<usize> = d
+            .shuffled_batches(3, &mut StdRng::seed_from_u64(0))
+            .take(6)
+            .map(|b| b.len())
+            .collect();
+        assert_eq!(shuffled, vec![3, 3, 3, 1]);
     }
 
     #[test]

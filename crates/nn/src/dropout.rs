@@ -329,6 +329,76 @@ mod tests {
     }
 
     #[test]
+    fn drop_probability_is_one_minus_keep() {
+        // Values exact in binary, so the subtraction is exact.
+        let dropout = Dropout::with_drop_probability(0.25, &mut rng(0)).unwrap();
+        assert_eq!(dropout.drop_probability(), 0.25);
+        let dropout = Dropout::with_keep_probability(0.625, &mut rng(0)).unwrap();
+        assert_eq!(dropout.drop_probability(), 0.375);
+        let never = Dropout::with_keep_probability(1.0, &mut rng(0)).unwrap();
+        assert_eq!(never.drop_probability(), 0.0);
+    }
+
+    #[test]
+    fn the_layer_is_named_dropout_unless_renamed() {
+        let dropout = Dropout::with_keep_probability(0.5, &mut rng(0)).unwrap();
+        assert_eq!(Layer::<f64>::name(&dropout), "dropout");
+        assert_eq!(Layer::<f64>::name(&dropout.named("drop2")), "drop2");
+    }
+
+    #[test]
+    fn keep_one_is_the_identity_in_training_too() {
+        // keep = 1 never drops: the input itself comes back, and nothing is recorded.
+        let dropout = Dropout::with_keep_probability(1.0, &mut rng(0)).unwrap();
+        let mut store = ParamStore::<f64>::new();
+        let tape = Tape::new();
+        let mut context = Context::at_step(&tape, &mut store, 3);
+        let x = tape.leaf(sample(&[4, 5], 1));
+        let recorded = tape.len();
+        let y = dropout.forward(&mut context, x);
+        assert_eq!(y.index(), x.index());
+        assert_eq!(tape.len(), recorded);
+    }
+
+    #[test]
+    fn a_unit_is_kept_only_when_its_draw_is_below_keep() {
+        // Draws are multiples of 2^-53 in [0, 1): keeping a unit when `draw < keep` keeps it
+        // with probability exactly `keep`, so a draw equal to `keep` drops its unit.
+        let (seed, step) = (21, 5);
+        let first_draw: f64 = StdRng::seed_from_u64(mix(seed, step)).random();
+        assert!(first_draw > 0.0);
+        let with_keep = |keep: f64| Dropout {
+            name: "dropout".to_string(),
+            keep,
+            seed,
+        };
+        let shape = Shape::from([3]);
+        let at_the_draw: Tensor<f64> = with_keep(first_draw).mask(&shape, step);
+        assert_eq!(at_the_draw.to_vec()[0], 0.0);
+        let just_above = f64::from_bits(first_draw.to_bits() + 1);
+        let kept: Tensor<f64> = with_keep(just_above).mask(&shape, step);
+        assert_eq!(kept.to_vec()[0], 1.0 / just_above);
+    }
+
+    #[test]
+    fn step_seeds_are_splitmix64_outputs() {
+        // The published outputs of SplitMix64 (Vigna's splitmix64.c): seeded with 0, its
+        // k-th output finalises k * gamma, which is mix(0, k).
+        assert_eq!(mix(0, 1), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(mix(0, 2), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(mix(0, 3), 0x06C4_5D18_8009_454F);
+        // Seeded with 1234567, its first output finalises 1234567 + gamma. The seed and the
+        // step are combined by xor: (1234567 + gamma) xor gamma = 1519241.
+        let gamma: u64 = 0x9E37_79B9_7F4A_7C15;
+        assert_eq!(1_234_567_u64.wrapping_add(gamma) ^ gamma, 1_519_241);
+        assert_eq!(mix(1_519_241, 1), 6_457_827_717_110_365_317);
+        assert_eq!(
+            mix(1_234_567_u64.wrapping_add(2_u64.wrapping_mul(gamma)), 0),
+            3_203_168_211_198_807_973
+        );
+    }
+
+    #[test]
     fn expected_activation_is_preserved() {
         // Each output is x / keep with probability keep, else 0: mean x, variance
         // x^2 (1 - keep) / keep. Over n units the sample mean's standard deviation is

@@ -967,6 +967,131 @@ mod tests {
         std::fs::remove_file(path).unwrap();
     }
 
+    /// Loads `bytes` from memory into `store`.
+    fn read_bytes(store: &mut ParamStore<f32>, bytes: &[u8]) -> Result<()> {
+        let mut reader = std::io::Cursor::new(bytes);
+        let len = bytes.len() as u64;
+        read_safetensors(
+            store,
+            &mut reader,
+            len,
+            Path::new("mem"),
+            LoadOptions::default(),
+        )
+    }
+
+    #[test]
+    fn an_eight_byte_file_is_judged_by_the_length_it_claims() {
+        // Eight bytes hold the header length and nothing else: not "shorter than 8 bytes",
+        // and a claim of 5 header bytes is more than the 0 that follow.
+        let mut store = ParamStore::new();
+        let error = read_bytes(&mut store, &5_u64.to_le_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("its header claims 5 bytes, the file holds 0 after the length"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn headers_up_to_the_limit_are_read_and_longer_ones_refused() {
+        // `{}` padded with spaces to exactly MAX_HEADER_BYTES, in a file just long enough:
+        // accepted, as by the safetensors library (which refuses only n > its limit).
+        let limit = MAX_HEADER_BYTES as usize;
+        let mut bytes = MAX_HEADER_BYTES.to_le_bytes().to_vec();
+        bytes.extend(b"{}");
+        bytes.resize(8 + limit, b' ');
+        let mut store = ParamStore::new();
+        read_bytes(&mut store, &bytes).unwrap();
+        // One byte more is refused from the length alone, though the file holds it.
+        bytes[..8].copy_from_slice(&(MAX_HEADER_BYTES + 1).to_le_bytes());
+        bytes.push(b' ');
+        let error = read_bytes(&mut store, &bytes).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!(
+                "its header claims {} bytes, the file holds {} after the length (and headers are at most {MAX_HEADER_BYTES})",
+                limit + 1,
+                limit + 1
+            )),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn every_safetensors_dtype_is_known_with_its_size() {
+        // The format's dtypes and their sizes in bytes (the safetensors specification). One
+        // the model cannot take is a dtype mismatch, not an unknown dtype, and its byte range
+        // is checked against its size.
+        let sizes = [
+            ("BOOL", 1),
+            ("U8", 1),
+            ("I8", 1),
+            ("U16", 2),
+            ("I16", 2),
+            ("F16", 2),
+            ("BF16", 2),
+            ("U32", 4),
+            ("I32", 4),
+            ("U64", 8),
+        ];
+        for (dtype, size) in sizes {
+            let mut store = ParamStore::<f32>::new();
+            store.add("w", Role::Bias, Tensor::ones([3])).unwrap();
+            let header = format!(
+                "{{\"w\":{{\"dtype\":\"{dtype}\",\"shape\":[3],\"data_offsets\":[0,{}]}}}}",
+                3 * size
+            );
+            let path = handmade(&format!("dtype-{dtype}"), &header, 3 * size);
+            let found = problems(load_safetensors(&mut store, &path).unwrap_err());
+            assert_eq!(
+                found,
+                vec![format!("w: has dtype {dtype}, the model needs F32")],
+                "{dtype}"
+            );
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+
+    #[test]
+    fn empty_tensors_and_matrices_that_are_not_weights_round_trip() {
+        // An empty tensor has the byte range k..k; only a weight matrix is stored transposed.
+        let mut saved = model(1);
+        saved
+            .add("empty", Role::RunningStatistic, Tensor::zeros([0]))
+            .unwrap();
+        let table = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap();
+        saved
+            .add("table", Role::RunningStatistic, table.clone())
+            .unwrap();
+        let bytes = safetensors_bytes(&saved).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(file.tensor("empty").unwrap().shape(), &[0]);
+        assert_eq!(file.tensor("table").unwrap().shape(), &[2, 3]);
+        let mut loaded = model(2);
+        loaded
+            .add("empty", Role::RunningStatistic, Tensor::zeros([0]))
+            .unwrap();
+        loaded
+            .add("table", Role::RunningStatistic, Tensor::zeros([2, 3]))
+            .unwrap();
+        read_bytes(&mut loaded, &bytes).unwrap();
+        assert!(same(&saved, &loaded));
+        assert_eq!(loaded.value(loaded.find("table").unwrap()), &table);
+    }
+
+    #[test]
+    fn a_header_that_is_not_an_object_says_what_was_expected() {
+        let mut store = ParamStore::new();
+        let mut bytes = 8_u64.to_le_bytes().to_vec();
+        bytes.extend(b"[1, 2]  ");
+        let error = read_bytes(&mut store, &bytes).unwrap_err().to_string();
+        assert!(
+            error.contains("invalid type: sequence, expected a JSON object of tensors"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn the_training_step_is_saved_and_restored() {
         let path = temporary("step");

@@ -108,6 +108,35 @@ fn sgd_coupled_weight_decay_three_steps() {
     );
 }
 
+#[test]
+fn sgd_momentum_with_coupled_weight_decay_three_steps() {
+    // g' = 1 + 0.1 w, b = g' first, then 0.9 b + g':
+    // g' = 1.1, b = 1.1 -> w = 0.89; g' = 1.089, b = 0.99 + 1.089 = 2.079 -> w = 0.6821;
+    // g' = 1.06821, b = 1.8711 + 1.06821 = 2.93931 -> w = 0.388169
+    let config = SgdConfig {
+        learning_rate: 0.1,
+        momentum: 0.9,
+        weight_decay: 0.1,
+        ..SgdConfig::default()
+    };
+    assert_close(
+        trajectory(&mut Sgd::with_config(config).unwrap(), [1.0, 1.0, 1.0]),
+        [0.89, 0.6821, 0.388169],
+    );
+}
+
+#[test]
+fn sgd_keeps_the_settings_it_was_given() {
+    let config = SgdConfig {
+        learning_rate: 0.2,
+        momentum: 0.5,
+        dampening: 0.25,
+        nesterov: false,
+        weight_decay: 0.125,
+    };
+    assert_eq!(Sgd::<f32>::with_config(config).unwrap().config(), &config);
+}
+
 /// One Adam step from (w, m, v) at step t with gradient g, the formula written out.
 fn adam_formula(w: f64, m: f64, v: f64, g: f64, t: i32, lr: f64) -> (f64, f64, f64) {
     let m = 0.9 * m + 0.1 * g;
@@ -278,6 +307,99 @@ fn invalid_settings_are_named() {
         .unwrap_err()
         .to_string(),
         "Adam: betas must be in [0, 1), got 1 and 0.999"
+    );
+}
+
+#[test]
+fn adamw_defaults_to_pytorchs_weight_decay() {
+    // torch.optim.AdamW: lr given, betas (0.9, 0.999), eps 1e-8, weight_decay 0.01.
+    assert_eq!(
+        AdamConfig::adamw(0.1),
+        AdamConfig {
+            learning_rate: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    );
+    // With zero gradients the Adam step is 0, so only the decay moves w: w *= 1 - 0.1 * 0.01.
+    let shrink = 1.0 - 0.1 * 0.01;
+    assert_close(
+        trajectory(&mut AdamW::new(0.1), [0.0; 3]),
+        [shrink, shrink * shrink, shrink * shrink * shrink],
+    );
+}
+
+#[test]
+fn each_setting_is_checked_on_its_own() {
+    // One bad setting among valid ones is enough to refuse the configuration.
+    let adam = |config: AdamConfig| Adam::<f32>::with_config(config).map(|_| ());
+    let adamw = |config: AdamConfig| AdamW::<f32>::with_config(config).map(|_| ());
+    let base = AdamConfig::adam(0.1);
+    for (config, message) in [
+        (
+            AdamConfig { beta2: 1.0, ..base },
+            "betas must be in [0, 1), got 0.9 and 1",
+        ),
+        (
+            AdamConfig { eps: -1e-8, ..base },
+            "eps and weight decay must be finite and >= 0, got -0.00000001 and 0",
+        ),
+        (
+            AdamConfig {
+                weight_decay: -0.5,
+                ..base
+            },
+            "eps and weight decay must be finite and >= 0, got 0.00000001 and -0.5",
+        ),
+        (
+            AdamConfig {
+                weight_decay: f64::INFINITY,
+                ..base
+            },
+            "eps and weight decay must be finite and >= 0, got 0.00000001 and inf",
+        ),
+    ] {
+        assert_eq!(
+            adam(config).unwrap_err().to_string(),
+            format!("Adam: {message}")
+        );
+        assert_eq!(
+            adamw(config).unwrap_err().to_string(),
+            format!("AdamW: {message}")
+        );
+    }
+    let sgd = |config: SgdConfig| Sgd::<f32>::with_config(config).map(|_| ());
+    for (momentum, weight_decay) in [
+        (-0.5, 0.0),
+        (0.0, -0.5),
+        (f64::NAN, 0.0),
+        (0.9, f64::INFINITY),
+    ] {
+        assert_eq!(
+            sgd(SgdConfig {
+                momentum,
+                weight_decay,
+                ..SgdConfig::default()
+            })
+            .unwrap_err()
+            .to_string(),
+            format!(
+                "Sgd: momentum and weight decay must be finite and >= 0, got {momentum} and {weight_decay}"
+            )
+        );
+    }
+    assert_eq!(
+        sgd(SgdConfig {
+            momentum: 0.9,
+            dampening: 0.5,
+            nesterov: true,
+            ..SgdConfig::default()
+        })
+        .unwrap_err()
+        .to_string(),
+        "Sgd: Nesterov momentum needs momentum > 0 and dampening 0, got momentum 0.9, dampening 0.5"
     );
 }
 
