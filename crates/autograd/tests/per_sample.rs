@@ -134,3 +134,46 @@ fn ops_that_mix_examples_are_named() {
         .unwrap_err();
     assert!(error.to_string().contains("parameters alone"), "{error}");
 }
+
+#[test]
+fn the_clipped_sum_clips_each_example_to_the_bound_and_sums() {
+    let tape = Tape::<f64>::new();
+    let x = tape.constant(data());
+    let w = tape.leaf(Tensor::from_fn([3, 2], |i| (i as f64 * 0.7).cos()));
+    let b = tape.leaf(Tensor::from_fn([2], |i| i as f64 * 0.3));
+    let losses = (x.matmul(w) + b).exp().sum(&[1], false);
+    let per_sample = losses.try_per_sample_gradients(&[w, b]).unwrap();
+    assert!(!per_sample.is_empty());
+    let reference = by_loop(losses, &[w, b]);
+    let norms: Vec<f64> = (0..B)
+        .map(|e| {
+            reference
+                .iter()
+                .map(|param| param[e].iter().map(|g| g * g).sum::<f64>())
+                .sum::<f64>()
+                .sqrt()
+        })
+        .collect();
+    let max_norm = norms.iter().cloned().fold(f64::INFINITY, f64::min) * 1.5;
+    assert!(norms.iter().any(|&n| n > max_norm) && norms.iter().any(|&n| n < max_norm));
+    let clipped = per_sample.clipped_sum(max_norm);
+    assert_eq!(clipped.len(), 2);
+    for (i, param) in reference.iter().enumerate() {
+        let mut want = vec![0.0; param[0].len()];
+        for (e, gradient) in param.iter().enumerate() {
+            let factor = (max_norm / (norms[e] + 1e-6)).min(1.0);
+            for (w, g) in want.iter_mut().zip(gradient) {
+                *w += factor * g;
+            }
+        }
+        for (got, want) in clipped[i].to_vec().iter().zip(&want) {
+            assert!(
+                (got - want).abs() < 1e-12 * (1.0 + want.abs()),
+                "param {i}: {got} vs {want}"
+            );
+        }
+    }
+    let none = losses.try_per_sample_gradients(&[]).unwrap();
+    assert!(none.is_empty());
+    assert_eq!(none.norms().to_vec(), vec![0.0; B]);
+}
