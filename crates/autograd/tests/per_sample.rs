@@ -75,8 +75,9 @@ fn a_penalty_beside_the_losses_is_ignored_but_one_added_to_them_is_refused() {
     let tape = Tape::<f64>::new();
     let x = tape.constant(data());
     let w = tape.leaf(Tensor::from_fn([3, 2], |i| (i as f64 * 0.7).cos()));
+    // On the tape before the losses, but not part of them.
+    let _penalty = w.square().sum_all();
     let losses = x.matmul(w).exp().sum(&[1], false);
-    let _penalty = w.square().sum_all(); // on the tape, but not part of the losses
     let per_sample = losses.try_per_sample_gradients(&[w]).unwrap();
     assert_matches(&per_sample, &by_loop(losses, &[w]));
     let with_penalty = losses + w.square().sum_all();
@@ -119,6 +120,39 @@ fn ops_that_mix_examples_are_named() {
             ),
             "{error}"
         );
+        assert!(error.to_string().contains(expected), "{expected}: {error}");
+    }
+    let index = tensor::Indices::new(vec![0; 3], [1, 3]).unwrap();
+    let square = tape.leaf(Tensor::from_fn([3, B], |i| (i as f64 * 0.2).sin()));
+    let a = x.matmul(square); // [B, B]
+    let more: Vec<(Var<'_, f64>, &str)> = vec![
+        (h.broadcast_to([2, B, 3]).sum(&[0, 2], false), "'expand'"),
+        (h.pad(0, 1, 0).narrow(0, 0, B).sum(&[1], false), "'pad'"),
+        (
+            h.gather(0, &index).broadcast_to([B, 3]).sum(&[1], false),
+            "'gather'",
+        ),
+        (
+            h.scatter_add_into(
+                &[B, 3].into(),
+                0,
+                &tensor::Indices::new(vec![0; B * 3], [B, 3]).unwrap(),
+            )
+            .sum(&[1], false),
+            "'scatter_add'",
+        ),
+        (
+            a.matmul(a).sum(&[1], false),
+            "multiplies across the batch axis",
+        ),
+        (
+            tape.custom_op(autograd::testing::Cube, &[h])
+                .sum(&[1], false),
+            "custom op",
+        ),
+    ];
+    for (losses, expected) in more {
+        let error = losses.try_per_sample_gradients(&[w, square]).unwrap_err();
         assert!(error.to_string().contains(expected), "{expected}: {error}");
     }
     let unrelated = tape.constant(Tensor::ones([B])).exp();
@@ -176,4 +210,21 @@ fn the_clipped_sum_clips_each_example_to_the_bound_and_sums() {
     let none = losses.try_per_sample_gradients(&[]).unwrap();
     assert!(none.is_empty());
     assert_eq!(none.norms().to_vec(), vec![0.0; B]);
+}
+
+#[test]
+fn per_example_batched_products_and_regrouped_rows_are_allowed() {
+    let tape = Tape::<f64>::new();
+    let x = tape.constant(Tensor::from_fn([B, 2, 3], |i| (i as f64 * 0.3).cos()));
+    let w = tape.leaf(Tensor::from_fn([3, 2], |i| (i as f64 * 0.5).sin()));
+    let v = tape.leaf(Tensor::from_fn([2], |i| 1.0 + i as f64));
+    // Each example's [2, 3] matrix times the shared w, multiplied by its own transpose (a
+    // per-example batched product), regrouped and reduced per example.
+    let h = x.matmul(w).tanh(); // [B, 2, 2]
+    let g = h.matmul(h.permute(&[0, 2, 1])); // [B, 2, 2], rows stay per example
+    let losses = (g.reshape([B, 4]).reshape([B, 2, 2]).sum(&[2], false) * v)
+        .sum(&[1], true)
+        .reshape([B]);
+    let per_sample = losses.try_per_sample_gradients(&[v]).unwrap();
+    assert_matches(&per_sample, &by_loop(losses, &[v]));
 }
