@@ -127,6 +127,7 @@ fn ops_that_mix_examples_are_named() {
     let a = x.matmul(square); // [B, B]
     let more: Vec<(Var<'_, f64>, &str)> = vec![
         (h.broadcast_to([2, B, 3]).sum(&[0, 2], false), "'expand'"),
+        (h.broadcast_to([B, B, 3]).sum(&[1, 2], false), "'expand'"),
         (h.pad(0, 1, 0).narrow(0, 0, B).sum(&[1], false), "'pad'"),
         (
             h.gather(0, &index).broadcast_to([B, 3]).sum(&[1], false),
@@ -227,4 +228,7 @@ fn per_example_batched_products_and_regrouped_rows_are_allowed() {
         .reshape([B]);
     let per_sample = losses.try_per_sample_gradients(&[v]).unwrap();
     assert_matches(&per_sample, &by_loop(losses, &[v]));
+    // The shared weight of a batched product is not one of the supported uses (yet).
+    let error = losses.try_per_sample_gradients(&[w, v]).unwrap_err();
+    assert!(error.to_string().contains("is used by 'matmul'"), "{error}");
 }
