@@ -73,7 +73,10 @@ impl<T: Float> Tape<T> {
     /// everything it depends on through them (pass parameters as inputs), which the `'static`
     /// bound enforces. Errors are the segment's own, and nothing is recorded then.
     ///
-    /// Higher-order gradients and forward mode through a checkpoint are named errors.
+    /// Higher-order gradients and forward mode through a checkpoint are named errors. The
+    /// segment must be deterministic: it is rerun during backward, where a custom op's rule
+    /// cannot return an error, so a segment that succeeds in the forward pass and then fails on
+    /// its rerun panics (naming the segment's error) instead of returning it.
     ///
     /// ```
     /// use autograd::Tape;

@@ -865,6 +865,25 @@ where
     }
 }
 
+/// A tensor of standard normal values: a random direction for the directional checks.
+fn standard_normal<T: Float>(shape: &Shape, rng: &mut StdRng) -> Tensor<T> {
+    Tensor::<T>::random_normal(shape.clone(), T::ZERO, T::ONE, rng).expect("valid parameters")
+}
+
+/// `x + delta v` for each input and its direction (contiguous copies of the logical elements,
+/// so a broadcast input moves element by element).
+fn moved_along<T: Float>(inputs: &[Tensor<T>], v: &[Tensor<T>], delta: f64) -> Vec<Tensor<T>> {
+    inputs
+        .iter()
+        .zip(v)
+        .map(|(x, v)| {
+            x.zip_map(v, "moved_along", |x, v| {
+                T::from_f64(x.to_f64() + delta * v.to_f64())
+            })
+        })
+        .collect()
+}
+
 /// A cheaper check for inputs too large for a full Jacobian: for `directions` random pairs
 /// (u over the output, v over the inputs, seeded by `seed`), compares u^T J v from one
 /// backward pass with (u . f(x + eps v) - u . f(x - eps v)) / (2 eps). On failure it reruns the
@@ -891,32 +910,23 @@ where
         options,
     };
     let mut rng = StdRng::seed_from_u64(seed);
-    let normal = |shape: &Shape, rng: &mut StdRng| {
-        Tensor::<T>::random_normal(shape.clone(), T::ZERO, T::ONE, rng).expect("valid parameters")
-    };
     let tape = Tape::new();
     let (output, leaves) = checker.record(&tape, inputs)?;
     let output_shape = output.shape();
     let mut tally = Tally::default();
     for direction in 0..directions {
-        let u = normal(&output_shape, &mut rng);
-        let v: Vec<Tensor<T>> = inputs.iter().map(|x| normal(x.shape(), &mut rng)).collect();
+        let u = standard_normal(&output_shape, &mut rng);
+        let v: Vec<Tensor<T>> = inputs
+            .iter()
+            .map(|x| standard_normal(x.shape(), &mut rng))
+            .collect();
         let gradients = checker.gradients(output, &leaves, u.clone())?;
         let dot =
             |a: &[f64], b: &Tensor<T>| a.iter().zip(to_f64(b)).map(|(a, b)| a * b).sum::<f64>();
         let analytical: f64 = gradients.iter().zip(&v).map(|(g, v)| dot(g, v)).sum();
         let projected = |delta: f64| -> Result<f64, GradcheckError> {
-            let moved: Vec<Tensor<T>> = inputs
-                .iter()
-                .zip(&v)
-                .map(|(x, v)| {
-                    x.zip_map(v, "gradcheck", |x, v| {
-                        T::from_f64(x.to_f64() + delta * v.to_f64())
-                    })
-                })
-                .collect();
             let tape = Tape::new();
-            let (y, _) = checker.record(&tape, &moved)?;
+            let (y, _) = checker.record(&tape, &moved_along(inputs, &v, delta))?;
             Ok(dot(&to_f64(&y.value()), &u))
         };
         let numerical = (projected(options.eps)? - projected(-options.eps)?) / (2.0 * options.eps);
@@ -986,13 +996,13 @@ where
         options,
     };
     let mut rng = StdRng::seed_from_u64(seed);
-    let normal = |shape: &Shape, rng: &mut StdRng| {
-        Tensor::<T>::random_normal(shape.clone(), T::ZERO, T::ONE, rng).expect("valid parameters")
-    };
     let mut tally = Tally::default();
     let mut output_shape = Shape::scalar();
     for direction in 0..directions {
-        let v: Vec<Tensor<T>> = inputs.iter().map(|x| normal(x.shape(), &mut rng)).collect();
+        let v: Vec<Tensor<T>> = inputs
+            .iter()
+            .map(|x| standard_normal(x.shape(), &mut rng))
+            .collect();
         let tape = Tape::new();
         let leaves: Vec<Var<'_, T>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
         let (output, tangent) = tape
@@ -1010,17 +1020,8 @@ where
         let forward = to_f64(&tangent.value());
         // 1. Against central differences along v.
         let moved = |delta: f64| -> Result<Vec<f64>, GradcheckError> {
-            let moved: Vec<Tensor<T>> = inputs
-                .iter()
-                .zip(&v)
-                .map(|(x, v)| {
-                    x.zip_map(v, "jvpcheck", |x, v| {
-                        T::from_f64(x.to_f64() + delta * v.to_f64())
-                    })
-                })
-                .collect();
             let tape = Tape::new();
-            let (y, _) = checker.record(&tape, &moved)?;
+            let (y, _) = checker.record(&tape, &moved_along(inputs, &v, delta))?;
             Ok(to_f64(&y.value()))
         };
         let (plus, minus) = (moved(options.eps)?, moved(-options.eps)?);
@@ -1044,7 +1045,7 @@ where
             }));
         }
         // 2. Against the reverse mode: u . (J v) = (J^T u) . v.
-        let u = normal(&output_shape, &mut rng);
+        let u = standard_normal(&output_shape, &mut rng);
         let reverse_rows = checker.gradients(output, &leaves, u.clone())?;
         let u = to_f64(&u);
         let mut scale = 0.0;
