@@ -83,7 +83,7 @@ impl Step {
     }
 
     /// The rule in words, for reports.
-    fn describe<T: Float>(self) -> String {
+    pub(crate) fn describe<T: Float>(self) -> String {
         match self {
             Step::Auto => format!(
                 "h = {:.3e} * max(1, |x|) per element ({}: machine epsilon^(1/3))",

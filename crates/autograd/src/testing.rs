@@ -37,6 +37,13 @@ use crate::error::AutogradError;
 use crate::ops::PrimitiveKind;
 use crate::tape::Var;
 
+mod check_op;
+
+pub use check_op::{
+    CheckOpOptions, OpCheckFailure, OpCheckReport, OpUnderTest, Stage, StageSummary, Support,
+    assert_check_op, check_op,
+};
+
 /// Where an op's inputs must lie for finite differences to be meaningful.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Domain {
