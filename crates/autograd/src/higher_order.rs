@@ -242,7 +242,7 @@ mod tests {
         let wrong = check(false);
         assert!(
             matches!(
-                wrong.failure,
+                *wrong.failure,
                 crate::gradcheck::GradcheckFailure::FirstDerivativeMismatch { .. }
             ),
             "{wrong}"

@@ -9,7 +9,7 @@ use autograd::testing::{
 };
 use autograd::{AutogradError, CustomOp, Var};
 use proptest::prelude::*;
-use tensor::{DType, Float, Tensor};
+use tensor::{Float, Tensor};
 
 /// The bug planted in softsign.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,7 +82,7 @@ impl<T: Float> CustomOp<T> for Softsign {
             Bug::RuleWrongFromThirdElement => {
                 let mut values = g.to_vec();
                 for v in values.iter_mut().skip(2) {
-                    *v = *v * T::from_f64(1.01);
+                    *v *= T::from_f64(1.01);
                 }
                 g = Tensor::from_vec(values, g.shape().clone()).unwrap();
             }
@@ -335,7 +335,6 @@ impl OpUnderTest for NaiveLog1p {
                 name: "naive_log1p".into(),
                 message: "takes 1 input, got 0".into(),
             })?;
-        assert_eq!(T::DTYPE == DType::F32 || T::DTYPE == DType::F64, true);
         tape.try_custom_op(NaiveLog1p, inputs)
     }
 }

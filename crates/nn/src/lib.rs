@@ -86,6 +86,8 @@ mod per_sample;
 mod stats;
 #[cfg(test)]
 mod test_support;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;

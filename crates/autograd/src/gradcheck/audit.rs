@@ -49,7 +49,7 @@ pub struct AuditOptions {
     pub step: Step,
     /// The pass rule; `None` (the default) picks it from the element type: atol 1e-6 and rtol
     /// 1e-5 in f64, atol 1e-3 and rtol 1e-2 in f32 (finite differences in f32 carry rounding
-    /// of order 1e-5 relative at the automatic step). The rule is applied to
+    /// of order 1e-4 relative at the automatic step). The rule is applied to
     /// `|a - n| <= atol + rtol * max(|n|, m)`, with m the sum of the magnitudes of the terms
     /// of `u . (f(x + h v) - f(x - h v)) / (2 h)`, so that a product that cancels is not held
     /// to a bound of 0.
@@ -148,8 +148,8 @@ pub struct AuditError {
     pub location: Option<String>,
     /// The layer (tape scope) it was recorded in.
     pub layer: Option<String>,
-    /// What disagreed.
-    pub failure: AuditFailure,
+    /// What disagreed (boxed: a full diagnostic, kept off the `Ok` path's size).
+    pub failure: Box<AuditFailure>,
 }
 
 /// What [`audit_tape`] found wrong at a node.
@@ -196,7 +196,7 @@ impl fmt::Display for AuditError {
             write!(f, ", in layer '{layer}'")?;
         }
         write!(f, ": ")?;
-        match &self.failure {
+        match &*self.failure {
             AuditFailure::Mismatch {
                 direction,
                 analytical,
@@ -323,7 +323,7 @@ pub fn audit_tape<T: Float>(
                 op: op.name().to_string(),
                 location,
                 layer,
-                failure,
+                failure: Box::new(failure),
             }
         };
         let input_indices = op.input_indices(&node.inputs);

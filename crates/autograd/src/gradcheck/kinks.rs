@@ -151,7 +151,7 @@ const KINK_RATIO: (f64, f64) = (0.75, 1.5);
 /// Where the central difference passes, a gap this large relative to the one-sided values is
 /// still looked at, so that kinks whose convention is the midpoint (abs'(0) = 0, a two-way
 /// tie) are reported too; a smooth function reaches it only if |f''| exceeds 1e-3 / h times
-/// |f'| (about 165 |f'| in f64), where the half-step test then rejects it.
+/// |f'| (about 740 |f'| in f64), where the half-step test then rejects it.
 const SCREEN: f64 = 1e-3;
 
 /// True if the one-sided differences at h (from f at the point, h above and h below, and the

@@ -1,9 +1,6 @@
 //! [`check_op`]: one call that checks a custom op or composite the way this crate checks its
 //! own primitives, over random shapes, values and layouts, and prints one report.
 
-// Gradcheck's errors are full diagnostics, passed along once per failing check.
-#![allow(clippy::result_large_err)]
-
 use std::cell::RefCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -345,14 +342,16 @@ fn derivative(
 
 /// True for the named error of an op that does not support the derivative asked for.
 fn unsupported(outcome: &Result<Result<Report, GradcheckError>, String>) -> Option<String> {
-    match outcome {
-        Ok(Err(GradcheckError {
-            failure: GradcheckFailure::Autograd(error),
-            ..
-        })) if matches!(
-            **error,
-            AutogradError::HigherOrderUnsupported { .. } | AutogradError::TangentUnsupported { .. }
-        ) =>
+    let Ok(Err(GradcheckError { failure, .. })) = outcome else {
+        return None;
+    };
+    match &**failure {
+        GradcheckFailure::Autograd(error)
+            if matches!(
+                **error,
+                AutogradError::HigherOrderUnsupported { .. }
+                    | AutogradError::TangentUnsupported { .. }
+            ) =>
         {
             Some(error.to_string())
         }
@@ -384,7 +383,9 @@ fn layouts(x: &Tensor<f64>, which: usize) -> Vec<(Tensor<f64>, &'static str, boo
             true,
         ));
     }
-    if let Some(axis) = (0..shape.rank()).find(|&a| shape.dims()[a] > 1) {
+    // Broadcast along the last axis that can be: along a batch axis every example would be
+    // the same, a singular point for batch statistics.
+    if let Some(axis) = (0..shape.rank()).rev().find(|&a| shape.dims()[a] > 1) {
         out.push((
             x.contiguous().narrow(axis, 0, 1).broadcast_to(shape),
             "broadcast",
