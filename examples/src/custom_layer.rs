@@ -19,7 +19,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use autograd::gradcheck::{GradcheckError, GradcheckOptions, Report, gradcheck};
+use autograd::gradcheck::{
+    AuditError, AuditOptions, AuditReport, GradcheckError, GradcheckOptions, Report, audit_tape,
+    gradcheck,
+};
 use autograd::{AutogradError, CustomOp, Tape, Var};
 use nn::{Context, Dense, Init, Layer, Mode, NnError, ParamId, ParamStore, Role, Sequential};
 use rand::SeedableRng;
@@ -162,6 +165,28 @@ impl<T: Float> Layer<T> for SoftsignLayer {
     }
 }
 
+/// The broken softsign as a layer: planted in a network, the audit must find it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BrokenSoftsignLayer;
+
+impl<T: Float> Layer<T> for BrokenSoftsignLayer {
+    fn name(&self) -> &str {
+        "broken softsign"
+    }
+
+    fn output_shape(&self, input: &Shape) -> nn::Result<Shape> {
+        Ok(input.clone())
+    }
+
+    fn try_forward<'t>(
+        &self,
+        context: &mut Context<'t, '_, T>,
+        x: Var<'t, T>,
+    ) -> nn::Result<Var<'t, T>> {
+        Ok(context.tape().try_custom_op(BrokenSoftsign, &[x])?)
+    }
+}
+
 /// The three checks and the failure.
 #[derive(Clone, Debug)]
 pub struct Summary {
@@ -175,6 +200,11 @@ pub struct Summary {
     pub broken: std::result::Result<Report, GradcheckError>,
     /// The network's tape after one forward and backward pass, as a table.
     pub tape: String,
+    /// Every node of the network's tape, its rule checked on the values it saw.
+    pub audit: AuditReport,
+    /// The same audit of a network with the broken softsign planted between Swish and the
+    /// output layer (it must name that node).
+    pub planted: std::result::Result<AuditReport, AuditError>,
     /// The same tape as a Graphviz file.
     pub graph: PathBuf,
 }
@@ -222,7 +252,24 @@ fn inspect(
     Ok((tape.summary(Some(&gradients)).to_string(), graph))
 }
 
-/// Runs the three gradient checks and the broken one, then shows the network's tape.
+/// Audits the tape of one forward pass of `network` on a batch, with provenance tracked, so a
+/// disagreeing node is named with its layer and source line.
+fn audit_network(
+    network: &Sequential<f64>,
+    store: &ParamStore<f64>,
+) -> Result<std::result::Result<AuditReport, AuditError>> {
+    let mut store = store.clone();
+    let tape = Tape::new();
+    tape.track_provenance(true);
+    let mut context = Context::new(&tape, &mut store, Mode::Train);
+    let x = tape.constant(sample(&[8, 5], 7));
+    network
+        .try_forward(&mut context, x)?
+        .try_mean(&[0, 1], false)?;
+    Ok(audit_tape(&tape, &AuditOptions::default()))
+}
+
+/// Runs the three gradient checks and the broken one, then shows and audits the network's tape.
 pub fn run(config: &Config) -> Result<Summary> {
     // Swish alone, with betas away from 1 so that beta's gradient is not special.
     let mut store = ParamStore::<f64>::new();
@@ -267,14 +314,47 @@ pub fn run(config: &Config) -> Result<Summary> {
         &options("broken softsign"),
     );
     let (tape, graph) = inspect(&network, &store, config)?;
+    let audit = audit_network(&network, &store)??;
+
+    // The audit finds a wrong rule in a model without a test written for it.
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut planted_store = ParamStore::<f64>::new();
+    let planted_network = Sequential::new()
+        .with(Dense::new(
+            &mut planted_store,
+            "hidden",
+            5,
+            4,
+            Init::XavierNormal,
+            &mut rng,
+        )?)
+        .with(Swish::new(&mut planted_store, "swish", 4)?)
+        .with(BrokenSoftsignLayer)
+        .with(Dense::new(
+            &mut planted_store,
+            "output",
+            4,
+            2,
+            Init::XavierNormal,
+            &mut rng,
+        )?);
+    let planted = audit_network(&planted_network, &planted_store)?;
     Ok(Summary {
         swish: swish_report,
         softsign: softsign_report,
         network: network_report,
         broken,
         tape,
+        audit,
+        planted,
         graph,
     })
+}
+
+/// `text` with every line after the first indented by `indent` (multi-line reports under a
+/// heading).
+fn indented(text: &dyn fmt::Display, indent: &str) -> String {
+    text.to_string().replace('\n', &format!("\n{indent}"))
 }
 
 impl fmt::Display for Summary {
@@ -284,22 +364,35 @@ impl fmt::Display for Summary {
             "Custom layers, gradient-checked in f64 (central differences, tolerance 1e-6 absolute and relative)"
         )?;
         writeln!(f, "  Swish layer (tape ops), w.r.t. x and beta:")?;
-        writeln!(f, "    {}", self.swish)?;
+        writeln!(f, "    {}", indented(&self.swish, "    "))?;
         writeln!(f, "  softsign custom op (own backward rule), w.r.t. x:")?;
-        writeln!(f, "    {}", self.softsign)?;
+        writeln!(f, "    {}", indented(&self.softsign, "    "))?;
         writeln!(
             f,
             "  Dense -> Swish -> Dense -> softsign, w.r.t. x and all {} parameters:",
             self.network.inputs - 1
         )?;
-        writeln!(f, "    {}", self.network)?;
+        writeln!(f, "    {}", indented(&self.network, "    "))?;
         writeln!(
             f,
             "  softsign with a wrong rule (1 / (1 + |x|), square forgotten):"
         )?;
         match &self.broken {
             Ok(report) => writeln!(f, "    unexpectedly passed: {report}")?,
-            Err(error) => writeln!(f, "    {error}")?,
+            Err(error) => writeln!(f, "    {}", indented(error, "    "))?,
+        }
+        writeln!(
+            f,
+            "  the network's tape, every node's rule checked on the values it saw (audit_tape):"
+        )?;
+        writeln!(f, "    {}", indented(&self.audit, "    "))?;
+        writeln!(
+            f,
+            "  the same audit, with the broken softsign planted between Swish and the output layer:"
+        )?;
+        match &self.planted {
+            Ok(report) => writeln!(f, "    unexpectedly passed: {report}")?,
+            Err(error) => writeln!(f, "    {}", indented(error, "    "))?,
         }
         writeln!(
             f,

@@ -270,6 +270,17 @@ fn custom_layers_pass_gradcheck_and_a_wrong_rule_fails() {
         }) => assert!((analytical - numerical).abs() > 1e-3),
         other => panic!("the wrong rule was not caught: {other:?}"),
     }
+    // The audit passes the correct network's tape node by node, and names the planted node.
+    assert!(summary.audit.nodes_checked > 5, "{}", summary.audit);
+    let planted = summary.planted.as_ref().unwrap_err();
+    assert_eq!(planted.op, "broken softsign");
+    assert_eq!(planted.layer.as_deref(), Some("broken softsign"));
+    assert!(
+        planted
+            .location
+            .as_deref()
+            .is_some_and(|l| l.contains("custom_layer.rs"))
+    );
 }
 
 /// The custom op's hand-written rule equals the gradient the tape derives for the same

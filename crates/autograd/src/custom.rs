@@ -13,6 +13,11 @@ use crate::tape::{Tape, Var};
 
 /// An op with its own forward and backward rule.
 ///
+/// Before writing one, read `docs/custom-ops.md`: `autograd::testing::check_op` (feature
+/// `testing`) checks a custom op the way the library checks its own primitives (gradcheck over
+/// random shapes and layouts, second order, forward mode, f32 against f64, wrong counts and
+/// shapes) and prints one report.
+///
 /// `backward` receives the gradient of the output and the forward values, and returns one
 /// entry per input: `Some(gradient)` with the input's shape, or `None` for no gradient. The
 /// library checks the count and the shapes and reports a broken contract as an error naming

@@ -205,6 +205,7 @@ fn a_wrong_rule_fails_gradcheck_with_the_pass_rule() {
 fn a_failure_is_shrunk_to_the_smallest_instance_that_shows_it() {
     // Wrong only from the third element on: the smallest failing instance has 3 elements.
     let failure = check_op(&Softsign(Bug::RuleWrongFromThirdElement), &options()).unwrap_err();
+    println!("{failure}");
     assert_eq!(failure.stage, Stage::Gradcheck);
     assert_eq!(failure.inputs[0].numel(), 3, "{failure}");
     assert!(

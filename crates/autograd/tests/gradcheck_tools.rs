@@ -583,6 +583,7 @@ fn the_audit_passes_a_correct_mlp_and_names_a_planted_wrong_op() {
     tape.track_provenance(true);
     let _loss = mlp(&tape, true);
     let error = audit_tape(&tape, &AuditOptions::default()).unwrap_err();
+    println!("{error}");
     assert_eq!(error.op, "wrong_square");
     assert_eq!(error.layer.as_deref(), Some("layer2"));
     let location = error.location.clone().expect("provenance was tracked");

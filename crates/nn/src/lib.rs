@@ -89,6 +89,11 @@ mod test_support;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+// The custom-op guide's examples compile and run as doctests.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../../../docs/custom-ops.md")]
+struct CustomOpsGuide;
+
 pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;
 pub use check::gradcheck_layer;

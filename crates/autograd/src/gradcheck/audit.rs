@@ -130,7 +130,7 @@ impl fmt::Display for AuditReport {
         if let Some((node, op, ratio)) = &self.closest {
             write!(
                 f,
-                "\n  closest to failing: node {node} ({op}) at {ratio:.3} of its bound"
+                "\n  closest to failing: node {node} ({op}) at {ratio:.2e} of its bound"
             )?;
         }
         Ok(())
