@@ -626,3 +626,167 @@ fn the_audit_holds_directions_still_at_kinks() {
     let report = audit_tape(&tape, &AuditOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.held_still_near_kinks > 0, "{report}");
 }
+
+#[test]
+fn the_audit_holds_exactly_the_elements_at_a_kink_and_counts_what_it_did() {
+    // relu and abs of x with one exact 0; max of x along axis 1 with a three-way tie in row 1
+    // (a step along a random direction breaks it: the central difference of a 3-way tie is
+    // (max + min) / 2 of the direction, not the rule's mean, so holding still is what lets a
+    // correct rule pass); max of y along axis 0 with a two-way tie in column 0. Everything else
+    // is at least 1 away from a kink, far beyond any step. Per direction: 1 + 1 + 3 + 2 held.
+    let tape = Tape::<f64>::new();
+    let x = tape.leaf(t(&[0.0, 1.0, -1.0, 3.0, 3.0, 3.0], &[2, 3]));
+    let y = tape.leaf(t(&[2.0, 5.0, 2.0, 1.0], &[2, 2]));
+    let _ = x.relu();
+    let _ = x.abs();
+    let _ = x.max(&[1], false);
+    let _ = y.max(&[0], false);
+    let report = audit_tape(&tape, &AuditOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        report.held_still_near_kinks,
+        2 * (1 + 1 + 3 + 2),
+        "{report}"
+    );
+    assert_eq!(report.nodes_checked, 4);
+    assert_eq!(report.nodes_without_rule, 2); // the two leaves
+    let by_op: Vec<(&str, usize)> = report
+        .by_op
+        .iter()
+        .map(|(op, n)| (op.as_str(), *n))
+        .collect();
+    assert_eq!(by_op, vec![("relu", 1), ("abs", 1), ("max", 2)]);
+}
+
+#[test]
+fn the_audit_skips_nodes_that_are_not_finite_and_says_so() {
+    // log(-1) is NaN: its node is skipped (no rule can be checked there) and counted, and a
+    // node that consumes it is skipped too.
+    let tape = Tape::<f64>::new();
+    let x = tape.leaf(t(&[-1.0, 2.0], &[2]));
+    let _ = x.log().exp();
+    let _ = x.tanh();
+    let report = audit_tape(&tape, &AuditOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.nodes_not_finite, 2, "{report}");
+    assert_eq!(report.nodes_checked, 1);
+}
+
+#[test]
+fn mutation_evidence_for_the_audit_a_rule_wrong_by_a_tenth_of_a_percent_fails_in_f64() {
+    // The f64 audit's rtol is 1e-5: e^x with its rule 0.1% too large is named; with the rule
+    // right, it passes. (The f32 audit's rtol is 1e-2, the resolution f32 differences allow.)
+    for (factor, passes) in [(1.0, true), (1.001, false), (0.999, false)] {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(t(&[-1.5, -0.3, 0.0, 0.7, 2.0], &[5]));
+        let _ = tape.custom_op(Exp { factor }, &[x]);
+        assert_eq!(
+            audit_tape(&tape, &AuditOptions::default()).is_ok(),
+            passes,
+            "factor {factor}"
+        );
+    }
+}
+
+/// relu with chosen slopes: `above` for x > 0 (1 is right), `at_zero` at 0.
+struct SlopedRelu {
+    above: f64,
+    at_zero: f64,
+}
+
+impl CustomOp<f64> for SlopedRelu {
+    fn name(&self) -> &str {
+        "sloped_relu"
+    }
+    fn forward(&self, inputs: &[&Tensor<f64>]) -> Result<Tensor<f64>, AutogradError> {
+        Ok(inputs[0].map(|x| x.max(0.0)))
+    }
+    fn backward(
+        &self,
+        grad: &Tensor<f64>,
+        inputs: &[&Tensor<f64>],
+        _: &Tensor<f64>,
+    ) -> Vec<Option<Tensor<f64>>> {
+        let (above, at_zero) = (self.above, self.at_zero);
+        let slope = inputs[0].map(|x| {
+            if x > 0.0 {
+                above
+            } else if x == 0.0 {
+                at_zero
+            } else {
+                0.0
+            }
+        });
+        vec![Some(grad * &slope)]
+    }
+}
+
+#[test]
+fn the_worst_failure_is_reported_whether_it_is_at_a_kink_or_not() {
+    // Element 0 sits on the kink with relu'(0) = 3: 2 beyond the interval [0, 1]. Element 1
+    // is smooth with a slope wrong by 0.5 (or by 10): the larger excess is the one reported.
+    let x = t(&[0.0, 1.0], &[2]);
+    let failure = |above: f64| {
+        gradcheck(
+            |v| {
+                v[0].tape().custom_op(
+                    SlopedRelu {
+                        above,
+                        at_zero: 3.0,
+                    },
+                    &[v[0]],
+                )
+            },
+            std::slice::from_ref(&x),
+            &GradcheckOptions::strict("sloped relu"),
+        )
+        .unwrap_err()
+    };
+    let error = failure(1.5);
+    let GradcheckFailure::NotASubgradient { kink } = &*error.failure else {
+        panic!("expected the kink's larger excess, got {error}");
+    };
+    assert_eq!(kink.element, vec![0]);
+    let error = failure(11.0);
+    assert!(
+        matches!(
+            &*error.failure,
+            GradcheckFailure::Mismatch { element, .. } if element == &vec![1]
+        ),
+        "expected the smooth element's larger excess, got {error}"
+    );
+    // Below the interval: relu'(0) = -2 is 2 below 0, against a smooth error of 0.5.
+    let error = gradcheck(
+        |v| {
+            v[0].tape().custom_op(
+                SlopedRelu {
+                    above: 1.5,
+                    at_zero: -2.0,
+                },
+                &[v[0]],
+            )
+        },
+        &[x],
+        &GradcheckOptions::strict("sloped relu"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&*error.failure, GradcheckFailure::NotASubgradient { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_small_kink_is_recognised_where_the_central_difference_fails() {
+    // x + 1e-4 relu(x) at 0: the slopes 1 and 1.0001 differ by far less than the screen for
+    // kinks whose central difference passes (1e-3 of their size), but the central value
+    // 1.00005 fails against relu'(0) = 0's 1 under strict tolerances, so the kink is probed.
+    let report = gradcheck(
+        |v| v[0] + v[0].relu() * 1e-4,
+        &[t(&[0.0], &[1])],
+        &GradcheckOptions::strict("small kink"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.kinks.len(), 1, "{report}");
+    let kink = &report.kinks[0];
+    assert!((kink.right - kink.left - 1e-4).abs() < 1e-9, "{kink}");
+    assert_eq!(kink.follows_convention, Some(true));
+}
