@@ -790,3 +790,41 @@ fn a_small_kink_is_recognised_where_the_central_difference_fails() {
     assert!((kink.right - kink.left - 1e-4).abs() < 1e-9, "{kink}");
     assert_eq!(kink.follows_convention, Some(true));
 }
+
+#[test]
+fn ties_are_found_per_reduction_group_in_any_rank() {
+    // max over the middle axis of a [2, 2, 2] tensor: groups (a, c). Group (0, 1) ties at 1;
+    // group (1, 0) holds a lone 1 and 0.5 (no tie: a key that mixed groups up would count three
+    // tied elements there and claim a 1/3 convention).
+    let x = t(&[0.2, 1.0, -0.3, 1.0, 1.0, 2.0, 0.5, -1.0], &[2, 2, 2]);
+    let report = gradcheck(
+        |v| v[0].max(&[1], false),
+        &[x],
+        &GradcheckOptions::strict("max over axis 1"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let elements: Vec<&[usize]> = report.kinks.iter().map(|k| k.element.as_slice()).collect();
+    assert_eq!(elements, vec![&[0, 0, 1][..], &[0, 1, 1][..]], "{report}");
+    for kink in &report.kinks {
+        assert_eq!(kink.analytical, 0.5);
+        assert_eq!(kink.convention, Some(0.5), "{kink}");
+        assert_eq!(kink.sites[0].element, kink.element);
+    }
+}
+
+#[test]
+fn a_lone_maximum_moved_with_a_kink_is_not_a_second_site() {
+    // relu's kink at x[0] feeds a max over a group of one: the max moves too, but a lone
+    // maximum is no kink, so relu alone explains the element and its convention is stated.
+    let report = gradcheck(
+        |v| v[0].relu().max(&[1], false),
+        &[t(&[0.0, 1.0], &[2, 1])],
+        &GradcheckOptions::strict("relu then max"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.kinks.len(), 1, "{report}");
+    let kink = &report.kinks[0];
+    assert_eq!(kink.sites.len(), 1, "{kink}");
+    assert_eq!(kink.sites[0].op, "relu");
+    assert_eq!(kink.follows_convention, Some(true));
+}
