@@ -753,6 +753,26 @@ fn the_worst_failure_is_reported_whether_it_is_at_a_kink_or_not() {
         ),
         "expected the smooth element's larger excess, got {error}"
     );
+    // relu'(0) = 1.5 is 0.5 beyond the interval, less than a smooth error of 0.75: the smooth
+    // element is reported (an excess that were a constant 1 would pick the kink).
+    let error = gradcheck(
+        |v| {
+            v[0].tape().custom_op(
+                SlopedRelu {
+                    above: 1.75,
+                    at_zero: 1.5,
+                },
+                &[v[0]],
+            )
+        },
+        std::slice::from_ref(&x),
+        &GradcheckOptions::strict("sloped relu"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&*error.failure, GradcheckFailure::Mismatch { .. }),
+        "{error}"
+    );
     // Below the interval: relu'(0) = -2 is 2 below 0, against a smooth error of 0.5.
     let error = gradcheck(
         |v| {
