@@ -633,7 +633,8 @@ fn the_audit_holds_exactly_the_elements_at_a_kink_and_counts_what_it_did() {
     // (a step along a random direction breaks it: the central difference of a 3-way tie is
     // (max + min) / 2 of the direction, not the rule's mean, so holding still is what lets a
     // correct rule pass); max of y along axis 0 with a two-way tie in column 0. Everything else
-    // is at least 1 away from a kink, far beyond any step. Per direction: 1 + 1 + 3 + 2 held.
+    // is at least 0.5 away from a kink, far beyond any step. Per direction: 1 + 1 + 3 + 2 held,
+    // and 2 more in the rank-3 max below.
     let tape = Tape::<f64>::new();
     let x = tape.leaf(t(&[0.0, 1.0, -1.0, 3.0, 3.0, 3.0], &[2, 3]));
     let y = tape.leaf(t(&[2.0, 5.0, 2.0, 1.0], &[2, 2]));
@@ -641,20 +642,24 @@ fn the_audit_holds_exactly_the_elements_at_a_kink_and_counts_what_it_did() {
     let _ = x.abs();
     let _ = x.max(&[1], false);
     let _ = y.max(&[0], false);
+    // Rank 3, over the middle axis: group (0, 1) ties at 1 (2 held); group (1, 0) is 1 and 0.5,
+    // half a unit apart (none held, unless groups were mixed up).
+    let z = tape.leaf(t(&[0.2, 1.0, -0.3, 1.0, 1.0, 2.0, 0.5, -1.0], &[2, 2, 2]));
+    let _ = z.max(&[1], false);
     let report = audit_tape(&tape, &AuditOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         report.held_still_near_kinks,
-        2 * (1 + 1 + 3 + 2),
+        2 * (1 + 1 + 3 + 2 + 2),
         "{report}"
     );
-    assert_eq!(report.nodes_checked, 4);
-    assert_eq!(report.nodes_without_rule, 2); // the two leaves
+    assert_eq!(report.nodes_checked, 5);
+    assert_eq!(report.nodes_without_rule, 3); // the three leaves
     let by_op: Vec<(&str, usize)> = report
         .by_op
         .iter()
         .map(|(op, n)| (op.as_str(), *n))
         .collect();
-    assert_eq!(by_op, vec![("relu", 1), ("abs", 1), ("max", 2)]);
+    assert_eq!(by_op, vec![("relu", 1), ("abs", 1), ("max", 3)], "{report}");
 }
 
 #[test]
