@@ -853,3 +853,96 @@ fn a_lone_maximum_moved_with_a_kink_is_not_a_second_site() {
     assert_eq!(kink.sites[0].op, "relu");
     assert_eq!(kink.follows_convention, Some(true));
 }
+
+/// y = c x element-wise, with the rule c + d: the error at each element is exactly |d|.
+struct Scaled {
+    c: Vec<f64>,
+    d: Vec<f64>,
+}
+
+impl CustomOp<f64> for Scaled {
+    fn name(&self) -> &str {
+        "scaled"
+    }
+    fn forward(&self, inputs: &[&Tensor<f64>]) -> Result<Tensor<f64>, AutogradError> {
+        let c = Tensor::from_vec(self.c.clone(), [self.c.len()]).unwrap();
+        Ok(inputs[0] * &c)
+    }
+    fn backward(
+        &self,
+        grad: &Tensor<f64>,
+        _: &[&Tensor<f64>],
+        _: &Tensor<f64>,
+    ) -> Vec<Option<Tensor<f64>>> {
+        let slope: Vec<f64> = self.c.iter().zip(&self.d).map(|(c, d)| c + d).collect();
+        vec![Some(
+            grad * &Tensor::from_vec(slope, [self.c.len()]).unwrap(),
+        )]
+    }
+}
+
+#[test]
+fn the_reported_mismatch_is_the_largest_excess_over_the_bound_not_the_largest_error() {
+    // Defaults (atol 1e-5, rtol 1e-4). Element 0: numerical 1e4, error 1.5, bound 1.00001:
+    // excess 0.5. Element 1: numerical 1, error 1, bound 1.1e-4: excess 1. Element 1 is worse.
+    let error = gradcheck(
+        |v| {
+            v[0].tape().custom_op(
+                Scaled {
+                    c: vec![1e4, 1.0],
+                    d: vec![1.5, 1.0],
+                },
+                &[v[0]],
+            )
+        },
+        &[t(&[0.3, 0.7], &[2])],
+        &GradcheckOptions::default(),
+    )
+    .unwrap_err();
+    let GradcheckFailure::Mismatch { element, .. } = &*error.failure else {
+        panic!("{error}");
+    };
+    assert_eq!(element, &vec![1], "{error}");
+}
+
+#[test]
+fn the_statistics_skip_values_below_atol_and_the_closest_entry_is_nearest_its_bound() {
+    // Strict (atol = rtol = 1e-6). Element 0: numerical 1, error 1e-7 (relative 1e-7), bound
+    // 2e-6: at 0.05 of it. Element 1: numerical 1e-7, below atol, error 1e-7 (relative 1), bound
+    // 1.0000001e-6: at 0.1 of it. Off the diagonal, everything is exactly 0.
+    let report = gradcheck(
+        |v| {
+            v[0].tape().custom_op(
+                Scaled {
+                    c: vec![1.0, 1e-7],
+                    d: vec![1e-7, 1e-7],
+                },
+                &[v[0]],
+            )
+        },
+        &[t(&[0.3, 0.7], &[2])],
+        &GradcheckOptions::strict("scaled"),
+    )
+    .unwrap();
+    // The relative error of the value below atol (1.0) is left out.
+    assert!(
+        (report.max_rel_error - 1e-7).abs() < 1e-9,
+        "{}",
+        report.max_rel_error
+    );
+    let closest = report.closest.as_ref().unwrap();
+    assert_eq!(closest.at, "input 0 [1], output [1]");
+    assert_eq!(report.entries_checked, 4);
+}
+
+#[test]
+fn entries_at_kinks_are_counted_as_checked() {
+    let report = gradcheck(
+        |v| v[0].relu(),
+        &[t(&[0.0, -1.0, 0.0, 2.0], &[4])],
+        &GradcheckOptions::strict("relu"),
+    )
+    .unwrap();
+    assert_eq!(report.kinks.len(), 2);
+    assert_eq!(report.entries_checked, 16);
+}
