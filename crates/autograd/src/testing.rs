@@ -41,7 +41,7 @@ mod check_op;
 
 pub use check_op::{
     CheckOpOptions, OpCheckFailure, OpCheckReport, OpUnderTest, Stage, StageSummary, Support,
-    assert_check_op, check_op,
+    assert_check_op, catch_panic, check_op, stage_outcome, unsupported_derivative,
 };
 
 /// Where an op's inputs must lie for finite differences to be meaningful.

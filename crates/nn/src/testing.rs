@@ -4,14 +4,12 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use autograd::gradcheck::{
-    GradcheckError, GradcheckFailure, GradcheckOptions, PassRule, Report, gradcheck, gradgradcheck,
-    jvpcheck,
+use autograd::gradcheck::{GradcheckOptions, PassRule, gradcheck, gradgradcheck, jvpcheck};
+use autograd::testing::{
+    Arrangement, Support, arrange, catch_panic, stage_outcome, unsupported_derivative,
 };
-use autograd::testing::{Arrangement, Support, arrange};
-use autograd::{AutogradError, Tape, Var};
+use autograd::{Tape, Var};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use tensor::{Float, Shape, Tensor};
@@ -231,16 +229,6 @@ impl fmt::Display for LayerCheckFailure {
 
 impl std::error::Error for LayerCheckFailure {}
 
-fn unwinding<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic".to_string())
-    })
-}
-
 /// The layer on `v[0]` with the trainable parameters bound to `v[1..]`, on a copy of `store`
 /// (so batch norm's running statistics do not leak between evaluations) at the store's
 /// current training step (so dropout masks stay fixed).
@@ -262,7 +250,7 @@ fn output<T: Float>(
     x: &Tensor<T>,
     mode: Mode,
 ) -> std::result::Result<Result<Tensor<T>>, String> {
-    unwinding(|| {
+    catch_panic(|| {
         let tape = Tape::<T>::new();
         let mut leaves = vec![tape.leaf(x.clone())];
         leaves.extend(
@@ -330,37 +318,6 @@ fn build<L: LayerUnderTest>(under_test: &L) -> Result<Built> {
     })
 }
 
-fn derivative(
-    stage: LayerStage,
-    outcome: std::result::Result<std::result::Result<Report, GradcheckError>, String>,
-) -> std::result::Result<Report, CaseFailure> {
-    match outcome {
-        Ok(Ok(report)) => Ok(report),
-        Ok(Err(error)) => Err((stage, error.to_string())),
-        Err(panic) => Err((stage, format!("panicked: {panic}"))),
-    }
-}
-
-fn unsupported(
-    outcome: &std::result::Result<std::result::Result<Report, GradcheckError>, String>,
-) -> Option<String> {
-    let Ok(Err(GradcheckError { failure, .. })) = outcome else {
-        return None;
-    };
-    match &**failure {
-        GradcheckFailure::Autograd(error)
-            if matches!(
-                **error,
-                AutogradError::HigherOrderUnsupported { .. }
-                    | AutogradError::TangentUnsupported { .. }
-            ) =>
-        {
-            Some(error.to_string())
-        }
-        _ => None,
-    }
-}
-
 fn check_case(
     built: &Built,
     x: &Tensor<f64>,
@@ -418,7 +375,7 @@ fn check_case(
         inputs
     };
     let run_gradcheck = |x: &Tensor<f64>| {
-        unwinding(|| {
+        catch_panic(|| {
             gradcheck(
                 |v| evaluate(layer, store, v, mode).unwrap_or_else(|e| panic!("{e}")),
                 &with_parameters(x),
@@ -426,7 +383,7 @@ fn check_case(
             )
         })
     };
-    let report = derivative(LayerStage::Gradcheck, run_gradcheck(x))?;
+    let report = stage_outcome(LayerStage::Gradcheck, run_gradcheck(x))?;
     tally
         .borrow_mut()
         .ran(LayerStage::Gradcheck, Some(report.max_rel_error));
@@ -481,7 +438,7 @@ fn check_case(
             ));
         }
         if moved.to_vec().iter().all(|v| v.is_finite()) {
-            let report = derivative(LayerStage::Layouts, run_gradcheck(&relaid))
+            let report = stage_outcome(LayerStage::Layouts, run_gradcheck(&relaid))
                 .map_err(|(_, message)| failure(message))?;
             tally
                 .borrow_mut()
@@ -501,7 +458,7 @@ fn check_case(
             continue;
         }
         let inputs = with_parameters(x);
-        let outcome = unwinding(|| match stage {
+        let outcome = catch_panic(|| match stage {
             LayerStage::SecondOrder => gradgradcheck(
                 |v| evaluate(layer, store, v, mode).unwrap_or_else(|e| panic!("{e}")),
                 &inputs,
@@ -515,7 +472,7 @@ fn check_case(
                 case_seed,
             ),
         });
-        if let Some(why) = unsupported(&outcome) {
+        if let Some(why) = unsupported_derivative(&outcome) {
             if support == Support::Required {
                 return Err((stage, format!("required, but not supported: {why}")));
             }
@@ -524,7 +481,7 @@ fn check_case(
                 .get_or_insert(format!("unsupported ({why})"));
             continue;
         }
-        let report = derivative(stage, outcome)?;
+        let report = stage_outcome(stage, outcome)?;
         tally.borrow_mut().ran(stage, Some(report.max_rel_error));
     }
 
@@ -582,7 +539,7 @@ fn check_case(
     for dims in wrong {
         let input = Tensor::full(Shape::from(dims.clone()), 0.5);
         let predicted = layer.output_shape(input.shape());
-        let outcome = unwinding(|| {
+        let outcome = catch_panic(|| {
             let tape = Tape::<f64>::new();
             let mut store = store.clone();
             let step = store.training_step();

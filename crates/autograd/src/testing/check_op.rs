@@ -303,8 +303,8 @@ impl Tally {
 /// A stage's failure inside one case: the stage and the message.
 type CaseFailure = (Stage, String);
 
-/// Runs `f`, turning a panic into its message.
-fn unwinding<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+/// Runs `f`, turning a panic into its message (shared with `nn::testing::check_layer`).
+pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
         payload
             .downcast_ref::<String>()
@@ -314,25 +314,13 @@ fn unwinding<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     })
 }
 
-/// The op's forward value on fresh leaves of `inputs`, in element type `T`.
-fn forward<O: OpUnderTest, T: Float>(
-    op: &O,
-    inputs: &[Tensor<T>],
-    params: &O::Params,
-) -> Result<Result<Tensor<T>, AutogradError>, String> {
-    unwinding(|| {
-        let tape = Tape::<T>::new();
-        let leaves: Vec<Var<'_, T>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
-        op.apply(&leaves, params).map(|y| y.value())
-    })
-}
-
-/// A derivative check's outcome as a stage result; a panic inside it (the op failing on an
-/// instance the check derived from a valid one) is a failure too.
-fn derivative(
-    stage: Stage,
+/// The outcome of a derivative check run under [`catch_panic`], as the report or `stage`'s
+/// failure message (a panic inside it, the op failing on an instance the check derived from a
+/// valid one, is a failure too).
+pub fn stage_outcome<S>(
+    stage: S,
     outcome: Result<Result<Report, GradcheckError>, String>,
-) -> Result<Report, CaseFailure> {
+) -> Result<Report, (S, String)> {
     match outcome {
         Ok(Ok(report)) => Ok(report),
         Ok(Err(error)) => Err((stage, error.to_string())),
@@ -340,8 +328,11 @@ fn derivative(
     }
 }
 
-/// True for the named error of an op that does not support the derivative asked for.
-fn unsupported(outcome: &Result<Result<Report, GradcheckError>, String>) -> Option<String> {
+/// The named error of an op that does not support the derivative asked for (higher order or
+/// forward mode), if that is what the check returned.
+pub fn unsupported_derivative(
+    outcome: &Result<Result<Report, GradcheckError>, String>,
+) -> Option<String> {
     let Ok(Err(GradcheckError { failure, .. })) = outcome else {
         return None;
     };
@@ -357,6 +348,19 @@ fn unsupported(outcome: &Result<Result<Report, GradcheckError>, String>) -> Opti
         }
         _ => None,
     }
+}
+
+/// The op's forward value on fresh leaves of `inputs`, in element type `T`.
+fn forward<O: OpUnderTest, T: Float>(
+    op: &O,
+    inputs: &[Tensor<T>],
+    params: &O::Params,
+) -> Result<Result<Tensor<T>, AutogradError>, String> {
+    catch_panic(|| {
+        let tape = Tape::<T>::new();
+        let leaves: Vec<Var<'_, T>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
+        op.apply(&leaves, params).map(|y| y.value())
+    })
 }
 
 /// The contiguous copy and the transposed and sliced views of `x` (same logical values), and
@@ -449,7 +453,7 @@ fn check_case<O: OpUnderTest>(
 
     // The derivatives at the instance as drawn.
     let run_gradcheck = |inputs: &[Tensor<f64>]| {
-        unwinding(|| {
+        catch_panic(|| {
             gradcheck(
                 |v| op.apply(v, params).unwrap_or_else(|e| panic!("{e}")),
                 inputs,
@@ -457,7 +461,7 @@ fn check_case<O: OpUnderTest>(
             )
         })
     };
-    let report = derivative(Stage::Gradcheck, run_gradcheck(inputs))?;
+    let report = stage_outcome(Stage::Gradcheck, run_gradcheck(inputs))?;
     {
         let mut tally = tally.borrow_mut();
         tally.kinks += report.kinks.len();
@@ -503,7 +507,7 @@ fn check_case<O: OpUnderTest>(
                 .and_then(|y| y.ok())
                 .is_some_and(|y| y.to_vec().iter().all(|v| v.is_finite()));
             if finite {
-                let report = derivative(Stage::Layouts, run_gradcheck(&moved))
+                let report = stage_outcome(Stage::Layouts, run_gradcheck(&moved))
                     .map_err(|(_, message)| stage_error(message))?;
                 tally.borrow_mut().kinks += report.kinks.len();
                 tally
@@ -525,7 +529,7 @@ fn check_case<O: OpUnderTest>(
                 .not_run(stage, "skipped by the options".to_string());
             continue;
         }
-        let outcome = unwinding(|| match stage {
+        let outcome = catch_panic(|| match stage {
             Stage::SecondOrder => gradgradcheck(
                 |v| op.apply(v, params).unwrap_or_else(|e| panic!("{e}")),
                 inputs,
@@ -539,7 +543,7 @@ fn check_case<O: OpUnderTest>(
                 case_seed,
             ),
         });
-        if let Some(why) = unsupported(&outcome) {
+        if let Some(why) = unsupported_derivative(&outcome) {
             if support == Support::Required {
                 return Err((
                     stage,
@@ -551,7 +555,7 @@ fn check_case<O: OpUnderTest>(
                 .not_run(stage, format!("unsupported ({why})"));
             continue;
         }
-        let report = derivative(stage, outcome)?;
+        let report = stage_outcome(stage, outcome)?;
         tally.borrow_mut().ran(stage, Some(report.max_rel_error));
     }
 
@@ -620,7 +624,7 @@ fn check_case<O: OpUnderTest>(
         attempts.push((format!("input {which} of shape {dims:?}"), reshaped, false));
     }
     for (what, attempt, must_fail) in attempts {
-        let outcome = unwinding(|| {
+        let outcome = catch_panic(|| {
             let tape = Tape::<f64>::new();
             let leaves: Vec<Var<'_, f64>> = attempt.iter().map(|x| tape.leaf(x.clone())).collect();
             let before = tape.len();
