@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use autograd::{AutogradError, Var};
 use tensor::{Float, Shape, Tensor};
@@ -42,7 +43,7 @@ type Written<T> = Rc<RefCell<Vec<(ParamId, Tensor<T>)>>>;
 /// assert_eq!(y.shape().dims(), &[2, 4]);
 /// ```
 pub struct Checkpoint<T: Float = f32> {
-    layer: Rc<dyn Layer<T>>,
+    layer: Arc<dyn Layer<T>>,
 }
 
 impl<T: Float> std::fmt::Debug for Checkpoint<T> {
@@ -55,7 +56,7 @@ impl<T: Float> Checkpoint<T> {
     /// Checkpoints `layer`.
     pub fn new(layer: impl Layer<T> + 'static) -> Self {
         Checkpoint {
-            layer: Rc::new(layer),
+            layer: Arc::new(layer),
         }
     }
 }
@@ -106,7 +107,7 @@ impl<T: Float> Layer<T> for Checkpoint<T> {
             *written_by_run.borrow_mut() = store
                 .iter()
                 .filter(|(id, _, role, value)| {
-                    !role.is_trainable() && !value.shares_storage_with(snapshot.value(*id))
+                    role.is_buffer() && !value.shares_storage_with(snapshot.value(*id))
                 })
                 .map(|(id, _, _, value)| (id, value.clone()))
                 .collect();

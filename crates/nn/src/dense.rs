@@ -95,12 +95,21 @@ impl<T: Float> Layer<T> for Dense {
         &self.name
     }
 
+    /// `[..., inputs] -> [..., outputs]`: the last axis holds the features, any leading axes
+    /// are batch axes (as `nn.Linear`), and a vector `[inputs]` gives `[outputs]`.
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
         match input.dims() {
-            &[batch, features] if features == self.inputs => Ok(Shape::from([batch, self.outputs])),
+            [leading @ .., features] if *features == self.inputs => {
+                let mut dims = leading.to_vec();
+                dims.push(self.outputs);
+                Ok(Shape::from(dims))
+            }
             _ => Err(NnError::Shape {
                 op: format!("Dense '{}'", self.name),
-                message: format!("expected input [batch, {}], got {input}", self.inputs),
+                message: format!(
+                    "expected input [..., {}] (features on the last axis), got {input}",
+                    self.inputs
+                ),
             }),
         }
     }
@@ -110,9 +119,19 @@ impl<T: Float> Layer<T> for Dense {
         context: &mut Context<'t, '_, T>,
         x: Var<'t, T>,
     ) -> Result<Var<'t, T>> {
-        Layer::<T>::output_shape(self, &x.shape())?;
-        Ok(x.try_matmul(context.param(self.weight))?
-            .try_add(context.param(self.bias))?)
+        let output_shape = Layer::<T>::output_shape(self, &x.shape())?;
+        let (weight, bias) = (context.param(self.weight), context.param(self.bias));
+        if x.shape().rank() == 2 {
+            return Ok(x.try_matmul(weight)?.try_add(bias)?);
+        }
+        // Every leading axis folded into one batch axis: one matrix product, then the
+        // leading axes back.
+        let rows = x.shape().numel() / self.inputs;
+        let flat = x.try_reshape([rows, self.inputs])?;
+        Ok(flat
+            .try_matmul(weight)?
+            .try_add(bias)?
+            .try_reshape(output_shape)?)
     }
 }
 
@@ -165,7 +184,7 @@ mod tests {
         let error = layer.try_forward(&mut context, x).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "Dense 'hidden1': expected input [batch, 784], got [128, 100]"
+            "Dense 'hidden1': expected input [..., 784] (features on the last axis), got [128, 100]"
         );
         assert_eq!(tape.len(), nodes);
         for (id, ..) in before.iter() {

@@ -194,7 +194,7 @@ impl fmt::Display for NnError {
             ),
             NnError::NotTrainable { op, parameter } => write!(
                 f,
-                "{op}: '{parameter}' is a buffer, not a trainable parameter, and takes no gradient"
+                "{op}: '{parameter}' is not trainable (a buffer, or a frozen parameter) and takes no gradient"
             ),
         }
     }

@@ -4,7 +4,8 @@
 //!
 //! Conventions, chosen so the file is a PyTorch state dict:
 //! - names are the store's names (`hidden1.weight`, `bn1.running_var`, ...);
-//! - a [`Role::Weight`] matrix, kept here as `[inputs, outputs]`, is written transposed as
+//! - a matrix with [`FileLayout::Transposed`] (a [`Role::Weight`] by default: a dense weight,
+//!   kept here as `[inputs, outputs]`) is written transposed as
 //!   `[outputs, inputs]`, the layout of `nn.Linear.weight`, and transposed back on loading;
 //! - a [`Role::Counter`] (batch norm's `num_batches_tracked`) is written as an `I64` scalar;
 //! - everything else is written as `F32` or `F64`, the store's element type;
@@ -31,7 +32,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use tensor::{DType, Float, Shape, Tensor, TensorError};
 
 use crate::error::{NnError, Result};
-use crate::params::{ParamStore, Role};
+use crate::params::{FileLayout, ParamStore, Role};
 
 /// The largest header accepted, as the safetensors library's own limit.
 pub const MAX_HEADER_BYTES: u64 = 100_000_000;
@@ -79,16 +80,16 @@ fn file_dtype<T: Float>(role: Role) -> Dtype {
 }
 
 /// The shape a value has in the file.
-fn file_shape(role: Role, shape: &Shape) -> Vec<usize> {
-    match (role, shape.dims()) {
-        (Role::Weight, &[inputs, outputs]) => vec![outputs, inputs],
+fn file_shape(layout: FileLayout, shape: &Shape) -> Vec<usize> {
+    match (layout, shape.dims()) {
+        (FileLayout::Transposed, &[inputs, outputs]) => vec![outputs, inputs],
         (_, dims) => dims.to_vec(),
     }
 }
 
-fn encode<T: Float>(role: Role, value: &Tensor<T>) -> Encoded {
-    let stored = match (role, value.rank()) {
-        (Role::Weight, 2) => value.t(),
+fn encode<T: Float>(role: Role, layout: FileLayout, value: &Tensor<T>) -> Encoded {
+    let stored = match (layout, value.rank()) {
+        (FileLayout::Transposed, 2) => value.t(),
         _ => value.clone(),
     };
     let dtype = file_dtype::<T>(role);
@@ -102,7 +103,7 @@ fn encode<T: Float>(role: Role, value: &Tensor<T>) -> Encoded {
     }
     Encoded {
         dtype,
-        shape: file_shape(role, value.shape()),
+        shape: file_shape(layout, value.shape()),
         bytes,
     }
 }
@@ -112,7 +113,10 @@ fn encode<T: Float>(role: Role, value: &Tensor<T>) -> Encoded {
 pub fn safetensors_bytes<T: Float>(store: &ParamStore<T>) -> Result<Vec<u8>> {
     let encoded: Vec<(String, Encoded)> = store
         .iter()
-        .map(|(_, name, role, value)| (name.to_string(), encode(role, value)))
+        .map(|(id, name, role, value)| {
+            let layout = store.options(id).layout;
+            (name.to_string(), encode(role, layout, value))
+        })
         .collect();
     let metadata = HashMap::from([(
         TRAINING_STEP_KEY.to_string(),
@@ -442,7 +446,8 @@ fn plan_reads<T: Float>(
         }
     }
     let mut plan = Vec::with_capacity(store.len());
-    for (_, name, role, current) in store.iter() {
+    for (id, name, role, current) in store.iter() {
+        let layout = store.options(id).layout;
         let Some(info) = header.tensors.get(name) else {
             problems.push(Problem::tensor(
                 name,
@@ -450,7 +455,7 @@ fn plan_reads<T: Float>(
             ));
             continue;
         };
-        let (wanted, shape) = (file_dtype::<T>(role), file_shape(role, current.shape()));
+        let (wanted, shape) = (file_dtype::<T>(role), file_shape(layout, current.shape()));
         let Some((dtype, _)) = dtype_of(&info.dtype) else {
             continue; // reported by the layout check
         };
@@ -488,7 +493,7 @@ fn plan_reads<T: Float>(
                 .unwrap_or(usize::MAX),
             dtype,
             file_shape: shape,
-            transposed: role == Role::Weight && current.rank() == 2,
+            transposed: layout == FileLayout::Transposed && current.rank() == 2,
         });
     }
     plan
@@ -770,10 +775,10 @@ mod tests {
         let store = model(1);
         let mut entries = Vec::new();
         let mut offset = 0;
-        for (_, name, role, value) in store.iter() {
+        for (id, name, role, value) in store.iter() {
             let dtype = if role == Role::Counter { "I64" } else { "F32" };
             let size = if role == Role::Counter { 8 } else { 4 };
-            let shape = file_shape(role, value.shape());
+            let shape = file_shape(store.options(id).layout, value.shape());
             let bytes = size * value.numel();
             entries.push(format!(
                 "\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{offset},{}]}}",

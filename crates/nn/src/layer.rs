@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use autograd::Var;
-use tensor::{Float, Shape};
+use autograd::{Tape, Var};
+use tensor::{Float, Shape, Tensor};
 
 use crate::error::{Result, or_panic};
-use crate::params::Context;
+use crate::params::{Context, ParamStore};
 use crate::stats::LayerStatistics;
 
 /// A building block of a model: a function of its input and its parameters, written with
@@ -62,7 +62,11 @@ use crate::stats::LayerStatistics;
 /// let y = layer.forward(&mut context, tape.constant(Tensor::ones([2, 3])));
 /// assert_eq!(y.value().to_vec(), vec![1.0; 6]);
 /// ```
-pub trait Layer<T: Float = f32> {
+///
+/// Layers are `Send + Sync` (a supertrait), so a model is shared by reference across threads
+/// for evaluation ([`Context::eval`]) or moved to a worker; a layer keeps its parameters in the
+/// [`ParamStore`](crate::ParamStore), not in itself, and needs no interior mutability.
+pub trait Layer<T: Float = f32>: Send + Sync {
     /// The layer's name, for messages and per-layer statistics.
     fn name(&self) -> &str;
 
@@ -83,6 +87,18 @@ pub trait Layer<T: Float = f32> {
     fn forward<'t>(&self, context: &mut Context<'t, '_, T>, x: Var<'t, T>) -> Var<'t, T> {
         or_panic(self.try_forward(context, x))
     }
+
+    /// The layer's output for `x` in evaluation mode, recorded on nothing (a fresh tape under
+    /// [`no_grad`](autograd::Tape::no_grad)): PyTorch's `model.eval()` then
+    /// `with torch.no_grad(): model(x)`, from a shared store.
+    fn predict(&self, store: &ParamStore<T>, x: &Tensor<T>) -> Result<Tensor<T>> {
+        let tape = Tape::new();
+        tape.no_grad(|| {
+            let mut context = Context::eval(&tape, store);
+            let input = tape.constant(x.clone());
+            self.try_forward(&mut context, input).map(|y| y.value())
+        })
+    }
 }
 
 /// Layers applied one after another.
@@ -102,6 +118,13 @@ pub trait Layer<T: Float = f32> {
 pub struct Sequential<T: Float = f32> {
     layers: Vec<Box<dyn Layer<T>>>,
 }
+
+// A model is shared across threads and moved to workers (`Layer: Send + Sync`).
+const _: () = {
+    const fn send_and_sync<S: Send + Sync>() {}
+    send_and_sync::<Sequential<f32>>();
+    send_and_sync::<crate::ParamStore<f64>>();
+};
 
 impl<T: Float> fmt::Debug for Sequential<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

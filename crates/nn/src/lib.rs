@@ -72,18 +72,21 @@ mod checkpoint;
 mod data;
 mod dense;
 mod dropout;
+mod embedding;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod init;
 mod io;
 mod layer;
+mod layer_norm;
 mod loss;
 pub mod optim;
 mod params;
 mod penalty;
 mod per_sample;
 mod stats;
+mod training;
 #[cfg(test)]
 mod test_support;
 #[cfg(feature = "testing")]
@@ -94,6 +97,10 @@ pub mod testing;
 #[doc = include_str!("../../../docs/custom-ops.md")]
 struct CustomOpsGuide;
 
+/// The `rand` this crate's API takes (its `Rng` and `SeedableRng` traits): use `nn::rand` so
+/// your seeds and generators are of the same version.
+pub use rand;
+
 pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;
 pub use check::gradcheck_layer;
@@ -101,6 +108,7 @@ pub use checkpoint::Checkpoint;
 pub use data::{Batches, CsvOptions, Dataset, MAX_CLASSES, Standardizer, load_csv, parse_csv};
 pub use dense::Dense;
 pub use dropout::{Dropout, dropout_with_mask, try_dropout_with_mask};
+pub use embedding::Embedding;
 pub use error::{NnError, Result};
 pub use init::Init;
 pub use io::{
@@ -108,12 +116,17 @@ pub use io::{
     safetensors_bytes, save_safetensors,
 };
 pub use layer::{Layer, Sequential};
+pub use layer_norm::LayerNorm;
 pub use loss::{
-    binary_cross_entropy_with_logits, cross_entropy, cross_entropy_per_example, mse,
+    CrossEntropy, Reduction, binary_cross_entropy_with_logits, cross_entropy, cross_entropy_per_example, mse,
     try_binary_cross_entropy_with_logits, try_cross_entropy, try_cross_entropy_per_example,
     try_mse,
 };
-pub use params::{Context, Mode, ParamGradients, ParamId, ParamStore, Role, StoreId};
+pub use params::{
+    Context, FileLayout, Mode, ParamGradients, ParamId, ParamOptions, ParamStore, Role, StoreId,
+    StoreSnapshot,
+};
+pub use training::{EarlyStopping, Progress};
 pub use penalty::{l1_penalty, l2_penalty, try_l1_penalty, try_l2_penalty};
 pub use per_sample::PerSampleParamGradients;
 pub use stats::{ActivationStatistics, LayerRow, LayerStatistics};

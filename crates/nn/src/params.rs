@@ -83,36 +83,109 @@ impl ParamId {
     }
 }
 
-/// What an entry is for. Trainable roles are bound as leaves and updated by optimizers;
-/// the others are state updated off the tape (batch norm's running statistics).
+/// What an entry is: a label for messages, statistics and the defaults of its
+/// [`ParamOptions`]. What an entry *does* — whether optimizers update it, whether the L1/L2
+/// penalties include it, how it is laid out in a parameter file — is in its options, three
+/// independent switches ([`ParamStore::add_with`], [`ParamStore::set_trainable`],
+/// [`ParamStore::set_penalized`]).
+///
+/// | role | trainable | penalized | file layout | PyTorch |
+/// |---|---|---|---|---|
+/// | `Weight` | yes | yes | transposed (`[outputs, inputs]`) | `nn.Linear.weight` |
+/// | `Bias`, `Scale`, `Shift` | yes | no | as is | `bias`, norm `weight`/`bias` |
+/// | `Embedding` | yes | no | as is (`[vocabulary, dim]`) | `nn.Embedding.weight` |
+/// | `Parameter` | yes | no | as is | `nn.Parameter` |
+/// | `RunningStatistic` | never | never | as is | a registered buffer |
+/// | `Counter` | never | never | as is, an `I64` | `num_batches_tracked` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Role {
-    /// A dense layer's weight matrix: the only role the L1/L2 penalties apply to.
+    /// A dense layer's weight matrix `[inputs, outputs]`, saved as PyTorch's `[outputs, inputs]`.
     Weight,
-    /// A dense layer's bias.
+    /// A bias.
     Bias,
-    /// Batch norm's learnable scale gamma.
+    /// A normalization layer's learnable scale gamma.
     Scale,
-    /// Batch norm's learnable shift beta.
+    /// A normalization layer's learnable shift beta.
     Shift,
-    /// A running statistic (batch norm's running mean and variance); not trainable.
+    /// An embedding table `[vocabulary, dim]`.
+    Embedding,
+    /// Any other learnable tensor (a custom layer's parameter).
+    Parameter,
+    /// A running statistic (batch norm's running mean and variance); a buffer, never trainable.
     RunningStatistic,
-    /// A counter (batch norm's batches seen); not trainable, saved as an integer.
+    /// A counter (batch norm's batches seen); a buffer, saved as an integer.
     Counter,
 }
 
 impl Role {
-    /// True for the roles optimizers update.
-    pub fn is_trainable(self) -> bool {
-        matches!(self, Role::Weight | Role::Bias | Role::Scale | Role::Shift)
+    /// True for buffers: state updated off the tape, never bound as a leaf or penalized.
+    pub fn is_buffer(self) -> bool {
+        matches!(self, Role::RunningStatistic | Role::Counter)
     }
+
+    /// The options an entry of this role gets from [`ParamStore::add`] (the table above).
+    pub fn default_options(self) -> ParamOptions {
+        ParamOptions {
+            trainable: !self.is_buffer(),
+            penalized: self == Role::Weight,
+            layout: if self == Role::Weight {
+                FileLayout::Transposed
+            } else {
+                FileLayout::AsIs
+            },
+        }
+    }
+}
+
+/// How a rank-2 entry is written to (and read from) a parameter file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileLayout {
+    /// In the store's layout.
+    AsIs,
+    /// Transposed: a dense weight kept as `[inputs, outputs]` (so `x W` needs no transpose) is
+    /// written as PyTorch's `nn.Linear` layout `[outputs, inputs]`. Rank 2 only.
+    Transposed,
+}
+
+/// What an entry does, independently of what it is ([`Role`]): PyTorch's `requires_grad`, a
+/// parameter group without weight decay, and the file layout, as three switches.
+///
+/// ```
+/// use nn::{FileLayout, ParamOptions, ParamStore, Role};
+/// use tensor::Tensor;
+///
+/// let mut store = ParamStore::<f32>::new();
+/// // A [vocabulary, dim] table under the L2 penalty, saved as it is (not transposed).
+/// let options = ParamOptions { penalized: true, ..Role::Embedding.default_options() };
+/// let table = store.add_with("words", Role::Embedding, options, Tensor::zeros([100, 8])).unwrap();
+/// assert!(store.options(table).penalized);
+/// assert_eq!(store.options(table).layout, FileLayout::AsIs);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamOptions {
+    /// Bound as a leaf and updated by optimizers (`requires_grad`). A frozen parameter is bound
+    /// as a constant: layers still read it, it gets no gradient, and optimizers skip it.
+    pub trainable: bool,
+    /// Included in [`l2_penalty`](crate::l2_penalty) and [`l1_penalty`](crate::l1_penalty).
+    pub penalized: bool,
+    /// How it is laid out in a parameter file.
+    pub layout: FileLayout,
 }
 
 #[derive(Clone, Debug)]
 struct Entry<T: Float> {
     name: String,
     role: Role,
+    options: ParamOptions,
     value: Tensor<T>,
+}
+
+impl<T: Float> Entry<T> {
+    /// Bound as a leaf and updated by optimizers.
+    fn is_trainable(&self) -> bool {
+        self.options.trainable
+    }
 }
 
 /// Named parameters and buffers of a model, in the order they were added, with the model's
@@ -190,19 +263,133 @@ impl<T: Float> ParamStore<T> {
         }
     }
 
-    /// Adds an entry. Errors if the name is taken.
+    /// Adds an entry with its role's [default options](Role::default_options) (a
+    /// [`Role::Weight`] that is not a matrix is saved as it is). Errors if the name is taken.
     pub fn add(
         &mut self,
         name: impl Into<String>,
         role: Role,
         value: Tensor<T>,
     ) -> Result<ParamId> {
+        let mut options = role.default_options();
+        if value.rank() != 2 {
+            options.layout = FileLayout::AsIs;
+        }
+        self.add_with(name, role, options, value)
+    }
+
+    /// Adds an entry with explicit options. Errors, adding nothing, if the name is taken, a
+    /// buffer role is made trainable or penalized, or [`FileLayout::Transposed`] is asked for a
+    /// value that is not a matrix.
+    pub fn add_with(
+        &mut self,
+        name: impl Into<String>,
+        role: Role,
+        options: ParamOptions,
+        value: Tensor<T>,
+    ) -> Result<ParamId> {
         let name = name.into();
         if self.find(&name).is_some() {
             return Err(NnError::DuplicateName { name });
         }
-        self.entries.push(Entry { name, role, value });
+        let problem = if role.is_buffer() && (options.trainable || options.penalized) {
+            Some(format!("'{name}' is a {role:?} buffer: it cannot be trainable or penalized"))
+        } else if options.layout == FileLayout::Transposed && value.rank() != 2 {
+            Some(format!(
+                "'{name}' has shape {}: only a matrix can be saved transposed",
+                value.shape()
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
+                op: "ParamStore::add_with",
+                message,
+            }));
+        }
+        self.entries.push(Entry {
+            name,
+            role,
+            options,
+            value,
+        });
         Ok(self.handle(self.entries.len() - 1))
+    }
+
+    /// An entry's options.
+    #[track_caller]
+    pub fn options(&self, id: ParamId) -> ParamOptions {
+        self.entries[self.position(id)].options
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) a parameter, as PyTorch's
+    /// `requires_grad_(False)`: a frozen parameter is bound as a constant, gets no gradient and
+    /// is skipped by optimizers (which keep its state). Errors, changing nothing, for a buffer.
+    ///
+    /// ```
+    /// use nn::{Dense, Init, ParamStore};
+    /// use nn::rand::SeedableRng;
+    /// let mut rng = nn::rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut store = ParamStore::<f32>::new();
+    /// let layer = Dense::new(&mut store, "hidden1", 4, 8, Init::HeNormal, &mut rng).unwrap();
+    /// for id in store.matching("hidden1.") {
+    ///     store.set_trainable(id, false).unwrap();
+    /// }
+    /// assert_eq!(store.trainable().count(), 0);
+    /// assert!(!store.options(layer.weight()).trainable);
+    /// ```
+    #[track_caller]
+    pub fn set_trainable(&mut self, id: ParamId, trainable: bool) -> Result<()> {
+        let position = self.position(id);
+        let entry = &mut self.entries[position];
+        if entry.role.is_buffer() && trainable {
+            return Err(NnError::NotTrainable {
+                op: "ParamStore::set_trainable",
+                parameter: entry.name.clone(),
+            });
+        }
+        entry.options.trainable = trainable;
+        Ok(())
+    }
+
+    /// Includes a parameter in the L1/L2 penalties or leaves it out. Errors, changing nothing,
+    /// for a buffer.
+    #[track_caller]
+    pub fn set_penalized(&mut self, id: ParamId, penalized: bool) -> Result<()> {
+        let position = self.position(id);
+        let entry = &mut self.entries[position];
+        if entry.role.is_buffer() && penalized {
+            return Err(NnError::NotTrainable {
+                op: "ParamStore::set_penalized",
+                parameter: entry.name.clone(),
+            });
+        }
+        entry.options.penalized = penalized;
+        Ok(())
+    }
+
+    /// The ids of the entries whose names start with `prefix` (a layer's entries, as PyTorch's
+    /// `model.hidden1.parameters()`: `store.matching("hidden1.")`), buffers included.
+    pub fn matching(&self, prefix: &str) -> Vec<ParamId> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.name.starts_with(prefix))
+            .map(|(i, _)| self.handle(i))
+            .collect()
+    }
+
+    /// The ids of the parameters (trainable or frozen, not buffers) that the penalties leave
+    /// out: biases, norms' scales and shifts, embeddings. The usual "no weight decay on biases
+    /// and norms" parameter group is `ParamGroup::new(store.unpenalized())`.
+    pub fn unpenalized(&self) -> Vec<ParamId> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.role.is_buffer() && !e.options.penalized)
+            .map(|(i, _)| self.handle(i))
+            .collect()
     }
 
     /// Number of entries (parameters and buffers).
@@ -274,20 +461,21 @@ impl<T: Float> ParamStore<T> {
             .map(|(i, e)| (self.handle(i), e.name.as_str(), e.role, &e.value))
     }
 
-    /// The trainable entries' ids, in order.
+    /// The trainable entries' ids, in order (frozen parameters and buffers left out).
     pub fn trainable(&self) -> impl Iterator<Item = ParamId> + '_ {
         self.entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.role.is_trainable())
+            .filter(|(_, e)| e.is_trainable())
             .map(|(i, _)| self.handle(i))
     }
 
-    /// The entry at `index`, if there is one (for checking handles and gradients).
-    pub(crate) fn get(&self, index: usize) -> Option<(&str, Role, &Tensor<T>)> {
+    /// The entry at `index`, if there is one (for checking handles and gradients), with
+    /// whether it is trainable.
+    pub(crate) fn get(&self, index: usize) -> Option<(&str, bool, &Tensor<T>)> {
         self.entries
             .get(index)
-            .map(|e| (e.name.as_str(), e.role, &e.value))
+            .map(|e| (e.name.as_str(), e.is_trainable(), &e.value))
     }
 
     /// Total number of trainable scalars.
@@ -304,6 +492,105 @@ impl<T: Float> ParamStore<T> {
     }
 }
 
+/// The values of a store's parameters and buffers and its training step at one moment, held in
+/// memory (PyTorch's `copy.deepcopy(model.state_dict())`). Taking one is cheap: tensors share
+/// their buffers until the store writes one (copy-on-write). Optimizers are `Clone`: clone one
+/// next to the snapshot to keep its state too ([`EarlyStopping`](crate::EarlyStopping) does).
+#[derive(Clone, Debug)]
+pub struct StoreSnapshot<T: Float = f32> {
+    store: StoreId,
+    names: Vec<String>,
+    values: Vec<Tensor<T>>,
+    step: u64,
+}
+
+impl<T: Float> StoreSnapshot<T> {
+    /// The store it was taken from.
+    pub fn store(&self) -> StoreId {
+        self.store
+    }
+
+    /// The training step it was taken at.
+    pub fn training_step(&self) -> u64 {
+        self.step
+    }
+
+    /// The value of entry `name`, if the snapshot has one.
+    pub fn value(&self, name: &str) -> Option<&Tensor<T>> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| &self.values[i])
+    }
+}
+
+impl<T: Float> ParamStore<T> {
+    /// A snapshot of every value and the training step.
+    ///
+    /// ```
+    /// use nn::{ParamStore, Role};
+    /// use tensor::Tensor;
+    /// let mut store = ParamStore::<f32>::new();
+    /// let w = store.add("w", Role::Weight, Tensor::ones([2, 2])).unwrap();
+    /// let best = store.snapshot();
+    /// store.value_mut(w)[0] = 5.0;
+    /// store.restore(&best).unwrap();
+    /// assert_eq!(store.value(w).to_vec(), vec![1.0; 4]);
+    /// ```
+    pub fn snapshot(&self) -> StoreSnapshot<T> {
+        StoreSnapshot {
+            store: self.id,
+            names: self.entries.iter().map(|e| e.name.clone()).collect(),
+            values: self.entries.iter().map(|e| e.value.clone()).collect(),
+            step: self.step,
+        }
+    }
+
+    /// Puts back every value and the training step of `snapshot`. Errors, changing nothing,
+    /// if it was taken from another store or the store's entries have changed since (an entry
+    /// added, or a shape).
+    pub fn restore(&mut self, snapshot: &StoreSnapshot<T>) -> Result<()> {
+        const OP: &str = "ParamStore::restore";
+        if snapshot.store != self.id {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
+                op: OP,
+                message: format!(
+                    "the snapshot was taken from {}, not from this {}",
+                    snapshot.store, self.id
+                ),
+            }));
+        }
+        if snapshot.values.len() != self.entries.len() {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
+                op: OP,
+                message: format!(
+                    "the snapshot has {} entries, the store {}",
+                    snapshot.values.len(),
+                    self.entries.len()
+                ),
+            }));
+        }
+        for (entry, value) in self.entries.iter().zip(&snapshot.values) {
+            if entry.value.shape() != value.shape() {
+                return Err(NnError::Shape {
+                    op: OP.to_string(),
+                    message: format!(
+                        "'{}' has shape {}, the snapshot {}",
+                        entry.name,
+                        entry.value.shape(),
+                        value.shape()
+                    ),
+                });
+            }
+        }
+        for (entry, value) in self.entries.iter_mut().zip(&snapshot.values) {
+            entry.value = value.clone();
+        }
+        self.step = snapshot.step;
+        Ok(())
+    }
+}
+
 /// Training or evaluation, passed explicitly to every forward (never a global).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -315,7 +602,42 @@ pub enum Mode {
 }
 
 /// One forward pass's view of a [`ParamStore`]: the trainable parameters bound to a tape as
-/// leaves, the mode (with the training step in training), and write access to the buffers.
+/// leaves (frozen ones as constants), the mode (with the training step in training), and write
+/// access to the buffers.
+///
+/// [`Context::new`] and [`Context::at_step`] borrow the store mutably: training advances its
+/// step count and batch norm writes its running statistics. [`Context::eval`] borrows it
+/// shared, so a model is evaluated from `&ParamStore`, from several threads at once (each with
+/// its own tape), or on a worker (the store and every library layer are `Send + Sync`):
+///
+/// ```
+/// use autograd::Tape;
+/// use nn::{Activation, Context, Dense, Init, Layer, ParamStore, Sequential};
+/// use nn::rand::SeedableRng;
+/// use tensor::Tensor;
+///
+/// let mut rng = nn::rand::rngs::StdRng::seed_from_u64(0);
+/// let mut store = ParamStore::<f32>::new();
+/// let model = Sequential::new()
+///     .with(Dense::new(&mut store, "hidden1", 4, 8, Init::HeNormal, &mut rng).unwrap())
+///     .with(Activation::Relu)
+///     .with(Dense::new(&mut store, "output", 8, 3, Init::XavierNormal, &mut rng).unwrap());
+/// let (store, model) = (&store, &model);
+/// let outputs: Vec<Vec<f32>> = std::thread::scope(|scope| {
+///     let workers: Vec<_> = (0..2)
+///         .map(|i| {
+///             scope.spawn(move || {
+///                 let tape = Tape::new();
+///                 let mut context = Context::eval(&tape, store);
+///                 let x = tape.constant(Tensor::full([2, 4], i as f32));
+///                 model.forward(&mut context, x).value().to_vec()
+///             })
+///         })
+///         .collect();
+///     workers.into_iter().map(|w| w.join().unwrap()).collect()
+/// });
+/// assert_eq!(outputs[0], model.predict(store, &Tensor::zeros([2, 4])).unwrap().to_vec());
+/// ```
 ///
 /// Buffer writes made inside [`try_atomically`](Context::try_atomically) are undone if the
 /// closure fails, so a forward pass that errors halfway (a later layer's shape, an anomaly)
@@ -323,14 +645,69 @@ pub enum Mode {
 /// its layers that way.
 pub struct Context<'t, 's, T: Float = f32> {
     tape: &'t Tape<T>,
-    store: &'s mut ParamStore<T>,
-    vars: Vec<Option<Var<'t, T>>>,
+    store: StoreAccess<'s, T>,
+    vars: Vec<Binding<'t, T>>,
     mode: Mode,
     /// The training step, in training.
     step: Option<u64>,
     /// Previous values of the buffers written inside a transaction, oldest first.
     undo: Vec<(ParamId, Tensor<T>)>,
     transactions: usize,
+}
+
+/// How a context holds its store: exclusively (training, buffer writes) or shared (evaluation).
+enum StoreAccess<'s, T: Float> {
+    Exclusive(&'s mut ParamStore<T>),
+    Shared(&'s ParamStore<T>),
+}
+
+impl<T: Float> std::ops::Deref for StoreAccess<'_, T> {
+    type Target = ParamStore<T>;
+
+    fn deref(&self) -> &ParamStore<T> {
+        match self {
+            StoreAccess::Exclusive(store) => store,
+            StoreAccess::Shared(store) => store,
+        }
+    }
+}
+
+/// How one entry is bound to the tape.
+#[derive(Clone, Copy)]
+enum Binding<'t, T: Float> {
+    /// A buffer: not on the tape.
+    Buffer,
+    /// A trainable parameter: a leaf.
+    Leaf(Var<'t, T>),
+    /// A frozen parameter: a constant.
+    Frozen(Var<'t, T>),
+}
+
+impl<'t, T: Float> Binding<'t, T> {
+    fn leaf(self) -> Option<Var<'t, T>> {
+        match self {
+            Binding::Leaf(var) => Some(var),
+            _ => None,
+        }
+    }
+}
+
+/// Every entry of `store` bound to `tape`: trainable parameters as leaves, frozen ones as
+/// constants.
+fn bind_all<'t, T: Float>(tape: &'t Tape<T>, store: &ParamStore<T>) -> Vec<Binding<'t, T>> {
+    store
+        .entries
+        .iter()
+        .map(|e| {
+            if e.role.is_buffer() {
+                Binding::Buffer
+            } else if e.is_trainable() {
+                Binding::Leaf(tape.leaf(e.value.clone()))
+            } else {
+                Binding::Frozen(tape.constant(e.value.clone()))
+            }
+        })
+        .collect()
 }
 
 impl<T: Float> fmt::Debug for Context<'_, '_, T> {
@@ -348,40 +725,51 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
     /// evaluation does not switch gradients off; use [`Tape::no_grad`] for that). In
     /// [`Mode::Train`] the context takes the store's next training step and advances it.
     pub fn new(tape: &'t Tape<T>, store: &'s mut ParamStore<T>, mode: Mode) -> Self {
-        let vars = store
-            .entries
-            .iter()
-            .map(|e| e.role.is_trainable().then(|| tape.leaf(e.value.clone())))
-            .collect();
-        Context::assemble(tape, store, vars, mode, None)
+        let vars = bind_all(tape, store);
+        Context::assemble(tape, StoreAccess::Exclusive(store), vars, mode, None)
+    }
+
+    /// An evaluation context on a shared store (PyTorch's `model.eval()` under
+    /// `torch.no_grad()`, without needing the model mutably): dropout is the identity and batch
+    /// norm reads its running statistics. The parameters are still leaves, so gradients with
+    /// respect to them or to the input can be taken. Writing a buffer through it
+    /// ([`set_buffer`](Context::set_buffer)) panics: nothing in evaluation mode writes one.
+    pub fn eval(tape: &'t Tape<T>, store: &'s ParamStore<T>) -> Self {
+        let vars = bind_all(tape, store);
+        Context::assemble(tape, StoreAccess::Shared(store), vars, Mode::Eval, None)
     }
 
     /// A training context at an explicit `step`, leaving the store's count alone: recomputes a
     /// step exactly (its dropout masks included), for gradient checks, checkpointing and
     /// debugging. Reusing a step on purpose is the only way to repeat its masks.
     pub fn at_step(tape: &'t Tape<T>, store: &'s mut ParamStore<T>, step: u64) -> Self {
-        let vars = store
-            .entries
-            .iter()
-            .map(|e| e.role.is_trainable().then(|| tape.leaf(e.value.clone())))
-            .collect();
-        Context::assemble(tape, store, vars, Mode::Train, Some(step))
+        let vars = bind_all(tape, store);
+        Context::assemble(
+            tape,
+            StoreAccess::Exclusive(store),
+            vars,
+            Mode::Train,
+            Some(step),
+        )
     }
 
     fn assemble(
         tape: &'t Tape<T>,
-        store: &'s mut ParamStore<T>,
-        vars: Vec<Option<Var<'t, T>>>,
+        mut store: StoreAccess<'s, T>,
+        vars: Vec<Binding<'t, T>>,
         mode: Mode,
         step: Option<u64>,
     ) -> Self {
-        let step = match (mode, step) {
-            (Mode::Eval, _) => None,
-            (Mode::Train, Some(step)) => Some(step),
-            (Mode::Train, None) => {
+        let step = match (mode, step, &mut store) {
+            (Mode::Eval, _, _) => None,
+            (Mode::Train, Some(step), _) => Some(step),
+            (Mode::Train, None, StoreAccess::Exclusive(store)) => {
                 let step = store.step;
                 store.step = store.step.wrapping_add(1);
                 Some(step)
+            }
+            (Mode::Train, None, StoreAccess::Shared(_)) => {
+                unreachable!("shared contexts are made in evaluation mode only")
             }
         };
         Context {
@@ -409,8 +797,12 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
         let mut given = trainable.iter();
         let mut vars = Vec::with_capacity(store.len());
         for entry in &store.entries {
-            if !entry.role.is_trainable() {
-                vars.push(None);
+            if entry.role.is_buffer() {
+                vars.push(Binding::Buffer);
+                continue;
+            }
+            if !entry.is_trainable() {
+                vars.push(Binding::Frozen(tape.constant(entry.value.clone())));
                 continue;
             }
             let var = *given.next().ok_or_else(|| {
@@ -430,7 +822,7 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
                     ),
                 });
             }
-            vars.push(Some(var));
+            vars.push(Binding::Leaf(var));
         }
         if given.next().is_some() {
             return Err(NnError::Tensor(TensorError::InvalidArgument {
@@ -439,7 +831,13 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
             }));
         }
         let step = store.step;
-        Ok(Context::assemble(tape, store, vars, mode, Some(step)))
+        Ok(Context::assemble(
+            tape,
+            StoreAccess::Exclusive(store),
+            vars,
+            mode,
+            Some(step),
+        ))
     }
 
     /// The tape.
@@ -464,16 +862,17 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
 
     /// The store (read-only).
     pub fn store(&self) -> &ParamStore<T> {
-        self.store
+        &self.store
     }
 
-    /// A trainable parameter's leaf. Panics if `id` is a buffer or belongs to another store.
+    /// A parameter's Var: a leaf, or a constant if it is frozen. Panics if `id` is a buffer or
+    /// belongs to another store.
     #[track_caller]
     pub fn param(&self, id: ParamId) -> Var<'t, T> {
         match self.vars[self.store.position(id)] {
-            Some(var) => var,
-            None => panic!(
-                "Context::param: '{}' is a {:?}, not a trainable parameter",
+            Binding::Leaf(var) | Binding::Frozen(var) => var,
+            Binding::Buffer => panic!(
+                "Context::param: '{}' is a {:?} buffer, not a parameter (read it with Context::buffer)",
                 self.store.name(id),
                 self.store.role(id)
             ),
@@ -494,7 +893,18 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
         if self.transactions > 0 {
             self.undo.push((id, self.store.value(id).clone()));
         }
-        self.store.set_value(id, value);
+        self.store_mut("Context::set_buffer").set_value(id, value);
+    }
+
+    #[track_caller]
+    fn store_mut(&mut self, op: &str) -> &mut ParamStore<T> {
+        match &mut self.store {
+            StoreAccess::Exclusive(store) => store,
+            StoreAccess::Shared(_) => panic!(
+                "{op}: this context shares its store (Context::eval), so it cannot write buffers; \
+                 make it with Context::new"
+            ),
+        }
     }
 
     /// Runs `f`, undoing every buffer write it made if it fails: a failed forward pass changes
@@ -526,7 +936,7 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
         if result.is_err() {
             while self.undo.len() > mark {
                 let (id, value) = self.undo.pop().expect("above the mark");
-                self.store.set_value(id, value);
+                self.store_mut("Context::try_atomically").set_value(id, value);
             }
         } else if self.transactions == 0 {
             self.undo.clear();
@@ -534,11 +944,29 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
         result
     }
 
-    /// The trainable parameters as (id, role, leaf).
+    /// The trainable parameters as (id, role, leaf); frozen parameters are left out.
     pub fn trainable(&self) -> impl Iterator<Item = (ParamId, Role, Var<'t, T>)> + '_ {
         self.vars.iter().enumerate().filter_map(|(i, v)| {
-            v.map(|var| (self.store.handle(i), self.store.entries[i].role, var))
+            v.leaf()
+                .map(|var| (self.store.handle(i), self.store.entries[i].role, var))
         })
+    }
+
+    /// The parameters the L1/L2 penalties include ([`ParamOptions::penalized`]), trainable or
+    /// frozen (a frozen one adds a constant: the loss's value does not depend on what is
+    /// frozen), as (id, Var).
+    pub fn penalized(&self) -> impl Iterator<Item = (ParamId, Var<'t, T>)> + '_ {
+        self.vars
+            .iter()
+            .enumerate()
+            .filter_map(|(i, binding)| match binding {
+                Binding::Leaf(var) | Binding::Frozen(var)
+                    if self.store.entries[i].options.penalized =>
+                {
+                    Some((self.store.handle(i), *var))
+                }
+                _ => None,
+            })
     }
 
     /// The parameters' gradients from a backward pass on this context's tape (zeros for a
@@ -548,7 +976,7 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
         let values = self
             .vars
             .iter()
-            .map(|v| v.map(|var| gradients.wrt(var)))
+            .map(|v| v.leaf().map(|var| gradients.wrt(var)))
             .collect();
         ParamGradients {
             store: self.store.id,
@@ -597,7 +1025,7 @@ impl<T: Float> ParamGradients<T> {
         }
         for (entry, value) in store.entries.iter().zip(&values) {
             let Some(gradient) = value else { continue };
-            if !entry.role.is_trainable() {
+            if !entry.is_trainable() {
                 return Err(NnError::NotTrainable {
                     op: OP,
                     parameter: entry.name.clone(),
@@ -663,6 +1091,137 @@ impl<T: Float> ParamGradients<T> {
             .sqrt()
     }
 
+    /// Scales every gradient by `max_norm / norm` when their global norm exceeds `max_norm`
+    /// (PyTorch's `torch.nn.utils.clip_grad_norm_`, with its `1e-6` added to the norm), and
+    /// returns the norm before clipping. A norm that is not finite is returned with the
+    /// gradients left as they are (scaling would turn every gradient into NaN), so that
+    /// [`Optimizer::step_if_finite`](crate::optim::Optimizer::step_if_finite) can skip the step.
+    /// Errors, changing nothing, if `max_norm` is negative or not finite.
+    ///
+    /// ```
+    /// use nn::{ParamGradients, ParamStore, Role};
+    /// use tensor::Tensor;
+    /// let mut store = ParamStore::<f64>::new();
+    /// store.add("w", Role::Weight, Tensor::zeros([2, 1])).unwrap();
+    /// let gradient = Tensor::from_vec(vec![3.0, 4.0], [2, 1]).unwrap();
+    /// let mut gradients = ParamGradients::from_values(&store, vec![Some(gradient)]).unwrap();
+    /// let norm = gradients.clip_norm(1.0).unwrap();
+    /// assert_eq!(norm, 5.0);
+    /// assert!((gradients.global_norm() - 1.0).abs() < 1e-6);
+    /// ```
+    pub fn clip_norm(&mut self, max_norm: f64) -> Result<f64> {
+        if !(max_norm >= 0.0 && max_norm.is_finite()) {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
+                op: "ParamGradients::clip_norm",
+                message: format!("max_norm must be finite and >= 0, got {max_norm}"),
+            }));
+        }
+        let norm = self.global_norm();
+        let coefficient = max_norm / (norm + 1e-6);
+        if norm.is_finite() && coefficient < 1.0 {
+            let coefficient = T::from_f64(coefficient);
+            for gradient in self.values.iter_mut().flatten() {
+                *gradient = gradient.map(|g| g * coefficient);
+            }
+        }
+        Ok(norm)
+    }
+
+    /// Clamps every gradient element to `[-clip, clip]` (PyTorch's `clip_grad_value_`); NaN
+    /// stays NaN. Errors, changing nothing, if `clip` is negative or not finite.
+    pub fn clip_value(&mut self, clip: f64) -> Result<()> {
+        if !(clip >= 0.0 && clip.is_finite()) {
+            return Err(NnError::Tensor(TensorError::InvalidArgument {
+                op: "ParamGradients::clip_value",
+                message: format!("clip must be finite and >= 0, got {clip}"),
+            }));
+        }
+        let (low, high) = (T::from_f64(-clip), T::from_f64(clip));
+        for gradient in self.values.iter_mut().flatten() {
+            *gradient = gradient.map(|g| {
+                if g < low {
+                    low
+                } else if g > high {
+                    high
+                } else {
+                    g
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds `other` into these gradients: gradient accumulation over micro-batches (what
+    /// PyTorch does by calling `backward` several times before `step`). A parameter with a
+    /// gradient in only one of them keeps that one. Errors, changing nothing, if `other` belongs
+    /// to another store or a shape differs.
+    ///
+    /// ```
+    /// use nn::{ParamGradients, ParamStore, Role};
+    /// use tensor::Tensor;
+    /// let mut store = ParamStore::<f64>::new();
+    /// store.add("b", Role::Bias, Tensor::zeros([2])).unwrap();
+    /// let micro = |v: f64| ParamGradients::from_values(&store, vec![Some(Tensor::full([2], v))]).unwrap();
+    /// let mut total = micro(1.0);
+    /// total.accumulate(&micro(2.0)).unwrap();
+    /// total.scale(0.5); // the mean over two micro-batches
+    /// assert_eq!(total.iter().next().unwrap().1.to_vec(), vec![1.5, 1.5]);
+    /// ```
+    pub fn accumulate(&mut self, other: &ParamGradients<T>) -> Result<()> {
+        const OP: &str = "ParamGradients::accumulate";
+        if other.store != self.store {
+            return Err(NnError::ForeignGradients {
+                op: OP,
+                gradients: other.store,
+                store: self.store,
+            });
+        }
+        for (index, gradient) in other.values.iter().enumerate() {
+            let (Some(gradient), Some(Some(mine))) = (gradient, self.values.get(index)) else {
+                continue;
+            };
+            if gradient.shape() != mine.shape() {
+                return Err(NnError::GradientShape {
+                    op: OP,
+                    parameter: format!("#{index}"),
+                    parameter_shape: mine.shape().clone(),
+                    gradient_shape: gradient.shape().clone(),
+                });
+            }
+        }
+        if self.values.len() < other.values.len() {
+            self.values.resize(other.values.len(), None);
+        }
+        for (mine, gradient) in self.values.iter_mut().zip(&other.values) {
+            let Some(gradient) = gradient else { continue };
+            *mine = Some(match mine.take() {
+                Some(sum) => sum.zip_map(gradient, OP, |a, b| a + b),
+                None => gradient.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Multiplies every gradient by `factor` (1 / micro-batches, for the mean).
+    pub fn scale(&mut self, factor: f64) {
+        let factor = T::from_f64(factor);
+        for gradient in self.values.iter_mut().flatten() {
+            *gradient = gradient.map(|g| g * factor);
+        }
+    }
+
+    /// The first gradient element that is NaN or infinite, as (parameter id, flat element
+    /// index, value), or `None` when every gradient is finite.
+    pub fn first_non_finite(&self) -> Option<(ParamId, usize, f64)> {
+        self.iter().find_map(|(id, gradient)| {
+            gradient
+                .to_vec()
+                .iter()
+                .position(|g| !g.is_finite())
+                .map(|element| (id, element, gradient.to_vec()[element].to_f64()))
+        })
+    }
+
     /// Checks that these gradients can be applied to `store`: the same store, one trainable
     /// entry per gradient, equal shapes. `op` names the caller in the error.
     pub fn check_against(&self, op: &'static str, store: &ParamStore<T>) -> Result<()> {
@@ -674,7 +1233,7 @@ impl<T: Float> ParamGradients<T> {
             });
         }
         for (id, gradient) in self.iter() {
-            let Some((name, role, value)) = store.get(id.index) else {
+            let Some((name, trainable, value)) = store.get(id.index) else {
                 return Err(NnError::Tensor(TensorError::InvalidArgument {
                     op,
                     message: format!(
@@ -684,7 +1243,7 @@ impl<T: Float> ParamGradients<T> {
                     ),
                 }));
             };
-            if !role.is_trainable() {
+            if !trainable {
                 return Err(NnError::NotTrainable {
                     op,
                     parameter: name.to_string(),

@@ -4,10 +4,12 @@ use autograd::Var;
 use tensor::{Float, Tensor, TensorError};
 
 use crate::error::{NnError, Result, or_panic};
-use crate::params::{Context, Role};
+use crate::params::Context;
 
-/// lambda * sum over every dense layer's weight W of ||W||^2 (the squared Frobenius norm).
-/// Biases and batch-norm parameters are not penalised. Its gradient, 2 lambda W, comes from the
+/// lambda * sum over every penalized parameter W of ||W||^2 (the squared Frobenius norm).
+/// [`ParamOptions::penalized`](crate::ParamOptions::penalized) says which: dense weights by
+/// default, not biases, batch-norm parameters or embeddings; frozen parameters are included
+/// (their term is a constant). Its gradient, 2 lambda W, comes from the
 /// tape.
 ///
 /// ```
@@ -34,8 +36,8 @@ pub fn try_l2_penalty<'t, T: Float>(
     penalty("l2_penalty", context, lambda, squared_norm)
 }
 
-/// lambda * sum over every dense layer's weight W of sum |w| (biases and batch-norm
-/// parameters excluded). Its gradient is lambda sign(W), with sign(0) = 0.
+/// lambda * sum over every penalized parameter W of sum |w| (dense weights by default, as for
+/// [`l2_penalty`]). Its gradient is lambda sign(W), with sign(0) = 0.
 #[track_caller]
 pub fn l1_penalty<'t, T: Float>(context: &Context<'t, '_, T>, lambda: f64) -> Var<'t, T> {
     or_panic(try_l1_penalty(context, lambda))
@@ -70,10 +72,7 @@ fn penalty<'t, T: Float>(
         }));
     }
     let mut total: Option<Var<'t, T>> = None;
-    for (_, role, w) in context.trainable() {
-        if role != Role::Weight {
-            continue;
-        }
+    for (_, w) in context.penalized() {
         let term = norm(w)?;
         total = Some(match total {
             None => term,

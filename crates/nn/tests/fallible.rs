@@ -50,6 +50,20 @@ fn cases() -> Vec<(&'static str, Case)> {
             let labels = vec![0; x.dims().first().copied().unwrap_or(0)];
             nn::try_cross_entropy_per_example(tape.leaf(x), &labels)
         }),
+        ("loss", |tape, _, x| {
+            // Every option on: smoothing, weights, an ignored label (the last row).
+            let rows = x.dims().first().copied().unwrap_or(0);
+            let classes = x.dims().get(1).copied().unwrap_or(0);
+            let mut labels = vec![0; rows];
+            if let Some(last) = labels.last_mut() {
+                *last = 7;
+            }
+            nn::CrossEntropy::new()
+                .label_smoothing(0.1)?
+                .class_weights(vec![2.0; classes])?
+                .ignore_index(7)
+                .try_loss(tape.leaf(x), &labels)
+        }),
         ("binary_cross_entropy_with_logits", |tape, _, x| {
             let targets = tape.constant(x.map(|v| if v > 0.0 { 1.0 } else { 0.0 }));
             nn::try_binary_cross_entropy_with_logits(tape.leaf(x), targets)
@@ -109,6 +123,16 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("Dropout", |tape, store, x| {
             layer_case(tape, store, x, |_, _| {
                 Box::new(Dropout::with_keep_probability(0.5, &mut rng()).unwrap())
+            })
+        }),
+        ("LayerNorm", |tape, store, x| {
+            layer_case(tape, store, x, |store, features| {
+                Box::new(nn::LayerNorm::new(store, "norm", features).unwrap())
+            })
+        }),
+        ("Embedding", |tape, store, x| {
+            layer_case(tape, store, x, |store, _| {
+                Box::new(nn::Embedding::new(store, "words", 5, 2, &mut rng()).unwrap())
             })
         }),
         ("Activation", |tape, store, x| {

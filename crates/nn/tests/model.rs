@@ -99,7 +99,7 @@ fn a_shape_error_deep_in_the_stack_changes_nothing() {
     let error = model.try_forward(&mut context, x).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "Dense 'output': expected input [batch, 5], got [16, 8]"
+        "Dense 'output': expected input [..., 5] (features on the last axis), got [16, 8]"
     );
     assert_eq!(tape.len(), nodes, "nothing recorded");
     for ((_, name, _, a), (_, _, _, b)) in before.iter().zip(store.iter()) {

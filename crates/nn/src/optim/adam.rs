@@ -2,7 +2,10 @@
 
 use tensor::{Float, Tensor, TensorError};
 
-use super::{Optimizer, ParamStates, check_learning_rate, contiguous_values, non_negative};
+use super::{
+    Optimizer, ParamGroup, ParamGroups, ParamStates, check_learning_rate, contiguous_values,
+    non_negative,
+};
 use crate::error::{NnError, Result};
 use crate::params::{ParamGradients, ParamStore};
 
@@ -95,16 +98,17 @@ impl<T: Float> Moments<T> {
         config: &AdamConfig,
         store: &mut ParamStore<T>,
         gradients: &ParamGradients<T>,
+        groups: &ParamGroups,
         coupled: bool,
     ) -> Result<()> {
-        self.states.check(op, store, gradients)?;
+        self.states.check(op, store, gradients, groups)?;
         self.states.bind(store.id());
-        let lr = T::from_f64(config.learning_rate);
         let (beta1, beta2) = (T::from_f64(config.beta1), T::from_f64(config.beta2));
         let eps = T::from_f64(config.eps);
-        let decay = T::from_f64(config.weight_decay);
-        let shrink = T::ONE - lr * decay;
         for (id, gradient) in gradients.iter() {
+            let (lr, decay) = groups.settings(id, config.learning_rate, config.weight_decay);
+            let (lr, decay) = (T::from_f64(lr), T::from_f64(decay));
+            let shrink = T::ONE - lr * decay;
             let values = contiguous_values(gradient);
             let weights = store.value_mut(id);
             let state = self
@@ -152,6 +156,7 @@ impl<T: Float> Moments<T> {
 #[derive(Clone, Debug)]
 pub struct Adam<T: Float = f32> {
     config: AdamConfig,
+    groups: ParamGroups,
     moments: Moments<T>,
 }
 
@@ -170,15 +175,23 @@ impl<T: Float> Adam<T> {
         config.validate("Adam")?;
         Ok(Adam {
             config,
+            groups: ParamGroups::default(),
             moments: Moments::new(),
         })
+    }
+
+    /// Adds a parameter group with its own learning-rate factor and weight decay (see
+    /// [`ParamGroup`]). Errors for an invalid setting or a parameter already in a group.
+    pub fn with_group(mut self, group: ParamGroup) -> Result<Self> {
+        self.groups.add("Adam::with_group", group)?;
+        Ok(self)
     }
 }
 
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) -> Result<()> {
         self.moments
-            .update("Adam::step", &self.config, store, gradients, true)
+            .update("Adam::step", &self.config, store, gradients, &self.groups, true)
     }
 
     fn learning_rate(&self) -> f64 {
@@ -197,6 +210,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
 #[derive(Clone, Debug)]
 pub struct AdamW<T: Float = f32> {
     config: AdamConfig,
+    groups: ParamGroups,
     moments: Moments<T>,
 }
 
@@ -216,15 +230,23 @@ impl<T: Float> AdamW<T> {
         config.validate("AdamW")?;
         Ok(AdamW {
             config,
+            groups: ParamGroups::default(),
             moments: Moments::new(),
         })
+    }
+
+    /// Adds a parameter group with its own learning-rate factor and weight decay (see
+    /// [`ParamGroup`]). Errors for an invalid setting or a parameter already in a group.
+    pub fn with_group(mut self, group: ParamGroup) -> Result<Self> {
+        self.groups.add("AdamW::with_group", group)?;
+        Ok(self)
     }
 }
 
 impl<T: Float> Optimizer<T> for AdamW<T> {
     fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) -> Result<()> {
         self.moments
-            .update("AdamW::step", &self.config, store, gradients, false)
+            .update("AdamW::step", &self.config, store, gradients, &self.groups, false)
     }
 
     fn learning_rate(&self) -> f64 {

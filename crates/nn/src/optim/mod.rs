@@ -15,18 +15,108 @@
 //! which restores the meaning of weight decay (Loshchilov & Hutter). The tests in this module
 //! show all three facts on numbers.
 
+//!
+//! ## Parameter groups, frozen parameters, clipping, accumulation, skipped steps
+//! PyTorch's `param_groups`, `requires_grad_(False)`, `clip_grad_norm_`, repeated `backward`
+//! calls and `GradScaler`'s skipped steps, here:
+//!
+//! ```
+//! use autograd::Tape;
+//! use nn::optim::{AdamW, Optimizer, ParamGroup, StepOutcome};
+//! use nn::{BatchNorm1d, Context, Dense, Init, Layer, Mode, ParamStore, Sequential};
+//! use nn::rand::SeedableRng;
+//! use tensor::Tensor;
+//!
+//! let mut rng = nn::rand::rngs::StdRng::seed_from_u64(0);
+//! let mut store = ParamStore::<f32>::new();
+//! let model = Sequential::new()
+//!     .with(Dense::new(&mut store, "hidden1", 4, 8, Init::HeNormal, &mut rng).unwrap())
+//!     .with(BatchNorm1d::new(&mut store, "bn1", 8).unwrap())
+//!     .with(Dense::new(&mut store, "output", 8, 3, Init::XavierNormal, &mut rng).unwrap());
+//! // No weight decay on biases and batch norm's gamma and beta; the first layer frozen.
+//! let mut optimizer = AdamW::new(1e-3)
+//!     .with_group(ParamGroup::new(store.unpenalized()).weight_decay(0.0))
+//!     .unwrap();
+//! for id in store.matching("hidden1.") {
+//!     store.set_trainable(id, false).unwrap();
+//! }
+//! let x = Tensor::<f32>::random_normal([8, 4], 0.0, 1.0, &mut rng).unwrap();
+//! let labels = [0, 1, 2, 0, 1, 2, 0, 1];
+//!
+//! // Two micro-batches of 4, accumulated, then one clipped step.
+//! let mut total: Option<nn::ParamGradients<f32>> = None;
+//! for half in 0..2 {
+//!     let tape = Tape::new();
+//!     let mut context = Context::new(&tape, &mut store, Mode::Train);
+//!     let logits = model.forward(&mut context, tape.constant(x.narrow(0, 4 * half, 4)));
+//!     let loss = nn::cross_entropy(logits, &labels[4 * half..4 * half + 4]);
+//!     let gradients = context.gradients(&loss.backward());
+//!     match &mut total {
+//!         None => total = Some(gradients),
+//!         Some(total) => total.accumulate(&gradients).unwrap(),
+//!     }
+//! }
+//! let mut gradients = total.unwrap();
+//! gradients.scale(0.5);
+//! let norm = gradients.clip_norm(1.0).unwrap();
+//! assert!(norm.is_finite());
+//! let outcome = optimizer.step_if_finite(&mut store, &gradients).unwrap();
+//! assert_eq!(outcome, StepOutcome::Applied);
+//! ```
+
 mod adam;
+mod groups;
 mod schedule;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig, AdamW};
-pub use schedule::{CosineAnnealing, ExponentialDecay, LearningRateSchedule, StepDecay};
+pub use groups::ParamGroup;
+pub(crate) use groups::ParamGroups;
+pub use schedule::{
+    CosineAnnealing, ExponentialDecay, LearningRateSchedule, LinearWarmup, ReduceOnPlateau,
+    StepDecay,
+};
 pub use sgd::{Sgd, SgdConfig};
+
+use std::fmt;
 
 use tensor::{Float, Shape, TensorError};
 
 use crate::error::{NnError, Result};
 use crate::params::{ParamGradients, ParamStore, StoreId};
+
+/// What [`Optimizer::step_if_finite`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepOutcome {
+    /// Every gradient was finite and the step was taken.
+    Applied,
+    /// A gradient was NaN or infinite: nothing was updated (parameters and optimizer state as
+    /// they were).
+    Skipped {
+        /// The parameter whose gradient is not finite (the first one, in store order).
+        parameter: String,
+        /// The element's flat (row-major) index in that gradient.
+        element: usize,
+        /// The value found there.
+        value: f64,
+    },
+}
+
+impl fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepOutcome::Applied => write!(f, "step applied"),
+            StepOutcome::Skipped {
+                parameter,
+                element,
+                value,
+            } => write!(
+                f,
+                "step skipped: the gradient of '{parameter}' is {value} at element {element}; nothing was updated"
+            ),
+        }
+    }
+}
 
 /// Updates parameters from their gradients.
 ///
@@ -46,6 +136,40 @@ pub trait Optimizer<T: Float = f32> {
     /// Sets the learning rate (for schedules); errors, changing nothing, unless it is finite
     /// and >= 0, the rule the constructors apply.
     fn set_learning_rate(&mut self, learning_rate: f64) -> Result<()>;
+
+    /// [`step`](Optimizer::step) if every gradient is finite; otherwise nothing is updated and
+    /// the outcome names the first gradient element that is not (PyTorch's `GradScaler`
+    /// skips such steps silently; this says so). Gradients that do not fit the store are still
+    /// an error, as for `step`.
+    ///
+    /// ```
+    /// use nn::optim::{Optimizer, Sgd, StepOutcome};
+    /// use nn::{ParamGradients, ParamStore, Role};
+    /// use tensor::Tensor;
+    /// let mut store = ParamStore::<f64>::new();
+    /// let b = store.add("b", Role::Bias, Tensor::zeros([2])).unwrap();
+    /// let gradient = Tensor::from_vec(vec![1.0, f64::NAN], [2]).unwrap();
+    /// let gradients = ParamGradients::from_values(&store, vec![Some(gradient)]).unwrap();
+    /// let outcome = Sgd::new(0.1).step_if_finite(&mut store, &gradients).unwrap();
+    /// assert_eq!(outcome.to_string(), "step skipped: the gradient of 'b' is NaN at element 1; nothing was updated");
+    /// assert_eq!(store.value(b).to_vec(), vec![0.0, 0.0]);
+    /// ```
+    fn step_if_finite(
+        &mut self,
+        store: &mut ParamStore<T>,
+        gradients: &ParamGradients<T>,
+    ) -> Result<StepOutcome> {
+        gradients.check_against("Optimizer::step_if_finite", store)?;
+        if let Some((id, element, value)) = gradients.first_non_finite() {
+            return Ok(StepOutcome::Skipped {
+                parameter: store.name(id).to_string(),
+                element,
+                value,
+            });
+        }
+        self.step(store, gradients)?;
+        Ok(StepOutcome::Applied)
+    }
 }
 
 /// Per-parameter optimizer state, keyed like the gradients: the store's identity and the
@@ -73,8 +197,10 @@ impl<S> ParamStates<S> {
         op: &'static str,
         store: &ParamStore<T>,
         gradients: &ParamGradients<T>,
+        groups: &ParamGroups,
     ) -> Result<()> {
         gradients.check_against(op, store)?;
+        groups.check(op, store)?;
         if let Some(bound) = self.store.filter(|&bound| bound != store.id()) {
             return Err(NnError::ForeignOptimizerState {
                 op,

@@ -3,7 +3,10 @@
 
 use tensor::{Float, Tensor, TensorError};
 
-use super::{Optimizer, ParamStates, check_learning_rate, contiguous_values, non_negative};
+use super::{
+    Optimizer, ParamGroup, ParamGroups, ParamStates, check_learning_rate, contiguous_values,
+    non_negative,
+};
 use crate::error::{NnError, Result};
 use crate::params::{ParamGradients, ParamStore};
 
@@ -47,6 +50,7 @@ impl Default for SgdConfig {
 #[derive(Clone, Debug)]
 pub struct Sgd<T: Float = f32> {
     config: SgdConfig,
+    groups: ParamGroups,
     momentum_buffers: ParamStates<Tensor<T>>,
 }
 
@@ -102,8 +106,16 @@ impl<T: Float> Sgd<T> {
         }
         Ok(Sgd {
             config,
+            groups: ParamGroups::default(),
             momentum_buffers: ParamStates::default(),
         })
+    }
+
+    /// Adds a parameter group with its own learning-rate factor and weight decay (see
+    /// [`ParamGroup`]). Errors for an invalid setting or a parameter already in a group.
+    pub fn with_group(mut self, group: ParamGroup) -> Result<Self> {
+        self.groups.add("Sgd::with_group", group)?;
+        Ok(self)
     }
 
     /// The settings.
@@ -114,16 +126,17 @@ impl<T: Float> Sgd<T> {
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
     fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) -> Result<()> {
-        self.momentum_buffers.check("Sgd::step", store, gradients)?;
+        self.momentum_buffers
+            .check("Sgd::step", store, gradients, &self.groups)?;
         self.momentum_buffers.bind(store.id());
         let c = self.config;
-        let (lr, momentum, decay) = (
-            T::from_f64(c.learning_rate),
-            T::from_f64(c.momentum),
-            T::from_f64(c.weight_decay),
-        );
+        let momentum = T::from_f64(c.momentum);
         let keep_new = T::ONE - T::from_f64(c.dampening);
         for (id, gradient) in gradients.iter() {
+            let (lr, decay) = self
+                .groups
+                .settings(id, c.learning_rate, c.weight_decay);
+            let (lr, decay) = (T::from_f64(lr), T::from_f64(decay));
             let values = contiguous_values(gradient);
             let weights = store.value_mut(id);
             if c.momentum == 0.0 {

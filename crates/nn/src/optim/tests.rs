@@ -518,7 +518,7 @@ fn gradients_of_the_wrong_shape_or_for_missing_entries_are_refused() {
     let error = ParamGradients::from_values(&store, vec![None, Some(Tensor::ones([4]))])
         .unwrap_err()
         .to_string();
-    assert!(error.contains("'s' is a buffer"), "{error}");
+    assert!(error.contains("'s' is not trainable (a buffer"), "{error}");
     assert!(ParamGradients::from_values(&store, vec![None]).is_err());
     // A gradient for a 10th entry of a 9-entry store used to panic with an index error. A clone
     // is the same model, so its gradients are accepted, but not for an entry the store lacks.
