@@ -118,7 +118,7 @@ pub use io::{
 pub use layer::{Layer, Sequential};
 pub use layer_norm::LayerNorm;
 pub use loss::{
-    CrossEntropy, Reduction, binary_cross_entropy_with_logits, cross_entropy, cross_entropy_per_example, mse,
+    CrossEntropy, Reduction, accuracy, binary_cross_entropy_with_logits, cross_entropy_value, cross_entropy, cross_entropy_per_example, mse,
     try_binary_cross_entropy_with_logits, try_cross_entropy, try_cross_entropy_per_example,
     try_mse,
 };

@@ -350,6 +350,54 @@ impl CrossEntropy {
     }
 }
 
+/// The mean cross-entropy of logits already computed (a model's
+/// [`predict`](crate::Layer::predict) output), as a number: PyTorch's
+/// `F.cross_entropy(logits, labels).item()` under `torch.no_grad()`. The same value as
+/// [`cross_entropy`], with its errors.
+///
+/// ```
+/// use tensor::Tensor;
+/// let logits = Tensor::<f64>::zeros([2, 4]);
+/// assert!((nn::cross_entropy_value(&logits, &[0, 3]).unwrap() - 4.0_f64.ln()).abs() < 1e-15);
+/// ```
+pub fn cross_entropy_value<T: Float>(logits: &tensor::Tensor<T>, labels: &[usize]) -> Result<f64> {
+    let tape = autograd::Tape::new();
+    tape.no_grad(|| {
+        let loss = try_cross_entropy(tape.constant(logits.clone()), labels)?;
+        Ok(loss.value().item().to_f64())
+    })
+}
+
+/// The fraction of rows whose largest logit (on the last axis; the first of a tie) is at the
+/// label: torchmetrics' `Accuracy`, `(logits.argmax(-1) == labels).float().mean()`. Errors if
+/// the number of labels is not the number of rows or there are no rows.
+///
+/// ```
+/// use tensor::Tensor;
+/// let logits = Tensor::<f32>::from_vec(vec![0.1, 0.9, 0.8, 0.2, 0.3, 0.7], [3, 2]).unwrap();
+/// assert_eq!(nn::accuracy(&logits, &[1, 0, 0]).unwrap(), 2.0 / 3.0);
+/// ```
+pub fn accuracy<T: Float>(logits: &tensor::Tensor<T>, labels: &[usize]) -> Result<f64> {
+    let shape = logits.shape();
+    let rows = match shape.dims().split_last() {
+        Some((_, leading)) if shape.rank() >= 2 => leading.iter().product::<usize>(),
+        _ => 0,
+    };
+    if rows == 0 || labels.len() != rows || shape.dims().last() == Some(&0) {
+        return Err(NnError::Shape {
+            op: "accuracy".to_string(),
+            message: format!(
+                "expected logits [..., classes] with one label per row, got {} labels for {shape}",
+                labels.len()
+            ),
+        });
+    }
+    let classes = shape.dims()[shape.rank() - 1];
+    let predicted = logits.reshape([rows, classes]).argmax(1);
+    let correct = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
+    Ok(correct as f64 / rows as f64)
+}
+
 /// Binary cross-entropy from logits and 0/1 targets of the same shape, averaged: mean of
 /// `softplus(z) - y z`, the stable form of `-(y log sigmoid(z) + (1 - y) log(1 - sigmoid(z)))`
 /// (finite at logits of ±1e4; gradient `(sigmoid(z) - y) / n`).

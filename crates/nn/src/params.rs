@@ -591,6 +591,51 @@ impl<T: Float> ParamStore<T> {
     }
 }
 
+impl<T: Float> ParamStore<T> {
+    /// Runs one forward pass on a fresh tape and returns the loss's value and the parameters'
+    /// gradients (JAX's `value_and_grad` over the model's parameters; PyTorch's
+    /// `loss = ...; loss.backward()`). `loss` builds the scalar loss from a [`Context`] in
+    /// `mode` (a [`Mode::Train`] context takes the next training step). Errors, with the
+    /// store's buffers as they were, if `loss` fails or returns a Var that is not a scalar.
+    ///
+    /// ```
+    /// use nn::optim::{Optimizer, Sgd};
+    /// use nn::{Dense, Init, Layer, Mode, ParamStore};
+    /// use nn::rand::SeedableRng;
+    /// use tensor::Tensor;
+    /// let mut rng = nn::rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut store = ParamStore::<f64>::new();
+    /// let model = Dense::new(&mut store, "output", 3, 2, Init::XavierNormal, &mut rng).unwrap();
+    /// let x = Tensor::ones([4, 3]);
+    /// let (loss, gradients) = store
+    ///     .value_and_gradients(Mode::Train, |context| {
+    ///         let logits = model.try_forward(context, context.input(&x))?;
+    ///         nn::try_cross_entropy(logits, &[0, 1, 1, 0])
+    ///     })
+    ///     .unwrap();
+    /// assert!((loss - 2.0_f64.ln()).abs() < 0.5);
+    /// Sgd::new(0.1).step(&mut store, &gradients).unwrap();
+    /// ```
+    pub fn value_and_gradients<F>(&mut self, mode: Mode, loss: F) -> Result<(f64, ParamGradients<T>)>
+    where
+        F: for<'t, 'c> FnOnce(&mut Context<'t, 'c, T>) -> Result<Var<'t, T>>,
+    {
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, self, mode);
+        let loss = context.try_atomically(|context| {
+            let loss = loss(context)?;
+            if loss.shape().numel() != 1 {
+                return Err(NnError::Autograd(autograd::AutogradError::NonScalarOutput {
+                    shape: loss.shape(),
+                }));
+            }
+            Ok(loss)
+        })?;
+        let gradients = context.gradients(&loss.try_backward()?);
+        Ok((loss.value().item().to_f64(), gradients))
+    }
+}
+
 /// Training or evaluation, passed explicitly to every forward (never a global).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -843,6 +888,11 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
     /// The tape.
     pub fn tape(&self) -> &'t Tape<T> {
         self.tape
+    }
+
+    /// `x` as a constant on the context's tape: a model's input.
+    pub fn input(&self, x: &Tensor<T>) -> Var<'t, T> {
+        self.tape.constant(x.clone())
     }
 
     /// The mode.

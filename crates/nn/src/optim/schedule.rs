@@ -63,6 +63,18 @@ pub struct CosineAnnealing {
     pub period: usize,
 }
 
+impl CosineAnnealing {
+    /// From `initial` to 0 over `period` epochs: PyTorch's `CosineAnnealingLR(optimizer,
+    /// T_max=period)` (whose `eta_min` is 0) for an optimizer made with rate `initial`.
+    pub fn new(initial: f64, period: usize) -> Self {
+        CosineAnnealing {
+            initial,
+            minimum: 0.0,
+            period,
+        }
+    }
+}
+
 impl LearningRateSchedule for CosineAnnealing {
     fn learning_rate(&self, epoch: usize) -> f64 {
         let progress = (epoch.min(self.period) as f64) / (self.period.max(1) as f64);
@@ -297,5 +309,13 @@ mod tests {
         assert!((cosine.learning_rate(2) - 0.55).abs() < 1e-15);
         assert!((cosine.learning_rate(4) - 0.1).abs() < 1e-15);
         assert!((cosine.learning_rate(9) - 0.1).abs() < 1e-15);
+        assert_eq!(
+            CosineAnnealing::new(0.5, 8),
+            CosineAnnealing {
+                initial: 0.5,
+                minimum: 0.0,
+                period: 8
+            }
+        );
     }
 }
