@@ -23,10 +23,10 @@
 //! use autograd::Tape;
 //! use nn::optim::{Optimizer, Sgd};
 //! use nn::{Activation, Context, Dense, Dropout, Init, Layer, Mode, ParamStore, Sequential};
-//! use rand::SeedableRng;
+//! use nn::rand::SeedableRng; // the rand version nn is built with (see [`rand`])
 //! use tensor::Tensor;
 //!
-//! let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+//! let mut rng = nn::rand::rngs::StdRng::seed_from_u64(42);
 //! let mut store = ParamStore::<f32>::new();
 //! let model = Sequential::new()
 //!     .with(Dense::new(&mut store, "hidden1", 4, 16, Init::HeNormal, &mut rng).unwrap())
@@ -117,3 +117,25 @@ pub use params::{Context, Mode, ParamGradients, ParamId, ParamStore, Role, Store
 pub use penalty::{l1_penalty, l2_penalty, try_l1_penalty, try_l2_penalty};
 pub use per_sample::PerSampleParamGradients;
 pub use stats::{ActivationStatistics, LayerRow, LayerStatistics};
+
+/// The `rand` crate this one is built on, version 0.10, re-exported. The API takes its traits:
+/// any `R: rand::Rng` in [`Dense::new`], [`Init::sample`], [`Dropout::with_keep_probability`],
+/// [`Dataset::split`] and [`Dataset::shuffled_batches`] (and `tensor::Tensor::random_normal`).
+///
+/// A generator from another major version of rand in your own `Cargo.toml` does not implement
+/// this version's `Rng`, and the call fails to compile with "the trait bound ...: Rng is not
+/// satisfied" (the note mentions two versions of the crate `rand`). Use this re-export, so the
+/// versions cannot differ:
+///
+/// ```
+/// use nn::rand::SeedableRng;
+/// use nn::rand::rngs::StdRng;
+/// use nn::{Dense, Init, ParamStore};
+///
+/// let mut rng = StdRng::seed_from_u64(7);
+/// let mut store = ParamStore::<f32>::new();
+/// let layer = Dense::new(&mut store, "hidden1", 3, 2, Init::HeNormal, &mut rng).unwrap();
+/// # let _ = layer;
+/// assert_eq!(store.len(), 2); // weight and bias
+/// ```
+pub use rand;

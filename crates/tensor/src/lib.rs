@@ -78,3 +78,19 @@ pub use layout::Layout;
 pub use shape::{Dims, Shape};
 pub use storage::{CACHE_LIMIT_BYTES, DIRECT_MAX_LEN, SMALL_CACHE_LIMIT_BYTES, cached_bytes};
 pub use tensor::Tensor;
+
+/// The `rand` crate this one is built on, version 0.10, re-exported: [`Tensor::random_normal`],
+/// [`Tensor::random_uniform`] and [`Float`]'s samplers take any `R: rand::Rng` of this version.
+/// A generator from another major version of rand does not implement it (the compiler reports
+/// an unsatisfied `Rng` bound and two versions of `rand`); `use tensor::rand::SeedableRng;`
+/// (or `nn::rand`) avoids the mismatch.
+///
+/// ```
+/// use tensor::Tensor;
+/// use tensor::rand::SeedableRng;
+///
+/// let mut rng = tensor::rand::rngs::StdRng::seed_from_u64(0);
+/// let x = Tensor::<f32>::random_uniform([2, 3], -1.0, 1.0, &mut rng).unwrap();
+/// assert!(x.to_vec().iter().all(|v| (-1.0..1.0).contains(v)));
+/// ```
+pub use rand;
