@@ -124,7 +124,8 @@ impl<T: Float> Dataset<T> {
     }
 
     /// Mini-batches of `batch_size` samples in an order shuffled by `rng` (the last batch may
-    /// be smaller). One seed gives the same batches every time.
+    /// be smaller, unless [`Batches::drop_last`] drops it). One seed gives the same batches
+    /// every time. A `batch_size` of 0 is taken as 1.
     pub fn shuffled_batches<R: Rng + ?Sized>(
         &self,
         batch_size: usize,
@@ -137,34 +138,81 @@ impl<T: Float> Dataset<T> {
             order,
             batch_size: batch_size.max(1),
             next: 0,
+            drop_last: false,
         }
     }
 
-    /// Mini-batches in the stored order.
+    /// Mini-batches in the stored order (the last batch may be smaller, unless
+    /// [`Batches::drop_last`] drops it).
     pub fn batches(&self, batch_size: usize) -> Batches<'_, T> {
         Batches {
             dataset: self,
             order: (0..self.len()).collect(),
             batch_size: batch_size.max(1),
             next: 0,
+            drop_last: false,
         }
     }
 }
 
-/// An iterator of mini-batches; see [`Dataset::shuffled_batches`].
+/// An iterator of mini-batches; see [`Dataset::shuffled_batches`] and [`Dataset::batches`].
+///
+/// Every sample appears once, in batches of `batch_size`; the last batch holds what is left
+/// (`len % batch_size` samples) unless [`drop_last`](Batches::drop_last) drops it.
 #[derive(Debug)]
 pub struct Batches<'a, T: Float> {
     dataset: &'a Dataset<T>,
     order: Vec<usize>,
     batch_size: usize,
     next: usize,
+    drop_last: bool,
+}
+
+impl<T: Float> Batches<'_, T> {
+    /// With `true`, the last batch is dropped when it is smaller than `batch_size`, so every
+    /// batch has exactly `batch_size` samples (PyTorch's `DataLoader(drop_last=True)`); the
+    /// samples of that batch are left out of this epoch. A dataset smaller than `batch_size`
+    /// then gives no batch at all. The order is not changed: with the same seed, the batches
+    /// are those of `drop_last(false)` without the last, short one.
+    ///
+    /// ```
+    /// use nn::Dataset;
+    /// use nn::rand::SeedableRng;
+    /// use nn::rand::rngs::StdRng;
+    /// use tensor::Tensor;
+    ///
+    /// let features = Tensor::<f32>::from_vec((0..10).map(|i| i as f32).collect(), [10, 1]).unwrap();
+    /// let data = Dataset::new(features, vec![0; 10]).unwrap();
+    ///
+    /// let all: Vec<Dataset<f32>> = data.shuffled_batches(3, &mut StdRng::seed_from_u64(1)).collect();
+    /// let full: Vec<Dataset<f32>> =
+    ///     data.shuffled_batches(3, &mut StdRng::seed_from_u64(1)).drop_last(true).collect();
+    /// assert_eq!(all.iter().map(Dataset::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
+    /// assert_eq!(full.iter().map(Dataset::len).collect::<Vec<_>>(), [3, 3, 3]);
+    /// assert_eq!(full[..], all[..3]); // the same batches, without the short one
+    /// ```
+    #[must_use]
+    pub fn drop_last(mut self, drop_last: bool) -> Self {
+        self.drop_last = drop_last;
+        self
+    }
+
+    /// The samples not yet handed out in a batch that will be yielded.
+    fn remaining(&self) -> usize {
+        let left = self.order.len() - self.next;
+        if self.drop_last {
+            left - left % self.batch_size
+        } else {
+            left
+        }
+    }
 }
 
 impl<T: Float> Iterator for Batches<'_, T> {
     type Item = Dataset<T>;
 
     fn next(&mut self) -> Option<Dataset<T>> {
-        if self.next >= self.order.len() {
+        if self.remaining() == 0 {
             return None;
         }
         let end = (self.next + self.batch_size).min(self.order.len());
@@ -172,7 +220,14 @@ impl<T: Float> Iterator for Batches<'_, T> {
         self.next = end;
         Some(batch)
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let batches = self.remaining().div_ceil(self.batch_size);
+        (batches, Some(batches))
+    }
 }
+
+impl<T: Float> ExactSizeIterator for Batches<'_, T> {}
 
 /// Per-feature standardization: subtract the mean and divide by the standard deviation, both
 /// measured on the training set and then applied unchanged to any set (chapter section 5).
@@ -469,6 +524,73 @@ mod tests {
             .map(|b| b.len())
             .collect();
         assert_eq!(shuffled, vec![3, 3, 3, 1]);
+    }
+
+    /// The order of the samples across the batches: row r has first feature 2r.
+    fn rows(batches: &[Dataset<f64>]) -> Vec<usize> {
+        batches
+            .iter()
+            .flat_map(|b| b.features().narrow(1, 0, 1).to_vec())
+            .map(|x| (x / 2.0) as usize)
+            .collect()
+    }
+
+    #[test]
+    fn drop_last_drops_only_the_short_last_batch_and_keeps_the_order() {
+        let d = data(); // 10 samples
+        let sizes = |batches: &[Dataset<f64>]| batches.iter().map(Dataset::len).collect::<Vec<_>>();
+        let shuffled = |drop_last: bool| -> Vec<Dataset<f64>> {
+            d.shuffled_batches(3, &mut StdRng::seed_from_u64(5))
+                .drop_last(drop_last)
+                .take(10) // bounded, so an iterator that stopped advancing fails, not hangs
+                .collect()
+        };
+        let kept = shuffled(false);
+        let dropped = shuffled(true);
+        assert_eq!(sizes(&kept), vec![3, 3, 3, 1]);
+        assert_eq!(sizes(&dropped), vec![3, 3, 3]);
+        // The seeded order is the one this seed gave before drop_last existed (pinned: a change
+        // to the shuffle would change every user's training run); drop_last only cuts its tail.
+        let order = rows(&kept);
+        assert_eq!(order, vec![8, 2, 6, 0, 5, 3, 7, 9, 1, 4]);
+        assert_eq!(rows(&dropped), order[..9]);
+        assert_eq!(dropped[..], kept[..3]);
+        assert_eq!(shuffled(false), kept, "drop_last(false) is the default");
+        let default: Vec<Dataset<f64>> = d
+            .shuffled_batches(3, &mut StdRng::seed_from_u64(5))
+            .take(10)
+            .collect();
+        assert_eq!(default, kept);
+
+        // In the stored order too; a batch size that divides the length drops nothing.
+        let stored: Vec<Dataset<f64>> = d.batches(3).drop_last(true).take(10).collect();
+        assert_eq!(sizes(&stored), vec![3, 3, 3]);
+        assert_eq!(rows(&stored), (0..9).collect::<Vec<_>>());
+        assert_eq!(d.batches(5).drop_last(true).take(10).count(), 2);
+        assert_eq!(d.batches(10).drop_last(true).take(10).count(), 1);
+        // Fewer samples than one batch: nothing at all, not a short batch.
+        assert_eq!(d.batches(11).drop_last(true).take(10).count(), 0);
+        assert_eq!(d.batches(11).take(10).count(), 1);
+    }
+
+    #[test]
+    fn batches_know_how_many_are_left() {
+        let d = data();
+        let mut batches = d.batches(3);
+        assert_eq!(batches.len(), 4);
+        batches.next();
+        assert_eq!(batches.size_hint(), (3, Some(3)));
+        let mut full = d
+            .shuffled_batches(3, &mut StdRng::seed_from_u64(0))
+            .drop_last(true);
+        assert_eq!(full.len(), 3);
+        for left in (0..3).rev() {
+            assert!(full.next().is_some());
+            assert_eq!(full.len(), left);
+        }
+        assert!(full.next().is_none());
+        assert_eq!(d.batches(11).drop_last(true).len(), 0);
+        assert_eq!(d.select(&[]).batches(3).len(), 0);
     }
 
     #[test]
