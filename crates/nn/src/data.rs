@@ -311,13 +311,94 @@ pub struct CsvOptions {
 /// unreadable file, no data rows, a line with a different number of fields, a field that is not
 /// a number, a non-finite feature or one beyond the element type's range (unless
 /// [`CsvOptions::allow_non_finite`]), a label that is not such an integer.
+///
+/// # Gzip
+/// A gzip-compressed file (`digits.csv.gz`) is decompressed first, then read the same way. A
+/// file is taken as gzip when it starts with gzip's magic bytes `1f 8b`, or when its name ends
+/// in `.gz` (so a `.gz` file that is not gzip is refused, not read as text); concatenated gzip
+/// members are read as one stream, as `gzip -d` does. A corrupt stream, a truncated file (the
+/// deflate data or the trailer cut short) and a checksum or length mismatch in the trailer are
+/// an [`NnError::Gzip`] naming the file, never a panic and never a silently shortened dataset;
+/// errors found after decompression name the file and the line in the decompressed text.
+/// Decompressed text that is not UTF-8 is an [`NnError::Io`], as for a plain file.
+///
+/// ```
+/// use std::io::Write;
+/// use nn::{CsvOptions, NnError, load_csv};
+///
+/// let directory = std::env::temp_dir().join(format!("nn-load-csv-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&directory).unwrap();
+/// let path = directory.join("tiny.csv.gz");
+/// let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+/// encoder.write_all(b"0.5,1.5,0\n2.5,3.5,1\n").unwrap();
+/// let compressed = encoder.finish().unwrap();
+/// std::fs::write(&path, &compressed).unwrap();
+///
+/// let data = load_csv::<f32>(&path, CsvOptions::default()).unwrap();
+/// assert_eq!(data.labels(), &[0, 1]);
+/// assert_eq!(data.features().to_vec(), vec![0.5, 1.5, 2.5, 3.5]);
+///
+/// // The same file cut short: a named error with the path, not a shorter dataset.
+/// std::fs::write(&path, &compressed[..compressed.len() - 4]).unwrap();
+/// let error = load_csv::<f32>(&path, CsvOptions::default()).unwrap_err();
+/// assert!(matches!(error, NnError::Gzip { .. }), "{error}");
+/// assert!(error.to_string().starts_with(&format!("{}: not a valid gzip file", path.display())));
+/// # std::fs::remove_dir_all(&directory).unwrap();
+/// ```
+/// (`flate2` is used here only to write the example's file.)
 pub fn load_csv<T: Float>(path: impl AsRef<Path>, options: CsvOptions) -> Result<Dataset<T>> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| NnError::Io {
+    let bytes = std::fs::read(path).map_err(|e| NnError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
+    let text = csv_text(bytes, path)?;
     parse_csv(&text, &path.display().to_string(), options)
+}
+
+/// gzip's first two bytes (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The text of a CSV file's bytes: decompressed if they are gzip (by the magic bytes or a
+/// `.gz` name), then checked to be UTF-8. Errors name `path`.
+pub(crate) fn csv_text(bytes: Vec<u8>, path: &Path) -> Result<String> {
+    let gz_name = path
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("gz"));
+    let bytes = if bytes.starts_with(&GZIP_MAGIC) || gz_name {
+        gunzip(&bytes, path)?
+    } else {
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|_| NnError::Io {
+        path: path.to_path_buf(),
+        // std::fs::read_to_string's message, which this loader used to return.
+        message: "stream did not contain valid UTF-8".to_string(),
+    })
+}
+
+/// Decompresses every gzip member of `bytes`; errors are [`NnError::Gzip`] naming `path`.
+fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let error = |message: String| NnError::Gzip {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !bytes.starts_with(&GZIP_MAGIC) {
+        let start: Vec<String> = bytes.iter().take(2).map(|b| format!("{b:02x}")).collect();
+        return Err(error(format!(
+            "the name ends in .gz but the file does not start with gzip's magic bytes 1f 8b (it starts with [{}])",
+            start.join(" ")
+        )));
+    }
+    let mut text = Vec::new();
+    match flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text) {
+        Ok(_) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(error(format!(
+            "the file ends before the gzip stream does (truncated?): {e}"
+        ))),
+        Err(e) => Err(error(e.to_string())),
+    }
 }
 
 /// A field as it appears in messages: quoted, with invisible and control characters escaped,
@@ -591,6 +672,155 @@ mod tests {
         assert!(full.next().is_none());
         assert_eq!(d.batches(11).drop_last(true).len(), 0);
         assert_eq!(d.select(&[]).batches(3).len(), 0);
+    }
+
+    /// A folder of this test's own, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let path = std::env::temp_dir().join(format!("nn-data-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&path).unwrap();
+            Scratch(path)
+        }
+        fn write(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A CSV long enough that its deflate stream spans several blocks' worth of symbols.
+    fn long_csv() -> String {
+        (0..500)
+            .map(|i| format!("{},{}.25,{}\n", i, i * 7 % 13, i % 4))
+            .collect()
+    }
+
+    #[test]
+    fn gzip_csv_round_trips_like_the_plain_file() {
+        let scratch = Scratch::new("gzip-round-trip");
+        let text = format!("a,b,label\n{}", long_csv());
+        let options = CsvOptions {
+            header: true,
+            ..CsvOptions::default()
+        };
+        let plain = load_csv::<f64>(scratch.write("data.csv", text.as_bytes()), options).unwrap();
+        assert_eq!(plain.len(), 500);
+        let compressed = gzip(text.as_bytes());
+        let from_gz = load_csv::<f64>(scratch.write("data.csv.gz", &compressed), options).unwrap();
+        assert_eq!(from_gz, plain);
+        // Detected by the magic bytes whatever the name, and by a .GZ name in any case.
+        let unnamed = load_csv::<f64>(scratch.write("data.bin", &compressed), options).unwrap();
+        assert_eq!(unnamed, plain);
+        let upper = load_csv::<f64>(scratch.write("DATA.CSV.GZ", &compressed), options).unwrap();
+        assert_eq!(upper, plain);
+        // Concatenated members are one stream, as `gzip -d` reads them.
+        let (head, tail) = text.split_at(text.len() / 2);
+        let members = [gzip(head.as_bytes()), gzip(tail.as_bytes())].concat();
+        let joined = load_csv::<f64>(scratch.write("two.csv.gz", &members), options).unwrap();
+        assert_eq!(joined, plain);
+        // Parse errors after decompression name the file and the line of the text.
+        let bad = gzip(b"1,2,0\n3,x,1\n");
+        let path = scratch.write("bad.csv.gz", &bad);
+        assert_eq!(
+            load_csv::<f32>(&path, CsvOptions::default())
+                .unwrap_err()
+                .to_string(),
+            format!("{}: line 2, column 2: 'x' is not a number", path.display())
+        );
+    }
+
+    #[test]
+    fn a_corrupt_gzip_stream_is_a_named_error_with_the_path() {
+        let scratch = Scratch::new("gzip-corrupt");
+        let good = gzip(long_csv().as_bytes());
+        let mut corrupt = good.clone();
+        // Past the 10-byte header: the deflate data itself.
+        for byte in &mut corrupt[12..40] {
+            *byte ^= 0xa5;
+        }
+        let mut bad_checksum = good.clone();
+        let crc = bad_checksum.len() - 8;
+        bad_checksum[crc] ^= 1;
+        let mut bad_length = good.clone();
+        let isize_at = bad_length.len() - 4;
+        bad_length[isize_at] ^= 1;
+        for (name, bytes) in [
+            ("corrupt.csv.gz", corrupt),
+            ("checksum.csv.gz", bad_checksum),
+            ("length.csv.gz", bad_length),
+            ("magic-only.csv.gz", vec![0x1f, 0x8b]),
+        ] {
+            let path = scratch.write(name, &bytes);
+            let error = load_csv::<f32>(&path, CsvOptions::default()).unwrap_err();
+            assert!(
+                matches!(&error, NnError::Gzip { path: p, .. } if *p == path),
+                "{name}: {error:?}"
+            );
+            let prefix = format!("{}: not a valid gzip file: ", path.display());
+            assert!(error.to_string().starts_with(&prefix), "{name}: {error}");
+        }
+        // A .gz name on a file that is not gzip: refused, not read as text.
+        let path = scratch.write("plain.csv.gz", b"1,2,0\n");
+        let error = load_csv::<f32>(&path, CsvOptions::default()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}: not a valid gzip file: the name ends in .gz but the file does not start with gzip's magic bytes 1f 8b (it starts with [31 2c])",
+                path.display()
+            )
+        );
+        // Not UTF-8 once decompressed: the plain file's error.
+        let path = scratch.write("latin1.csv.gz", &gzip(b"1,\xe9,0\n"));
+        assert_eq!(
+            load_csv::<f32>(&path, CsvOptions::default()).unwrap_err(),
+            NnError::Io {
+                path: path.clone(),
+                message: "stream did not contain valid UTF-8".to_string()
+            }
+        );
+        let path = scratch.write("latin1.csv", b"1,\xe9,0\n");
+        let plain = load_csv::<f32>(&path, CsvOptions::default()).unwrap_err();
+        assert_eq!(
+            plain.to_string(),
+            format!("{}: stream did not contain valid UTF-8", path.display())
+        );
+    }
+
+    #[test]
+    fn a_truncated_gzip_file_is_a_named_error_never_a_shorter_dataset() {
+        let scratch = Scratch::new("gzip-truncated");
+        let good = gzip(long_csv().as_bytes());
+        // Every cut: inside the header, the deflate data, and the 8-byte trailer.
+        for cut in (2..good.len()).step_by(7).chain(good.len() - 8..good.len()) {
+            let path = scratch.write("cut.csv.gz", &good[..cut]);
+            match load_csv::<f32>(&path, CsvOptions::default()) {
+                Err(NnError::Gzip { path: p, message }) => {
+                    assert_eq!(p, path);
+                    assert!(!message.is_empty());
+                }
+                other => panic!("cut at {cut} of {}: {other:?}", good.len()),
+            }
+        }
+        let path = scratch.write("cut.csv.gz", &good[..good.len() - 1]);
+        let message = load_csv::<f32>(&path, CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("truncated"), "{message}");
     }
 
     #[test]
