@@ -176,6 +176,11 @@ pub mod testing;
 #[doc = include_str!("../../../docs/custom-ops.md")]
 struct CustomOpsGuide;
 
+// So do the diagnostics guide's.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/diagnostics.md")]
+struct DiagnosticsGuide;
+
 pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;
 pub use check::gradcheck_layer;
