@@ -181,6 +181,11 @@ struct CustomOpsGuide;
 #[doc = include_str!("../../../docs/diagnostics.md")]
 struct DiagnosticsGuide;
 
+// And the function-transforms guide's.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/transforms.md")]
+struct TransformsGuide;
+
 pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;
 pub use check::gradcheck_layer;
