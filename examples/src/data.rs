@@ -1,9 +1,7 @@
 //! Loading the two data sets, splitting them into train and test, and standardizing.
 
-use std::io::Read;
 use std::path::Path;
 
-use flate2::read::GzDecoder;
 use nn::{CsvOptions, Dataset, Standardizer};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -22,15 +20,11 @@ pub struct Split {
 
 /// The handwritten digits: 1797 samples of 64 pixels (values 0..16), labels 0..9.
 pub fn load_digits(data_dir: &Path) -> Result<Dataset<f32>> {
-    let path = data_dir.join("digits.csv.gz");
-    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut text = String::new();
-    GzDecoder::new(file)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    // No header; the label is the last column.
-    let options = CsvOptions::default();
-    Ok(nn::parse_csv(&text, &path.display().to_string(), options)?)
+    // gzip-compressed (nn::load_csv decompresses it); no header; the label is the last column.
+    Ok(nn::load_csv(
+        data_dir.join("digits.csv.gz"),
+        CsvOptions::default(),
+    )?)
 }
 
 /// Breast Cancer Wisconsin: 569 samples of 30 features, labels 0 (malignant) and 1 (benign).

@@ -1,10 +1,4 @@
-//! The backward sweep and the gradients it returns.
-//!
-//! The sweep walks node indices from the output down to 0: creation order is a topological
-//! order, so there is no recursion and no sort. Gradients live in one slot per node, are taken
-//! out of the slot when the sweep reaches their node (and freed once its rule has run), and are
-//! added into the slots of the node's inputs: moved when the slot is empty, summed in place
-//! when the slot owns its buffer.
+//! The backward sweep; how it works is on [`Gradients`].
 
 use smallvec::SmallVec;
 use tensor::{Float, Tensor};
@@ -18,6 +12,12 @@ use crate::tape::{Tape, Var};
 
 /// The gradients of a scalar (or seeded) output with respect to every trainable leaf it
 /// depends on. Read them with [`wrt`](Gradients::wrt) or [`get`](Gradients::get).
+///
+/// How they are computed: the sweep walks node indices from the output down to 0: creation order is a topological
+/// order, so there is no recursion and no sort. Gradients live in one slot per node, are taken
+/// out of the slot when the sweep reaches their node (and freed once its rule has run), and are
+/// added into the slots of the node's inputs: moved when the slot is empty, summed in place
+/// when the slot owns its buffer.
 pub struct Gradients<'t, T: Float> {
     tape: &'t Tape<T>,
     /// Leaf node index and gradient, sorted by index.

@@ -1,17 +1,4 @@
-//! Gradient checkpointing: a segment of the forward pass that keeps only its inputs and its
-//! output on the tape, and is recomputed when the backward sweep reaches it.
-//!
-//! The segment runs on a scratch tape of its own and is recorded on the caller's tape as one
-//! node (a custom op) whose inputs are the segment's inputs. Its intermediate values live only
-//! as long as the scratch tape: during the forward pass, and again during the backward pass,
-//! when the node's rule reruns the segment on a fresh scratch tape and sweeps it with the
-//! gradient that reached the node. The same ops on the same values in the same order give the
-//! same bits, so a checkpointed model's gradients equal the plain model's exactly (anything
-//! random in the segment must be a function of its inputs and fixed state, as dropout masks
-//! are of (seed, step, shape)).
-//!
-//! The trade: memory for the segment's intermediates (its activations, masks, batch
-//! statistics) against one more forward pass of the segment per backward pass.
+//! Gradient checkpointing; the docs are on [`Tape::checkpoint`].
 
 use std::rc::Rc;
 
@@ -67,11 +54,23 @@ impl<T: Float> CustomOp<T> for Checkpointed<T> {
 }
 
 impl<T: Float> Tape<T> {
-    /// Records `segment` applied to `inputs` as a checkpointed segment (see the module docs):
+    /// Records `segment` applied to `inputs` as a checkpointed segment (gradient checkpointing):
     /// only the inputs and the output stay on this tape; the segment is recomputed during
     /// backward. `segment` receives its inputs as Vars of a scratch tape and must reach
     /// everything it depends on through them (pass parameters as inputs), which the `'static`
     /// bound enforces. Errors are the segment's own, and nothing is recorded then.
+    ///
+    /// How: the segment runs on a scratch tape of its own and is recorded on the caller's tape
+    /// as one node (a custom op) whose inputs are the segment's inputs. Its intermediate values
+    /// live only as long as the scratch tape: during the forward pass, and again during the
+    /// backward pass, when the node's rule reruns the segment on a fresh scratch tape and
+    /// sweeps it with the gradient that reached the node. The same ops on the same values in
+    /// the same order give the same bits, so a checkpointed model's gradients equal the plain
+    /// model's exactly (anything random in the segment must be a function of its inputs and
+    /// fixed state, as dropout masks are of (seed, step, shape)).
+    ///
+    /// The trade: memory for the segment's intermediates (its activations, masks, batch
+    /// statistics) against one more forward pass of the segment per backward pass.
     ///
     /// Higher-order gradients and forward mode through a checkpoint are named errors. The
     /// segment must be deterministic: it is rerun during backward, where a custom op's rule

@@ -1,22 +1,4 @@
-//! Anomaly mode and provenance: where each node was recorded (source location, layer name),
-//! and reports naming the first op that produced a NaN or an infinity.
-//!
-//! ```
-//! use autograd::{AnomalyMode, AutogradError, Tape};
-//! use tensor::Tensor;
-//!
-//! let tape = Tape::<f64>::new();
-//! tape.enable_anomaly_mode(AnomalyMode::ALL);
-//! let x = tape.leaf(Tensor::from_vec(vec![1.0, -1.0], [2]).unwrap());
-//! let error = tape.with_scope("hidden1", || x.try_log().unwrap_err());
-//! let AutogradError::Anomaly(report) = error else { panic!() };
-//! assert_eq!(report.op, "log");
-//! assert_eq!(report.layer.as_deref(), Some("hidden1"));
-//! assert!(report.location.is_some()); // file:line:column of the `try_log` call
-//! assert_eq!(report.produced.nan, 1);
-//! ```
-//!
-//! Costs nothing measurable when off: one flag test per recorded op and per backward node.
+//! Anomaly mode and provenance; the docs are on [`AnomalyMode`].
 
 use std::fmt;
 use std::panic::Location;
@@ -27,6 +9,26 @@ use crate::error::{AutogradError, Result};
 use crate::tape::{NodeStore, Tape};
 
 /// Which checks anomaly mode makes.
+///
+/// Anomaly mode and provenance: where each node was recorded (source location, layer name),
+/// and reports naming the first op that produced a NaN or an infinity.
+///
+/// ```
+/// use autograd::{AnomalyMode, AutogradError, Tape};
+/// use tensor::Tensor;
+///
+/// let tape = Tape::<f64>::new();
+/// tape.enable_anomaly_mode(AnomalyMode::ALL);
+/// let x = tape.leaf(Tensor::from_vec(vec![1.0, -1.0], [2]).unwrap());
+/// let error = tape.with_scope("hidden1", || x.try_log().unwrap_err());
+/// let AutogradError::Anomaly(report) = error else { panic!() };
+/// assert_eq!(report.op, "log");
+/// assert_eq!(report.layer.as_deref(), Some("hidden1"));
+/// assert!(report.location.is_some()); // file:line:column of the `try_log` call
+/// assert_eq!(report.produced.nan, 1);
+/// ```
+///
+/// Costs nothing measurable when off: one flag test per recorded op and per backward node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnomalyMode {
     /// Check every forward output: the first op whose output holds a NaN or an infinity fails

@@ -1,21 +1,4 @@
-//! Forward mode: each node's tangent (the directional derivative `J v` of its value along the
-//! seeded input tangents) is computed as the node is recorded, by the primitive's tangent rule.
-//!
-//! Tangents live beside the tape, one table per open *level* ([`Tape::forward_mode`]), and each
-//! tangent is itself a node of the tape: the tangent rules are evaluated on [`Var`]s, the same
-//! way the create-graph backward evaluates the backward rules. That is what makes the
-//! transforms compose:
-//!
-//! - **forward over reverse** (Hessian-vector products, [`hessian`](crate::hessian)): a
-//!   create-graph backward inside a level records its gradient computation with ops, each of
-//!   which gets its tangent, so the tangent of a gradient is `H v`;
-//! - **reverse over forward**: a tangent is an ordinary node, so `backward` from it works;
-//! - **forward over forward**: a level opened inside another computes its tangents with ops
-//!   that get the outer level's tangents, so the outer tangent of an inner tangent is a mixed
-//!   second derivative. While a level's tangent is computed, new nodes get tangents only for
-//!   the levels outside it (this is what keeps two levels' perturbations apart).
-//!
-//! When forward mode is off the recording path pays one `Cell` read.
+//! Forward mode; the docs are on [`Tape::forward_mode`].
 
 use std::cell::Cell;
 
@@ -77,6 +60,23 @@ impl<T: Float> Tape<T> {
     /// a value, and every op recorded afterwards carries its tangent, read with
     /// [`DualLevel::tangent`]. Levels nest (forward over forward); a create-graph backward inside
     /// a level gives the tangents of the gradients (forward over reverse).
+    ///
+    /// Each node's tangent (the directional derivative `J v` of its value along the seeded input
+    /// tangents) is computed as the node is recorded, by the primitive's tangent rule. Tangents
+    /// live beside the tape, one table per open level, and each tangent is itself a node of the
+    /// tape: the tangent rules are evaluated on [`Var`]s, the same way the create-graph
+    /// backward evaluates the backward rules. That is what makes the transforms compose:
+    ///
+    /// - **forward over reverse** (Hessian-vector products, [`hessian`](crate::hessian)): a
+    ///   create-graph backward inside a level records its gradient computation with ops, each of
+    ///   which gets its tangent, so the tangent of a gradient is `H v`;
+    /// - **reverse over forward**: a tangent is an ordinary node, so `backward` from it works;
+    /// - **forward over forward**: a level opened inside another computes its tangents with ops
+    ///   that get the outer level's tangents, so the outer tangent of an inner tangent is a mixed
+    ///   second derivative. While a level's tangent is computed, new nodes get tangents only for
+    ///   the levels outside it (this is what keeps two levels' perturbations apart).
+    ///
+    /// When forward mode is off the recording path pays one `Cell` read.
     ///
     /// ```
     /// use autograd::Tape;

@@ -1,12 +1,4 @@
-//! Gradient hooks: a function that sees a node's gradient during backward, once every
-//! contribution to it has been summed, and may replace it (PyTorch's `Tensor.register_hook`;
-//! on a leaf, `register_post_accumulate_grad_hook`).
-//!
-//! A hook is attached to a node, not recorded as one: the sweep visits nodes in reverse
-//! creation order and a node's gradient is complete when the sweep reaches it, so that is where
-//! its hooks run (in the order they were registered), before the gradient moves on to the
-//! node's inputs. A hook on a leaf runs before the gradient is handed out in
-//! [`Gradients`](crate::Gradients). With no hooks registered, the sweep pays one test per call.
+//! Gradient hooks; the docs are on [`GradientHook`].
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -20,6 +12,16 @@ use crate::tape::{Tape, Var};
 /// ordinary backward pass; implement [`on_var`](GradientHook::on_var) too for
 /// [`backward_create_graph`](Var::backward_create_graph), where the gradient is a Var and the
 /// hook's own computation must be recorded to be differentiated.
+///
+/// Gradient hooks: a function that sees a node's gradient during backward, once every
+/// contribution to it has been summed, and may replace it (PyTorch's `Tensor.register_hook`;
+/// on a leaf, `register_post_accumulate_grad_hook`).
+///
+/// A hook is attached to a node, not recorded as one: the sweep visits nodes in reverse
+/// creation order and a node's gradient is complete when the sweep reaches it, so that is where
+/// its hooks run (in the order they were registered), before the gradient moves on to the
+/// node's inputs. A hook on a leaf runs before the gradient is handed out in
+/// [`Gradients`](crate::Gradients). With no hooks registered, the sweep pays one test per call.
 ///
 /// Writing the body once over [`Operand`](crate::Operand) gives both:
 ///

@@ -1,22 +1,4 @@
-//! Looking at a tape: a summary table (node, op, shape, bytes held, gradient norm) and a
-//! Graphviz DOT export with values and gradients per node, in the spirit of micrograd's
-//! `draw_dot`.
-//!
-//! ```
-//! use autograd::Tape;
-//! use tensor::Tensor;
-//!
-//! let tape = Tape::<f64>::new();
-//! tape.track_provenance(true); // record source lines and layer scopes too
-//! let x = tape.leaf(Tensor::from_vec(vec![1.0, -2.0], [2]).unwrap());
-//! let y = tape.with_scope("square", || x * x).sum_all();
-//! let grads = y.try_backward_retaining_all(None).unwrap();
-//! let summary = tape.summary(Some(&grads));
-//! assert_eq!(summary.nodes().len(), 3);
-//! println!("{summary}");
-//! let dot = tape.to_dot(Some(&grads));
-//! assert!(dot.starts_with("digraph tape {"));
-//! ```
+//! Tape inspection; the docs are on [`TapeSummary`].
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -51,6 +33,26 @@ pub struct NodeSummary {
 }
 
 /// A table of every node of a tape; `Display` prints it.
+///
+/// Looking at a tape: a summary table (node, op, shape, bytes held, gradient norm) and a
+/// Graphviz DOT export with values and gradients per node, in the spirit of micrograd's
+/// `draw_dot`.
+///
+/// ```
+/// use autograd::Tape;
+/// use tensor::Tensor;
+///
+/// let tape = Tape::<f64>::new();
+/// tape.track_provenance(true); // record source lines and layer scopes too
+/// let x = tape.leaf(Tensor::from_vec(vec![1.0, -2.0], [2]).unwrap());
+/// let y = tape.with_scope("square", || x * x).sum_all();
+/// let grads = y.try_backward_retaining_all(None).unwrap();
+/// let summary = tape.summary(Some(&grads));
+/// assert_eq!(summary.nodes().len(), 3);
+/// println!("{summary}");
+/// let dot = tape.to_dot(Some(&grads));
+/// assert!(dot.starts_with("digraph tape {"));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct TapeSummary {
     nodes: Vec<NodeSummary>,

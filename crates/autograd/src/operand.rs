@@ -1,19 +1,4 @@
-//! [`Operand`]: the vocabulary backward rules are written in.
-//!
-//! Every rule is a generic function over `O: Operand<T>`. The plain backward pass evaluates the
-//! rules on raw [`Tensor`]s; [`Var::backward_create_graph`](crate::Var::backward_create_graph)
-//! evaluates the very same functions on [`Var`]s, so the gradients are themselves recorded on
-//! the tape and can be differentiated again. One rule, two evaluations: higher-order gradients
-//! cannot drift from first-order ones.
-//!
-//! Methods that transform an operand take it by value: the tensor implementation then writes
-//! into the operand's own buffer when nothing else holds it (a gradient on its way through the
-//! sweep usually is), so most backward rules allocate nothing.
-//!
-//! Methods with a default body are fused helpers: composed from the required methods (that is
-//! what the `Var` evaluation uses, and what defines their meaning), and overridden for
-//! `Tensor` by a single-pass kernel where a benchmark showed it pays. Tests compare each
-//! override against its composed default.
+//! [`Operand`], the vocabulary backward rules are written in; the docs are on the trait.
 
 use smallvec::SmallVec;
 use tensor::{Float, Indices, Shape, Tensor};
@@ -32,6 +17,21 @@ mod sealed {
 /// Values a backward rule can compute with: raw tensors or tape variables. Implemented for
 /// [`Tensor`] and [`Var`] only (sealed); write generic code against it to give a custom op one
 /// rule for both [`CustomOp::backward`] and [`CustomOp::backward_on_vars`].
+///
+/// Every rule is a generic function over `O: Operand<T>`. The plain backward pass evaluates the
+/// rules on raw [`Tensor`]s; [`Var::backward_create_graph`](crate::Var::backward_create_graph)
+/// evaluates the very same functions on [`Var`]s, so the gradients are themselves recorded on
+/// the tape and can be differentiated again. One rule, two evaluations: higher-order gradients
+/// cannot drift from first-order ones.
+///
+/// Methods that transform an operand take it by value: the tensor implementation then writes
+/// into the operand's own buffer when nothing else holds it (a gradient on its way through the
+/// sweep usually is), so most backward rules allocate nothing.
+///
+/// Methods with a default body are fused helpers: composed from the required methods (that is
+/// what the `Var` evaluation uses, and what defines their meaning), and overridden for
+/// `Tensor` by a single-pass kernel where a benchmark showed it pays. Tests compare each
+/// override against its composed default.
 pub trait Operand<T: Float>: Clone + sealed::Sealed {
     /// The forward value.
     fn value(&self) -> Tensor<T>;

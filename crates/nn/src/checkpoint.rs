@@ -1,6 +1,4 @@
-//! [`Checkpoint`]: a layer whose intermediate values are recomputed in the backward pass
-//! instead of kept (gradient checkpointing, PyTorch's `torch.utils.checkpoint`), built on
-//! [`Tape::checkpoint`](autograd::Tape::checkpoint).
+//! [`Checkpoint`], a gradient-checkpointing layer.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -21,6 +19,10 @@ type Written<T> = Rc<RefCell<Vec<(ParamId, Tensor<T>)>>>;
 /// same training step (so dropout draws the same masks) and sweeps it. Gradients equal the plain
 /// model's bit for bit. Batch norm's running statistics are updated once, by the forward pass:
 /// the rerun writes into a copy of the store that is dropped.
+///
+/// A layer whose intermediate values are recomputed in the backward pass instead of kept
+/// (gradient checkpointing, PyTorch's `torch.utils.checkpoint`), built on
+/// [`Tape::checkpoint`](autograd::Tape::checkpoint).
 ///
 /// The trade: the block's activations, masks and batch statistics are not held between the
 /// forward and the backward pass, for one more forward pass of the block per step

@@ -124,7 +124,8 @@ impl<T: Float> Dataset<T> {
     }
 
     /// Mini-batches of `batch_size` samples in an order shuffled by `rng` (the last batch may
-    /// be smaller). One seed gives the same batches every time.
+    /// be smaller, unless [`Batches::drop_last`] drops it). One seed gives the same batches
+    /// every time. A `batch_size` of 0 is taken as 1.
     pub fn shuffled_batches<R: Rng + ?Sized>(
         &self,
         batch_size: usize,
@@ -137,34 +138,81 @@ impl<T: Float> Dataset<T> {
             order,
             batch_size: batch_size.max(1),
             next: 0,
+            drop_last: false,
         }
     }
 
-    /// Mini-batches in the stored order.
+    /// Mini-batches in the stored order (the last batch may be smaller, unless
+    /// [`Batches::drop_last`] drops it).
     pub fn batches(&self, batch_size: usize) -> Batches<'_, T> {
         Batches {
             dataset: self,
             order: (0..self.len()).collect(),
             batch_size: batch_size.max(1),
             next: 0,
+            drop_last: false,
         }
     }
 }
 
-/// An iterator of mini-batches; see [`Dataset::shuffled_batches`].
+/// An iterator of mini-batches; see [`Dataset::shuffled_batches`] and [`Dataset::batches`].
+///
+/// Every sample appears once, in batches of `batch_size`; the last batch holds what is left
+/// (`len % batch_size` samples) unless [`drop_last`](Batches::drop_last) drops it.
 #[derive(Debug)]
 pub struct Batches<'a, T: Float> {
     dataset: &'a Dataset<T>,
     order: Vec<usize>,
     batch_size: usize,
     next: usize,
+    drop_last: bool,
+}
+
+impl<T: Float> Batches<'_, T> {
+    /// With `true`, the last batch is dropped when it is smaller than `batch_size`, so every
+    /// batch has exactly `batch_size` samples (PyTorch's `DataLoader(drop_last=True)`); the
+    /// samples of that batch are left out of this epoch. A dataset smaller than `batch_size`
+    /// then gives no batch at all. The order is not changed: with the same seed, the batches
+    /// are those of `drop_last(false)` without the last, short one.
+    ///
+    /// ```
+    /// use nn::Dataset;
+    /// use nn::rand::SeedableRng;
+    /// use nn::rand::rngs::StdRng;
+    /// use tensor::Tensor;
+    ///
+    /// let features = Tensor::<f32>::from_vec((0..10).map(|i| i as f32).collect(), [10, 1]).unwrap();
+    /// let data = Dataset::new(features, vec![0; 10]).unwrap();
+    ///
+    /// let all: Vec<Dataset<f32>> = data.shuffled_batches(3, &mut StdRng::seed_from_u64(1)).collect();
+    /// let full: Vec<Dataset<f32>> =
+    ///     data.shuffled_batches(3, &mut StdRng::seed_from_u64(1)).drop_last(true).collect();
+    /// assert_eq!(all.iter().map(Dataset::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
+    /// assert_eq!(full.iter().map(Dataset::len).collect::<Vec<_>>(), [3, 3, 3]);
+    /// assert_eq!(full[..], all[..3]); // the same batches, without the short one
+    /// ```
+    #[must_use]
+    pub fn drop_last(mut self, drop_last: bool) -> Self {
+        self.drop_last = drop_last;
+        self
+    }
+
+    /// The samples not yet handed out in a batch that will be yielded.
+    fn remaining(&self) -> usize {
+        let left = self.order.len() - self.next;
+        if self.drop_last {
+            left - left % self.batch_size
+        } else {
+            left
+        }
+    }
 }
 
 impl<T: Float> Iterator for Batches<'_, T> {
     type Item = Dataset<T>;
 
     fn next(&mut self) -> Option<Dataset<T>> {
-        if self.next >= self.order.len() {
+        if self.remaining() == 0 {
             return None;
         }
         let end = (self.next + self.batch_size).min(self.order.len());
@@ -172,7 +220,14 @@ impl<T: Float> Iterator for Batches<'_, T> {
         self.next = end;
         Some(batch)
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let batches = self.remaining().div_ceil(self.batch_size);
+        (batches, Some(batches))
+    }
 }
+
+impl<T: Float> ExactSizeIterator for Batches<'_, T> {}
 
 /// Per-feature standardization: subtract the mean and divide by the standard deviation, both
 /// measured on the training set and then applied unchanged to any set (chapter section 5).
@@ -256,13 +311,94 @@ pub struct CsvOptions {
 /// unreadable file, no data rows, a line with a different number of fields, a field that is not
 /// a number, a non-finite feature or one beyond the element type's range (unless
 /// [`CsvOptions::allow_non_finite`]), a label that is not such an integer.
+///
+/// # Gzip
+/// A gzip-compressed file (`digits.csv.gz`) is decompressed first, then read the same way. A
+/// file is taken as gzip when it starts with gzip's magic bytes `1f 8b`, or when its name ends
+/// in `.gz` (so a `.gz` file that is not gzip is refused, not read as text); concatenated gzip
+/// members are read as one stream, as `gzip -d` does. A corrupt stream, a truncated file (the
+/// deflate data or the trailer cut short) and a checksum or length mismatch in the trailer are
+/// an [`NnError::Gzip`] naming the file, never a panic and never a silently shortened dataset;
+/// errors found after decompression name the file and the line in the decompressed text.
+/// Decompressed text that is not UTF-8 is an [`NnError::Io`], as for a plain file.
+///
+/// ```
+/// use std::io::Write;
+/// use nn::{CsvOptions, NnError, load_csv};
+///
+/// let directory = std::env::temp_dir().join(format!("nn-load-csv-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&directory).unwrap();
+/// let path = directory.join("tiny.csv.gz");
+/// let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+/// encoder.write_all(b"0.5,1.5,0\n2.5,3.5,1\n").unwrap();
+/// let compressed = encoder.finish().unwrap();
+/// std::fs::write(&path, &compressed).unwrap();
+///
+/// let data = load_csv::<f32>(&path, CsvOptions::default()).unwrap();
+/// assert_eq!(data.labels(), &[0, 1]);
+/// assert_eq!(data.features().to_vec(), vec![0.5, 1.5, 2.5, 3.5]);
+///
+/// // The same file cut short: a named error with the path, not a shorter dataset.
+/// std::fs::write(&path, &compressed[..compressed.len() - 4]).unwrap();
+/// let error = load_csv::<f32>(&path, CsvOptions::default()).unwrap_err();
+/// assert!(matches!(error, NnError::Gzip { .. }), "{error}");
+/// assert!(error.to_string().starts_with(&format!("{}: not a valid gzip file", path.display())));
+/// # std::fs::remove_dir_all(&directory).unwrap();
+/// ```
+/// (`flate2` is used here only to write the example's file.)
 pub fn load_csv<T: Float>(path: impl AsRef<Path>, options: CsvOptions) -> Result<Dataset<T>> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| NnError::Io {
+    let bytes = std::fs::read(path).map_err(|e| NnError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
+    let text = csv_text(bytes, path)?;
     parse_csv(&text, &path.display().to_string(), options)
+}
+
+/// gzip's first two bytes (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The text of a CSV file's bytes: decompressed if they are gzip (by the magic bytes or a
+/// `.gz` name), then checked to be UTF-8. Errors name `path`.
+pub(crate) fn csv_text(bytes: Vec<u8>, path: &Path) -> Result<String> {
+    let gz_name = path
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("gz"));
+    let bytes = if bytes.starts_with(&GZIP_MAGIC) || gz_name {
+        gunzip(&bytes, path)?
+    } else {
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|_| NnError::Io {
+        path: path.to_path_buf(),
+        // std::fs::read_to_string's message, which this loader used to return.
+        message: "stream did not contain valid UTF-8".to_string(),
+    })
+}
+
+/// Decompresses every gzip member of `bytes`; errors are [`NnError::Gzip`] naming `path`.
+fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let error = |message: String| NnError::Gzip {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !bytes.starts_with(&GZIP_MAGIC) {
+        let start: Vec<String> = bytes.iter().take(2).map(|b| format!("{b:02x}")).collect();
+        return Err(error(format!(
+            "the name ends in .gz but the file does not start with gzip's magic bytes 1f 8b (it starts with [{}])",
+            start.join(" ")
+        )));
+    }
+    let mut text = Vec::new();
+    match flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text) {
+        Ok(_) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(error(format!(
+            "the file ends before the gzip stream does (truncated?): {e}"
+        ))),
+        Err(e) => Err(error(e.to_string())),
+    }
 }
 
 /// A field as it appears in messages: quoted, with invisible and control characters escaped,
@@ -469,6 +605,222 @@ mod tests {
             .map(|b| b.len())
             .collect();
         assert_eq!(shuffled, vec![3, 3, 3, 1]);
+    }
+
+    /// The order of the samples across the batches: row r has first feature 2r.
+    fn rows(batches: &[Dataset<f64>]) -> Vec<usize> {
+        batches
+            .iter()
+            .flat_map(|b| b.features().narrow(1, 0, 1).to_vec())
+            .map(|x| (x / 2.0) as usize)
+            .collect()
+    }
+
+    #[test]
+    fn drop_last_drops_only_the_short_last_batch_and_keeps_the_order() {
+        let d = data(); // 10 samples
+        let sizes = |batches: &[Dataset<f64>]| batches.iter().map(Dataset::len).collect::<Vec<_>>();
+        let shuffled = |drop_last: bool| -> Vec<Dataset<f64>> {
+            d.shuffled_batches(3, &mut StdRng::seed_from_u64(5))
+                .drop_last(drop_last)
+                .take(10) // bounded, so an iterator that stopped advancing fails, not hangs
+                .collect()
+        };
+        let kept = shuffled(false);
+        let dropped = shuffled(true);
+        assert_eq!(sizes(&kept), vec![3, 3, 3, 1]);
+        assert_eq!(sizes(&dropped), vec![3, 3, 3]);
+        // The seeded order is the one this seed gave before drop_last existed (pinned: a change
+        // to the shuffle would change every user's training run); drop_last only cuts its tail.
+        let order = rows(&kept);
+        assert_eq!(order, vec![8, 2, 6, 0, 5, 3, 7, 9, 1, 4]);
+        assert_eq!(rows(&dropped), order[..9]);
+        assert_eq!(dropped[..], kept[..3]);
+        assert_eq!(shuffled(false), kept, "drop_last(false) is the default");
+        let default: Vec<Dataset<f64>> = d
+            .shuffled_batches(3, &mut StdRng::seed_from_u64(5))
+            .take(10)
+            .collect();
+        assert_eq!(default, kept);
+
+        // In the stored order too; a batch size that divides the length drops nothing.
+        let stored: Vec<Dataset<f64>> = d.batches(3).drop_last(true).take(10).collect();
+        assert_eq!(sizes(&stored), vec![3, 3, 3]);
+        assert_eq!(rows(&stored), (0..9).collect::<Vec<_>>());
+        assert_eq!(d.batches(5).drop_last(true).take(10).count(), 2);
+        assert_eq!(d.batches(10).drop_last(true).take(10).count(), 1);
+        // Fewer samples than one batch: nothing at all, not a short batch.
+        assert_eq!(d.batches(11).drop_last(true).take(10).count(), 0);
+        assert_eq!(d.batches(11).take(10).count(), 1);
+    }
+
+    #[test]
+    fn batches_know_how_many_are_left() {
+        let d = data();
+        let mut batches = d.batches(3);
+        assert_eq!(batches.len(), 4);
+        batches.next();
+        assert_eq!(batches.size_hint(), (3, Some(3)));
+        let mut full = d
+            .shuffled_batches(3, &mut StdRng::seed_from_u64(0))
+            .drop_last(true);
+        assert_eq!(full.len(), 3);
+        for left in (0..3).rev() {
+            assert!(full.next().is_some());
+            assert_eq!(full.len(), left);
+        }
+        assert!(full.next().is_none());
+        assert_eq!(d.batches(11).drop_last(true).len(), 0);
+        assert_eq!(d.select(&[]).batches(3).len(), 0);
+    }
+
+    /// A folder of this test's own, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let path = std::env::temp_dir().join(format!("nn-data-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&path).unwrap();
+            Scratch(path)
+        }
+        fn write(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A CSV long enough that its deflate stream spans several blocks' worth of symbols.
+    fn long_csv() -> String {
+        (0..500)
+            .map(|i| format!("{},{}.25,{}\n", i, i * 7 % 13, i % 4))
+            .collect()
+    }
+
+    #[test]
+    fn gzip_csv_round_trips_like_the_plain_file() {
+        let scratch = Scratch::new("gzip-round-trip");
+        let text = format!("a,b,label\n{}", long_csv());
+        let options = CsvOptions {
+            header: true,
+            ..CsvOptions::default()
+        };
+        let plain = load_csv::<f64>(scratch.write("data.csv", text.as_bytes()), options).unwrap();
+        assert_eq!(plain.len(), 500);
+        let compressed = gzip(text.as_bytes());
+        let from_gz = load_csv::<f64>(scratch.write("data.csv.gz", &compressed), options).unwrap();
+        assert_eq!(from_gz, plain);
+        // Detected by the magic bytes whatever the name, and by a .GZ name in any case.
+        let unnamed = load_csv::<f64>(scratch.write("data.bin", &compressed), options).unwrap();
+        assert_eq!(unnamed, plain);
+        let upper = load_csv::<f64>(scratch.write("DATA.CSV.GZ", &compressed), options).unwrap();
+        assert_eq!(upper, plain);
+        // Concatenated members are one stream, as `gzip -d` reads them.
+        let (head, tail) = text.split_at(text.len() / 2);
+        let members = [gzip(head.as_bytes()), gzip(tail.as_bytes())].concat();
+        let joined = load_csv::<f64>(scratch.write("two.csv.gz", &members), options).unwrap();
+        assert_eq!(joined, plain);
+        // Parse errors after decompression name the file and the line of the text.
+        let bad = gzip(b"1,2,0\n3,x,1\n");
+        let path = scratch.write("bad.csv.gz", &bad);
+        assert_eq!(
+            load_csv::<f32>(&path, CsvOptions::default())
+                .unwrap_err()
+                .to_string(),
+            format!("{}: line 2, column 2: 'x' is not a number", path.display())
+        );
+    }
+
+    #[test]
+    fn a_corrupt_gzip_stream_is_a_named_error_with_the_path() {
+        let scratch = Scratch::new("gzip-corrupt");
+        let good = gzip(long_csv().as_bytes());
+        let mut corrupt = good.clone();
+        // Past the 10-byte header: the deflate data itself.
+        for byte in &mut corrupt[12..40] {
+            *byte ^= 0xa5;
+        }
+        let mut bad_checksum = good.clone();
+        let crc = bad_checksum.len() - 8;
+        bad_checksum[crc] ^= 1;
+        let mut bad_length = good.clone();
+        let isize_at = bad_length.len() - 4;
+        bad_length[isize_at] ^= 1;
+        for (name, bytes) in [
+            ("corrupt.csv.gz", corrupt),
+            ("checksum.csv.gz", bad_checksum),
+            ("length.csv.gz", bad_length),
+            ("magic-only.csv.gz", vec![0x1f, 0x8b]),
+        ] {
+            let path = scratch.write(name, &bytes);
+            let error = load_csv::<f32>(&path, CsvOptions::default()).unwrap_err();
+            assert!(
+                matches!(&error, NnError::Gzip { path: p, .. } if *p == path),
+                "{name}: {error:?}"
+            );
+            let prefix = format!("{}: not a valid gzip file: ", path.display());
+            assert!(error.to_string().starts_with(&prefix), "{name}: {error}");
+        }
+        // A .gz name on a file that is not gzip: refused, not read as text.
+        let path = scratch.write("plain.csv.gz", b"1,2,0\n");
+        let error = load_csv::<f32>(&path, CsvOptions::default()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}: not a valid gzip file: the name ends in .gz but the file does not start with gzip's magic bytes 1f 8b (it starts with [31 2c])",
+                path.display()
+            )
+        );
+        // Not UTF-8 once decompressed: the plain file's error.
+        let path = scratch.write("latin1.csv.gz", &gzip(b"1,\xe9,0\n"));
+        assert_eq!(
+            load_csv::<f32>(&path, CsvOptions::default()).unwrap_err(),
+            NnError::Io {
+                path: path.clone(),
+                message: "stream did not contain valid UTF-8".to_string()
+            }
+        );
+        let path = scratch.write("latin1.csv", b"1,\xe9,0\n");
+        let plain = load_csv::<f32>(&path, CsvOptions::default()).unwrap_err();
+        assert_eq!(
+            plain.to_string(),
+            format!("{}: stream did not contain valid UTF-8", path.display())
+        );
+    }
+
+    #[test]
+    fn a_truncated_gzip_file_is_a_named_error_never_a_shorter_dataset() {
+        let scratch = Scratch::new("gzip-truncated");
+        let good = gzip(long_csv().as_bytes());
+        // Every cut: inside the header, the deflate data, and the 8-byte trailer.
+        for cut in (2..good.len()).step_by(7).chain(good.len() - 8..good.len()) {
+            let path = scratch.write("cut.csv.gz", &good[..cut]);
+            match load_csv::<f32>(&path, CsvOptions::default()) {
+                Err(NnError::Gzip { path: p, message }) => {
+                    assert_eq!(p, path);
+                    assert!(!message.is_empty());
+                }
+                other => panic!("cut at {cut} of {}: {other:?}", good.len()),
+            }
+        }
+        let path = scratch.write("cut.csv.gz", &good[..good.len() - 1]);
+        let message = load_csv::<f32>(&path, CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("truncated"), "{message}");
     }
 
     #[test]

@@ -58,6 +58,14 @@ pub enum NnError {
         /// The operating system's message.
         message: String,
     },
+    /// A gzip-compressed file (see [`load_csv`](crate::load_csv)) is not a valid gzip stream:
+    /// corrupt, truncated, or not gzip at all although its name ends in `.gz`.
+    Gzip {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
     /// A parameter file does not match the model.
     ParameterFile {
         /// The file.
@@ -143,6 +151,9 @@ impl fmt::Display for NnError {
                 write!(f, "{file}: line {line}, column {column}: {message}")
             }
             NnError::Io { path, message } => write!(f, "{}: {message}", path.display()),
+            NnError::Gzip { path, message } => {
+                write!(f, "{}: not a valid gzip file: {message}", path.display())
+            }
             NnError::ParameterFile {
                 path,
                 tensor: Some(tensor),

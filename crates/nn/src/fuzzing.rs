@@ -1,5 +1,5 @@
-//! Fuzz-target bodies (feature `fuzzing`): the parameter-file loader and the CSV parser on
-//! arbitrary bytes. Each body panics only if the library breaks its contract: a call returns a
+//! Fuzz-target bodies (feature `fuzzing`): the parameter-file loader, the CSV parser and the
+//! gzip CSV reader on arbitrary bytes. Each body panics only if the library breaks its contract: a call returns a
 //! value or a named error, never panics, and a failed load changes nothing. The same bodies run
 //! under cargo-fuzz (`fuzz/`) and, over mutated seeds, in `cargo test` (`tests/fuzz_bodies.rs`).
 
@@ -9,7 +9,7 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::data::{CsvOptions, MAX_CLASSES, parse_csv};
+use crate::data::{CsvOptions, Dataset, MAX_CLASSES, csv_text, parse_csv};
 use crate::io::{LoadOptions, read_safetensors, safetensors_bytes};
 use crate::{BatchNorm1d, Dense, Init, ParamStore};
 
@@ -73,20 +73,39 @@ pub fn csv(bytes: &[u8]) {
     };
     let text = String::from_utf8_lossy(bytes.get(1..).unwrap_or_default());
     match parse_csv::<f32>(&text, "fuzz.csv", options) {
-        Ok(data) => {
-            assert!(!data.is_empty(), "an empty dataset was accepted");
-            assert_eq!(data.features().dims()[0], data.len());
-            assert!(data.labels().iter().all(|&l| l < MAX_CLASSES));
-            assert!(data.class_count() <= MAX_CLASSES);
-            if !options.allow_non_finite {
-                assert!(data.features().to_vec().iter().all(|v| v.is_finite()));
-            }
-        }
+        Ok(data) => check_dataset(&data, options),
         Err(error) => assert!(error.to_string().starts_with("fuzz.csv"), "{error}"),
     }
 }
 
-/// Seed inputs for both bodies, written by the library itself: (target, name, bytes). Valid
+/// A dataset's invariants: not empty, one row per label, labels in range, finite features
+/// unless allowed.
+fn check_dataset(data: &Dataset<f32>, options: CsvOptions) {
+    assert!(!data.is_empty(), "an empty dataset was accepted");
+    assert_eq!(data.features().dims()[0], data.len());
+    assert!(data.labels().iter().all(|&l| l < MAX_CLASSES));
+    assert!(data.class_count() <= MAX_CLASSES);
+    if !options.allow_non_finite {
+        assert!(data.features().to_vec().iter().all(|v| v.is_finite()));
+    }
+}
+
+/// Reads `bytes` as the contents of a file `fuzz.csv.gz`, the way [`load_csv`](crate::load_csv)
+/// does (gzip by name, then CSV with the default options): on success the dataset is
+/// consistent; on error (a corrupt or truncated stream, text that is not UTF-8, a bad line) the
+/// message names the file.
+pub fn gzip_csv(bytes: &[u8]) {
+    let path = Path::new("fuzz.csv.gz");
+    let options = CsvOptions::default();
+    match csv_text(bytes.to_vec(), path)
+        .and_then(|text| parse_csv::<f32>(&text, "fuzz.csv.gz", options))
+    {
+        Ok(data) => check_dataset(&data, options),
+        Err(error) => assert!(error.to_string().starts_with("fuzz.csv.gz: "), "{error}"),
+    }
+}
+
+/// Seed inputs for every body, written by the library itself: (target, name, bytes). Valid
 /// files and near misses, so mutation starts from the formats' real structure.
 pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut seeds = Vec::new();
@@ -112,5 +131,26 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     ] {
         seeds.push(("csv", name.to_string(), text.as_bytes().to_vec()));
     }
+    let long: String = (0..64)
+        .map(|i| format!("{i},{}.5,{}\n", i % 9, i % 3))
+        .collect();
+    for (name, text) in [
+        ("plain", "1,2,0\n3,4,1\n5.5,-6e2,2\n"),
+        ("long", long.as_str()),
+        ("bom", "\u{feff}1,2,0\n"),
+        ("ragged", "1,2,0\n3,4\n"),
+    ] {
+        seeds.push(("gzip_csv", name.to_string(), gzip(text.as_bytes())));
+    }
+    // Two members, read as one stream.
+    let two = [gzip(b"1,2,0\n"), gzip(b"3,4,1\n")].concat();
+    seeds.push(("gzip_csv", "two-members".to_string(), two));
     seeds
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("writing to a Vec");
+    encoder.finish().expect("writing to a Vec")
 }

@@ -1,19 +1,4 @@
-//! Weight initialisation (chapter section 4): a named choice per layer.
-//!
-//! | name | distribution | variance | meant for |
-//! |---|---|---|---|
-//! | [`Init::XavierNormal`] | N(0, σ²) | 2 / (fan_in + fan_out) | tanh, sigmoid (Glorot & Bengio) |
-//! | [`Init::XavierUniform`] | U(-a, a), a = sqrt(6 / (fan_in + fan_out)) | 2 / (fan_in + fan_out) | tanh, sigmoid |
-//! | [`Init::HeNormal`] | N(0, σ²) | 2 / fan_in | ReLU (Kaiming He) |
-//! | [`Init::HeUniform`] | U(-a, a), a = sqrt(6 / fan_in) | 2 / fan_in | ReLU |
-//! | [`Init::LecunNormal`] | N(0, σ²) | 1 / fan_in | SELU, linear |
-//! | [`Init::Normal`] | N(0, std²) | std² | experiments (too small / too large) |
-//! | [`Init::Uniform`] | U(-limit, limit) | limit² / 3 | experiments |
-//! | [`Init::Constant`] | every weight equal | 0 | showing the symmetry problem |
-//!
-//! fan_in is the number of inputs of the layer (n\[l-1\] in the chapter), fan_out its number of
-//! units (n\[l\]). He normal is PyTorch's `kaiming_normal_(mode="fan_in", nonlinearity="relu")`;
-//! Xavier normal is `xavier_normal_` with gain 1.
+//! Weight initialisation; the table is on [`Init`].
 
 use rand::Rng;
 use tensor::{Float, Shape, Tensor, TensorError};
@@ -21,6 +6,23 @@ use tensor::{Float, Shape, Tensor, TensorError};
 use crate::error::{NnError, Result};
 
 /// How to draw a layer's initial weights. Biases always start at zero.
+///
+/// Weight initialisation (chapter section 4): a named choice per layer.
+///
+/// | name | distribution | variance | meant for |
+/// |---|---|---|---|
+/// | [`Init::XavierNormal`] | N(0, σ²) | 2 / (fan_in + fan_out) | tanh, sigmoid (Glorot & Bengio) |
+/// | [`Init::XavierUniform`] | U(-a, a), a = sqrt(6 / (fan_in + fan_out)) | 2 / (fan_in + fan_out) | tanh, sigmoid |
+/// | [`Init::HeNormal`] | N(0, σ²) | 2 / fan_in | ReLU (Kaiming He) |
+/// | [`Init::HeUniform`] | U(-a, a), a = sqrt(6 / fan_in) | 2 / fan_in | ReLU |
+/// | [`Init::LecunNormal`] | N(0, σ²) | 1 / fan_in | SELU, linear |
+/// | [`Init::Normal`] | N(0, std²) | std² | experiments (too small / too large) |
+/// | [`Init::Uniform`] | U(-limit, limit) | limit² / 3 | experiments |
+/// | [`Init::Constant`] | every weight equal | 0 | showing the symmetry problem |
+///
+/// fan_in is the number of inputs of the layer (n\[l-1\] in the chapter), fan_out its number of
+/// units (n\[l\]). He normal is PyTorch's `kaiming_normal_(mode="fan_in", nonlinearity="relu")`;
+/// Xavier normal is `xavier_normal_` with gain 1.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// Glorot normal: variance 2 / (fan_in + fan_out).

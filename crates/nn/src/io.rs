@@ -1,25 +1,5 @@
-//! Saving and loading a [`ParamStore`] in the safetensors format, readable by PyTorch
-//! (`safetensors.torch.load_file`) and loadable into the equivalent `torch.nn` modules with
-//! `load_state_dict`.
-//!
-//! Conventions, chosen so the file is a PyTorch state dict:
-//! - names are the store's names (`hidden1.weight`, `bn1.running_var`, ...);
-//! - a matrix with [`FileLayout::Transposed`] (a [`Role::Weight`] by default: a dense weight,
-//!   kept here as `[inputs, outputs]`) is written transposed as
-//!   `[outputs, inputs]`, the layout of `nn.Linear.weight`, and transposed back on loading;
-//! - a [`Role::Counter`] (batch norm's `num_batches_tracked`) is written as an `I64` scalar;
-//! - everything else is written as `F32` or `F64`, the store's element type;
-//! - the store's training step goes in the header's `__metadata__` as `training_step` (PyTorch
-//!   ignores it), so dropout masks continue where they stopped after a reload.
-//!
-//! Loading checks before it reads: the 8-byte header length against the file's length, the
-//! header (valid JSON, no duplicate names, known dtypes, every tensor's byte range inside the
-//! data section, ranges that tile it without gaps or overlaps as the format requires), and every
-//! tensor against the model (missing, extra, shape, dtype). Every problem found is reported in
-//! one error, not only the first, and only then are the tensors the model uses read, one by
-//! one. So a file that claims a 3 GiB tensor the model does not have is refused after reading
-//! its header, and `/dev/zero` (not a regular file) is refused at once. Loading is atomic: on
-//! any error the store is left exactly as it was.
+//! Saving and loading a `ParamStore` in the safetensors format; the conventions are in the
+//! crate docs (`lib.rs`, "Parameter files").
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -134,7 +114,8 @@ pub fn safetensors_bytes<T: Float>(store: &ParamStore<T>) -> Result<Vec<u8>> {
     })
 }
 
-/// Writes every entry of `store` to `path` (see the module docs for the conventions). The file
+/// Writes every entry of `store` to `path` (the conventions are in the
+/// [crate docs](crate#parameter-files)). The file
 /// is written next to `path` first and renamed into place, so an interrupted save never leaves
 /// a truncated file under the real name.
 pub fn save_safetensors<T: Float>(store: &ParamStore<T>, path: impl AsRef<Path>) -> Result<()> {
@@ -151,8 +132,8 @@ pub fn save_safetensors<T: Float>(store: &ParamStore<T>, path: impl AsRef<Path>)
 }
 
 /// Reads `path` into `store`, replacing every entry, or changes nothing and reports every
-/// problem (see the module docs). Dtypes must match exactly; see [`load_safetensors_with`] for
-/// converting between `F32` and `F64`.
+/// problem (the checks are in the [crate docs](crate#parameter-files)). Dtypes must match
+/// exactly; see [`load_safetensors_with`] for converting between `F32` and `F64`.
 pub fn load_safetensors<T: Float>(store: &mut ParamStore<T>, path: impl AsRef<Path>) -> Result<()> {
     load_safetensors_with(store, path, LoadOptions::default())
 }

@@ -1,43 +1,7 @@
 //! Named parameters and buffers ([`ParamStore`]), the per-step binding of them to a tape
-//! ([`Context`]), and their gradients ([`ParamGradients`]).
-//!
-//! Parameters live outside the tape. Each training step makes a fresh [`Tape`], binds the store
-//! to it with a [`Context`] (every trainable parameter becomes a leaf), runs the model, and
-//! reads the parameters' gradients back by [`ParamId`]:
-//!
-//! ```
-//! use autograd::Tape;
-//! use nn::{Context, Dense, Init, Layer, Mode, ParamStore, optim::{Optimizer, Sgd}};
-//! use rand::SeedableRng;
-//! use tensor::Tensor;
-//!
-//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-//! let mut store = ParamStore::<f32>::new();
-//! let layer = Dense::new(&mut store, "hidden1", 3, 2, Init::XavierNormal, &mut rng).unwrap();
-//! let mut optimizer = Sgd::new(0.1);
-//!
-//! let tape = Tape::new();
-//! let mut context = Context::new(&tape, &mut store, Mode::Train);
-//! let x = tape.constant(Tensor::ones([4, 3]));
-//! let loss = layer.forward(&mut context, x).square().mean_all();
-//! let gradients = context.gradients(&loss.backward());
-//! optimizer.step(&mut store, &gradients).unwrap();
-//! ```
-//!
-//! # Identity
-//! Every store has a [`StoreId`], and every [`ParamId`] and [`ParamGradients`] carries the id of
-//! the store it came from. Using a parameter handle, or gradients, with another store is refused
-//! (a panic for a handle, a named error from an optimizer's `step` for gradients), so gradients
-//! of one model can never move the weights of another that happens to have the same shapes. A
-//! clone of a store is the *same* model at another moment (a snapshot): it keeps the id, so its
-//! layers, gradients and optimizer state stay valid for it.
-//!
-//! # The training step
-//! A store counts its training steps. Each [`Context`] made in [`Mode::Train`] takes the next
-//! step number and advances the count, so dropout masks (a function of the layer's seed and the
-//! step) never repeat by accident, even when a loop restarts its own counter every epoch. The
-//! count is saved with the parameters. [`Context::at_step`] binds a store to a step chosen by
-//! the caller, to recompute a step exactly.
+//! ([`Context`]), and their gradients ([`ParamGradients`]). The overview (identity, the training
+//! step, freezing, evaluation from a shared store) is in the crate docs, "Parameters, contexts
+//! and the training step".
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -189,7 +153,8 @@ impl<T: Float> Entry<T> {
 }
 
 /// Named parameters and buffers of a model, in the order they were added, with the model's
-/// identity and its count of training steps (see the module docs).
+/// identity and its count of training steps (see the crate docs, "Parameters, contexts and the
+/// training step").
 #[derive(Clone)]
 pub struct ParamStore<T: Float = f32> {
     id: StoreId,

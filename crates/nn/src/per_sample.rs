@@ -1,6 +1,4 @@
-//! Per-sample gradients of a model's parameters, and differentially private SGD's clipped
-//! aggregate, from one backward pass (built on [`autograd::per_sample`], whose docs give the
-//! method and the errors).
+//! Per-sample parameter gradients; the docs are on [`PerSampleParamGradients`].
 
 use autograd::{PerSampleGradients, Var};
 use tensor::{Float, Tensor};
@@ -9,6 +7,10 @@ use crate::error::{NnError, Result};
 use crate::params::{Context, ParamGradients, ParamId, StoreId};
 
 /// The per-sample gradients of a store's trainable parameters, by [`ParamId`].
+///
+/// Per-sample gradients of a model's parameters, and differentially private SGD's clipped
+/// aggregate, from one backward pass (built on [`autograd::per_sample`], whose docs give the
+/// method and the errors).
 #[derive(Clone, Debug)]
 pub struct PerSampleParamGradients<T: Float = f32> {
     store: StoreId,

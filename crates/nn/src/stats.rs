@@ -1,34 +1,4 @@
-//! Opt-in per-layer statistics: what each layer's output looks like (mean, standard deviation,
-//! largest magnitude, dead units, non-finite values), how large its parameters' gradients are,
-//! and how far the optimizer moved them relative to their size. These are the numbers that show
-//! *why* the chapter's techniques work: shrinking or exploding activations under a bad
-//! initialization (section 4), dead ReLUs, updates that are too large.
-//!
-//! ```
-//! use autograd::Tape;
-//! use nn::{Activation, Context, Dense, Init, LayerStatistics, Mode, ParamStore, Sequential};
-//! use rand::SeedableRng;
-//! use tensor::Tensor;
-//!
-//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-//! let mut store = ParamStore::<f32>::new();
-//! let model = Sequential::new()
-//!     .with(Dense::new(&mut store, "hidden1", 8, 16, Init::HeNormal, &mut rng).unwrap())
-//!     .with(Activation::Relu)
-//!     .with(Dense::new(&mut store, "output", 16, 2, Init::XavierNormal, &mut rng).unwrap());
-//! let x = Tensor::<f32>::random_normal([32, 8], 0.0, 1.0, &mut rng).unwrap();
-//!
-//! let mut statistics = LayerStatistics::new();
-//! let tape = Tape::new();
-//! let mut context = Context::new(&tape, &mut store, Mode::Train);
-//! let out = model.forward_with_statistics(&mut context, tape.constant(x), &mut statistics).unwrap();
-//! let gradients = context.gradients(&out.square().mean_all().backward());
-//! statistics.record_gradients(context.store(), &gradients);
-//! println!("{statistics}");
-//! let relu = &statistics.rows()[1];
-//! assert_eq!(relu.layer, "relu");
-//! assert!(relu.activation.unwrap().zero_fraction > 0.2); // about half the units are off
-//! ```
+//! Per-layer statistics; the docs are on [`LayerStatistics`].
 
 use std::fmt;
 
@@ -88,6 +58,38 @@ pub struct LayerRow {
 }
 
 /// Per-layer statistics, recorded on request and printable as a table.
+///
+/// Opt-in per-layer statistics: what each layer's output looks like (mean, standard deviation,
+/// largest magnitude, dead units, non-finite values), how large its parameters' gradients are,
+/// and how far the optimizer moved them relative to their size. These are the numbers that show
+/// *why* the chapter's techniques work: shrinking or exploding activations under a bad
+/// initialization (section 4), dead ReLUs, updates that are too large.
+///
+/// ```
+/// use autograd::Tape;
+/// use nn::{Activation, Context, Dense, Init, LayerStatistics, Mode, ParamStore, Sequential};
+/// use rand::SeedableRng;
+/// use tensor::Tensor;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut store = ParamStore::<f32>::new();
+/// let model = Sequential::new()
+///     .with(Dense::new(&mut store, "hidden1", 8, 16, Init::HeNormal, &mut rng).unwrap())
+///     .with(Activation::Relu)
+///     .with(Dense::new(&mut store, "output", 16, 2, Init::XavierNormal, &mut rng).unwrap());
+/// let x = Tensor::<f32>::random_normal([32, 8], 0.0, 1.0, &mut rng).unwrap();
+///
+/// let mut statistics = LayerStatistics::new();
+/// let tape = Tape::new();
+/// let mut context = Context::new(&tape, &mut store, Mode::Train);
+/// let out = model.forward_with_statistics(&mut context, tape.constant(x), &mut statistics).unwrap();
+/// let gradients = context.gradients(&out.square().mean_all().backward());
+/// statistics.record_gradients(context.store(), &gradients);
+/// println!("{statistics}");
+/// let relu = &statistics.rows()[1];
+/// assert_eq!(relu.layer, "relu");
+/// assert!(relu.activation.unwrap().zero_fraction > 0.2); // about half the units are off
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LayerStatistics {
     rows: Vec<LayerRow>,

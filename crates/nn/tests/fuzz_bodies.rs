@@ -114,6 +114,8 @@ fn the_inputs_fuzzing_found_keep_their_contract() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name.starts_with("safetensors") {
             nn::fuzzing::safetensors(&bytes);
+        } else if name.starts_with("gzip_csv") {
+            nn::fuzzing::gzip_csv(&bytes);
         } else if name.starts_with("csv") {
             nn::fuzzing::csv(&bytes);
         } else {
@@ -132,6 +134,11 @@ fn the_safetensors_loader_keeps_its_contract_on_mutated_files() {
 #[test]
 fn the_csv_parser_keeps_its_contract_on_mutated_text() {
     fuzz("csv", 3000, nn::fuzzing::csv);
+}
+
+#[test]
+fn the_gzip_csv_reader_keeps_its_contract_on_mutated_files() {
+    fuzz("gzip_csv", 3000, nn::fuzzing::gzip_csv);
 }
 
 #[test]

@@ -1,8 +1,4 @@
-//! [`Layout`]: how a tensor's logical elements map onto its storage (shape, strides, offset).
-//!
-//! Every view (permute, broadcast, narrow, reshape of contiguous data, squeeze, unsqueeze) is
-//! arithmetic on layouts; storage is never touched. Kernels ask a layout either for one
-//! contiguous range or for a strided walk in row-major logical order ([`for_each_row`]).
+//! [`Layout`]; the docs are on the struct.
 
 use std::ops::Range;
 
@@ -12,6 +8,10 @@ use crate::error::{Result, TensorError};
 use crate::shape::{Dims, Shape};
 
 /// Shape, strides (in elements) and offset of a tensor inside its storage.
+///
+/// Every view (permute, broadcast, narrow, reshape of contiguous data, squeeze, unsqueeze) is
+/// arithmetic on layouts; storage is never touched. Kernels ask a layout either for one
+/// contiguous range or for a strided walk in row-major logical order.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Layout {
     shape: Shape,

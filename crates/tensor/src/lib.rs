@@ -48,6 +48,33 @@
 //! assert!(error.to_string().contains("matmul"), "{error}");
 //! ```
 //!
+//! # Determinism
+//! Every result is a function of the values alone, never of the memory layout: the contiguous
+//! and strided paths of a kernel apply the same scalar function to the same pairs, and a
+//! reduction ([`sum`](Tensor::sum), [`mean`](Tensor::mean), variance, max, min, argmax,
+//! logsumexp, `sum_to`) accumulates every output element sequentially over its reduced
+//! elements in row-major logical order, whatever the layout. The kernel may run the loops in
+//! either nesting (output-major, or reduction-major when outputs are contiguous so the inner
+//! loop vectorises across outputs), but each output sees the same additions in the same order,
+//! so a strided view reduces to exactly the same bits as its contiguous copy.
+//!
+//! # rand
+//! `tensor::rand` is the `rand` crate this one is built on, version 0.10, re-exported:
+//! [`Tensor::random_normal`], [`Tensor::random_uniform`] and [`Float`]'s samplers take any
+//! `R: rand::Rng` of this version.
+//! A generator from another major version of rand does not implement it (the compiler reports
+//! an unsatisfied `Rng` bound and two versions of `rand`); `use tensor::rand::SeedableRng;`
+//! (or `nn::rand`) avoids the mismatch.
+//!
+//! ```
+//! use tensor::Tensor;
+//! use tensor::rand::SeedableRng;
+//!
+//! let mut rng = tensor::rand::rngs::StdRng::seed_from_u64(0);
+//! let x = Tensor::<f32>::random_uniform([2, 3], -1.0, 1.0, &mut rng).unwrap();
+//! assert!(x.to_vec().iter().all(|v| (-1.0..1.0).contains(v)));
+//! ```
+//!
 //! # Threads
 //! With the default feature `threading`, large matrix products run on
 //! `MATMUL_NUM_THREADS` threads (an environment variable read once, at the first large product;
@@ -78,3 +105,6 @@ pub use layout::Layout;
 pub use shape::{Dims, Shape};
 pub use storage::{CACHE_LIMIT_BYTES, DIRECT_MAX_LEN, SMALL_CACHE_LIMIT_BYTES, cached_bytes};
 pub use tensor::Tensor;
+
+// The rand version the API takes; the crate docs ("rand") say why to use it.
+pub use rand;

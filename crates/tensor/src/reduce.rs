@@ -1,11 +1,7 @@
 //! Reductions over one, several or all axes: sum, mean, variance, max, min, argmax,
 //! logsumexp, and `sum_to` (the reverse of broadcasting).
 //!
-//! Determinism: every output element is accumulated sequentially over its reduced elements in
-//! row-major logical order, whatever the memory layout. The kernel may run the loops in either
-//! nesting (output-major, or reduction-major when outputs are contiguous so the inner loop
-//! vectorises across outputs), but each output sees the same additions in the same order, so
-//! a strided view reduces to exactly the same bits as its contiguous copy.
+//! Determinism: see the crate docs ("Determinism"), which this module's kernels guarantee.
 
 use smallvec::SmallVec;
 

@@ -1,29 +1,4 @@
-//! Tensor buffers, and the per-thread cache that recycles them.
-//!
-//! Why a cache: a training step allocates and frees the same buffers every time (activations,
-//! gradients, a 784 x 512 weight gradient, the dropout masks). glibc hands large buffers back to
-//! the operating system on free, so without the cache the next step page-faults every one of them
-//! in again and the kernel zeroes each page (measured at 24,720 page faults and about a fifth of
-//! W1's CPU time); and a graph of small tensors (W4: 3,000 ops on 16 elements) spends a quarter
-//! of its instructions in malloc and free.
-//!
-//! The rule that keeps the cache honest: **every** buffer the crate allocates is first asked of
-//! the cache (`from_vec`, `from_slice`, `scalar`, `full`, `zeros`, every kernel's output), and a
-//! buffer enters the cache only when the tensor that owned it alone is dropped. So a buffer in
-//! the cache is one that the next request of its length takes back, and a loop that makes and
-//! drops tensors of one shape cycles through the same few buffers instead of filling the cache
-//! (100,000 drops of a 16,384-element `from_vec` leave one buffer cached, not 256 MiB).
-//!
-//! Free lists are kept per exact length: directly indexed up to [`DIRECT_MAX_LEN`] elements (a
-//! bounds-checked index on the per-op path of small tensors), in a short list of lengths above it.
-//! The caps count the memory the allocator really holds for each buffer (its chunk, with the
-//! reference counts, malloc's header and rounding), not the nominal element bytes: at most
-//! [`SMALL_CACHE_LIMIT_BYTES`] for buffers up to [`DIRECT_MAX_LEN`] elements (a full small cache
-//! refuses new entries: small buffers are cheap to allocate again) and [`CACHE_LIMIT_BYTES`] for
-//! larger ones (the least recently used length is evicted first), per element type and thread.
-//!
-//! The cache changes no result: buffers handed out for overwriting are written in full by their
-//! kernel before anything reads them, and buffers handed out filled are filled.
+//! Tensor buffers and their per-thread cache; the docs are on [`cached_bytes`].
 
 use std::sync::Arc;
 
@@ -267,6 +242,31 @@ pub(crate) fn recycle<T: Float>(buffer: &mut Arc<[T]>) {
 
 /// Bytes this thread's cache holds for element type `T`, as the allocator counts them:
 /// (buffers of at most [`DIRECT_MAX_LEN`] elements, longer ones).
+///
+/// Every tensor buffer is recycled through this per-thread cache. Why a cache: a training step allocates and frees the same buffers every time (activations,
+/// gradients, a 784 x 512 weight gradient, the dropout masks). glibc hands large buffers back to
+/// the operating system on free, so without the cache the next step page-faults every one of them
+/// in again and the kernel zeroes each page (measured at 24,720 page faults and about a fifth of
+/// W1's CPU time); and a graph of small tensors (W4: 3,000 ops on 16 elements) spends a quarter
+/// of its instructions in malloc and free.
+///
+/// The rule that keeps the cache honest: **every** buffer the crate allocates is first asked of
+/// the cache (`from_vec`, `from_slice`, `scalar`, `full`, `zeros`, every kernel's output), and a
+/// buffer enters the cache only when the tensor that owned it alone is dropped. So a buffer in
+/// the cache is one that the next request of its length takes back, and a loop that makes and
+/// drops tensors of one shape cycles through the same few buffers instead of filling the cache
+/// (100,000 drops of a 16,384-element `from_vec` leave one buffer cached, not 256 MiB).
+///
+/// Free lists are kept per exact length: directly indexed up to [`DIRECT_MAX_LEN`] elements (a
+/// bounds-checked index on the per-op path of small tensors), in a short list of lengths above it.
+/// The caps count the memory the allocator really holds for each buffer (its chunk, with the
+/// reference counts, malloc's header and rounding), not the nominal element bytes: at most
+/// [`SMALL_CACHE_LIMIT_BYTES`] for buffers up to [`DIRECT_MAX_LEN`] elements (a full small cache
+/// refuses new entries: small buffers are cheap to allocate again) and [`CACHE_LIMIT_BYTES`] for
+/// larger ones (the least recently used length is evicted first), per element type and thread.
+///
+/// The cache changes no result: buffers handed out for overwriting are written in full by their
+/// kernel before anything reads them, and buffers handed out filled are filled.
 pub fn cached_bytes<T: Float>() -> (usize, usize) {
     T::with_buffer_cache(|cache| cache.held_bytes()).unwrap_or((0, 0))
 }

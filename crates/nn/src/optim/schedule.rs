@@ -1,16 +1,6 @@
 //! Learning-rate schedules: functions of the epoch, applied with
-//! [`Optimizer::set_learning_rate`](super::Optimizer::set_learning_rate).
-//!
-//! ```
-//! use nn::optim::{CosineAnnealing, LearningRateSchedule, Optimizer, Sgd};
-//! let schedule = CosineAnnealing { initial: 0.1, minimum: 0.0, period: 10 };
-//! let mut sgd = Sgd::<f32>::new(0.1);
-//! for epoch in 0..10 {
-//!     sgd.set_learning_rate(schedule.learning_rate(epoch));
-//!     // ... train one epoch ...
-//! }
-//! assert!((schedule.learning_rate(5) - 0.05).abs() < 1e-12);
-//! ```
+//! [`Optimizer::set_learning_rate`](super::Optimizer::set_learning_rate) (the example is in the
+//! crate docs, "Learning-rate schedules"), and reduce-on-plateau, driven by a metric.
 
 /// A learning rate per epoch (counted from 0).
 pub trait LearningRateSchedule {
