@@ -7,22 +7,6 @@ use nn::rand::{SeedableRng, rngs::StdRng};
 use nn::{Activation, BatchNorm1d, CsvOptions, Dense, Dropout, EarlyStopping, Init, Layer};
 use nn::{Mode, ParamStore, Progress, Result, Sequential, Standardizer};
 
-fn block(
-    store: &mut ParamStore,
-    name: &str,
-    inputs: usize,
-    outputs: usize,
-    rng: &mut StdRng,
-) -> Result<Sequential> {
-    let linear = format!("{name}.linear");
-    let linear = Dense::new(store, &linear, inputs, outputs, Init::HeUniform, rng)?;
-    Ok(Sequential::new()
-        .with(linear)
-        .with(BatchNorm1d::new(store, &format!("{name}.bn"), outputs)?)
-        .with(Activation::Relu)
-        .with(Dropout::with_keep_probability(0.8, rng)?))
-}
-
 fn main() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(0);
     let dataset = nn::load_csv("examples/data/digits.csv.gz", CsvOptions::default())?;
@@ -30,18 +14,22 @@ fn main() -> Result<()> {
     let scaler = Standardizer::fit(train.features())?;
     let train = train.with_features(scaler.transform(train.features())?)?;
     let validation = validation.with_features(scaler.transform(validation.features())?)?;
+    let mut block = |store: &mut ParamStore, name: &str, inputs, outputs| -> Result<Sequential> {
+        let linear = format!("{name}.linear");
+        let linear = Dense::new(store, &linear, inputs, outputs, Init::HeUniform, &mut rng)?;
+        Ok(Sequential::new()
+            .with(linear)
+            .with(BatchNorm1d::new(store, &format!("{name}.bn"), outputs)?)
+            .with(Activation::Relu)
+            .with(Dropout::with_keep_probability(0.8, &mut rng)?))
+    };
     let mut store = ParamStore::new();
-    let model = Sequential::new()
-        .with(block(&mut store, "0", 64, 128, &mut rng)?)
-        .with(block(&mut store, "1", 128, 64, &mut rng)?);
-    let model = model.with(Dense::new(
-        &mut store,
-        "2",
-        64,
-        10,
-        Init::HeUniform,
-        &mut rng,
-    )?);
+    let (first, second) = (
+        block(&mut store, "0", 64, 128)?,
+        block(&mut store, "1", 128, 64)?,
+    );
+    let output = Dense::new(&mut store, "2", 64, 10, Init::HeUniform, &mut rng)?;
+    let model = Sequential::new().with(first).with(second).with(output);
     let mut optimizer = Adam::new(1e-3);
     let schedule = CosineAnnealing::new(1e-3, 30);
     let mut stopping = EarlyStopping::new(5);
