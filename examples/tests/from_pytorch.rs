@@ -38,6 +38,8 @@ fn the_port_is_within_1_3_times_the_pytorch_lines_and_the_page_says_so() {
     let page = read("docs/from-pytorch.md");
     let row = format!("| {py} | {rs} ({ratio:.2}x) |");
     assert!(page.contains(&row), "the page's line-count row should read '{row}'");
+    let guide = read("docs/guide.md");
+    assert!(guide.contains(&format!("in {ratio:.2}x its lines")), "docs/guide.md quotes the ratio");
     assert_eq!(listing(&page, "### PyTorch", "python"), python);
     assert_eq!(listing(&page, "### This library", "rust"), rust);
 }

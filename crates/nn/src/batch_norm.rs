@@ -134,11 +134,14 @@ impl<T: Float> Layer<T> for BatchNorm1d {
         &self.name
     }
 
+    /// `[batch, features]`, or `[batch, features, length]` as PyTorch's `BatchNorm1d` (a
+    /// sequence of `length` per channel: the statistics of a feature are over the batch and the
+    /// length).
     fn output_shape(&self, input: &Shape) -> Result<Shape> {
         match input.dims() {
-            &[_, features] if features == self.features => Ok(input.clone()),
+            &[_, features] | &[_, features, _] if features == self.features => Ok(input.clone()),
             _ => Err(self.shape_error(format!(
-                "expected input [batch, {}], got {input}",
+                "expected input [batch, {0}] or [batch, {0}, length], got {input}",
                 self.features
             ))),
         }
@@ -151,15 +154,29 @@ impl<T: Float> Layer<T> for BatchNorm1d {
     ) -> Result<Var<'t, T>> {
         let shape = x.shape();
         Layer::<T>::output_shape(self, &shape)?;
-        let (gamma, beta) = (context.param(self.gamma), context.param(self.beta));
+        // [batch, features, length]: per-feature values broadcast along the length as
+        // [features, 1], and the statistics taken over the batch and the length.
+        let sequence = shape.rank() == 3;
+        let per_feature: Shape = if sequence {
+            Shape::from([self.features, 1])
+        } else {
+            Shape::from([self.features])
+        };
+        let (mut gamma, mut beta) = (context.param(self.gamma), context.param(self.beta));
+        if sequence {
+            gamma = gamma.try_reshape(per_feature.clone())?;
+            beta = beta.try_reshape(per_feature.clone())?;
+        }
         let eps = T::from_f64(self.eps);
         if let Mode::Eval = context.mode() {
             let tape = context.tape();
-            let mean = tape.constant(context.buffer(self.running_mean).clone());
+            let mean =
+                tape.constant(context.buffer(self.running_mean).reshape(per_feature.clone()));
             let inverse_std = tape.constant(
                 context
                     .buffer(self.running_var)
-                    .map(|v| T::ONE / (v + eps).sqrt()),
+                    .map(|v| T::ONE / (v + eps).sqrt())
+                    .reshape(per_feature),
             );
             return Ok(x
                 .try_sub(mean)?
@@ -167,21 +184,25 @@ impl<T: Float> Layer<T> for BatchNorm1d {
                 .try_mul(gamma)?
                 .try_add(beta)?);
         }
-        let batch = shape.dims()[0];
-        if batch < 2 {
+        let (axes, samples): (&[usize], usize) = if sequence {
+            (&[0, 2], shape.dims()[0] * shape.dims()[2])
+        } else {
+            (&[0], shape.dims()[0])
+        };
+        if samples < 2 {
             return Err(self.shape_error(format!(
                 "training needs more than one sample per feature, got input {shape}"
             )));
         }
-        // mean, x - mean, and the biased variance (divide by the batch), written once.
-        let (mean, centered, variance) = x.try_moments(&[0], false)?;
+        // mean, x - mean, and the biased variance (divide by the samples), written once.
+        let (mean, centered, variance) = x.try_moments(axes, false)?;
         let normalized = centered.try_div(variance.try_add_scalar(eps)?.try_sqrt()?)?;
         let output = normalized.try_mul(gamma)?.try_add(beta)?;
 
         // Running statistics, off the tape, from the batch's values.
         let momentum = T::from_f64(self.momentum);
         let keep = T::ONE - momentum;
-        let unbiased = T::from_usize(batch) / T::from_usize(batch - 1);
+        let unbiased = T::from_usize(samples) / T::from_usize(samples - 1);
         let batch_mean = mean.value().reshape([self.features]);
         let batch_var = variance.value().reshape([self.features]);
         let running_mean =
@@ -231,6 +252,39 @@ mod tests {
     /// The classic closed form of batch norm's input gradient (Ioffe & Szegedy), with
     /// xhat = (x - mu) / sqrt(var + eps) and dxhat = dy * gamma:
     /// dx = (1 / b) / sqrt(var + eps) * (b dxhat - sum(dxhat) - xhat sum(dxhat xhat)).
+    #[test]
+    fn a_sequence_is_normalized_per_feature_over_batch_and_length() {
+        // [batch 2, features 3, length 4] must equal the rank-2 layer on the 8 rows
+        // x[n, :, l] (PyTorch's BatchNorm1d on [N, C, L]), outputs and running statistics.
+        let (mut store, bn) = layer(3);
+        let mut flat_store = store.clone();
+        let x = sample(&[2, 3, 4], 12);
+        let rows = x.permute(&[0, 2, 1]).reshape([8, 3]);
+        for mode in [Mode::Train, Mode::Eval] {
+            let tape = Tape::new();
+            let mut context = Context::new(&tape, &mut store, mode);
+            let y = bn.forward(&mut context, tape.constant(x.clone())).value();
+            let mut flat_context = Context::new(&tape, &mut flat_store, mode);
+            let expected = bn.forward(&mut flat_context, tape.constant(rows.clone())).value();
+            let y_rows = y.permute(&[0, 2, 1]).reshape([8, 3]).to_vec();
+            for (a, b) in y_rows.iter().zip(expected.to_vec()) {
+                assert!((a - b).abs() < 1e-14, "{mode:?}: {a} vs {b}");
+            }
+        }
+        for id in [bn.running_mean(), bn.running_var()] {
+            for (a, b) in store.value(id).to_vec().iter().zip(flat_store.value(id).to_vec()) {
+                assert!((a - b).abs() < 1e-15);
+            }
+        }
+        for mode in [Mode::Train, Mode::Eval] {
+            gradcheck_layer(&bn, &store, x.clone(), mode);
+        }
+        // One sample per feature (batch 1, length 1) cannot be normalized in training.
+        let tape = Tape::new();
+        let mut context = Context::new(&tape, &mut store, Mode::Train);
+        assert!(bn.try_forward(&mut context, tape.constant(sample(&[1, 3, 1], 1))).is_err());
+    }
+
     #[test]
     fn input_gradient_matches_the_closed_form() {
         let (mut store, bn) = layer(4);
@@ -375,7 +429,7 @@ mod tests {
         let wrong = tape.constant(Tensor::zeros([4, 2]));
         assert_eq!(
             bn.try_forward(&mut context, wrong).unwrap_err().to_string(),
-            "BatchNorm1d 'bn': expected input [batch, 3], got [4, 2]"
+            "BatchNorm1d 'bn': expected input [batch, 3] or [batch, 3, length], got [4, 2]"
         );
         let single = tape.constant(Tensor::zeros([1, 3]));
         assert_eq!(
