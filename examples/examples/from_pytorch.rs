@@ -14,21 +14,23 @@ fn main() -> Result<()> {
     let scaler = Standardizer::fit(train.features())?;
     let train = train.with_features(scaler.transform(train.features())?)?;
     let validation = validation.with_features(scaler.transform(validation.features())?)?;
-    let mut block = |store: &mut ParamStore, name: &str, inputs, outputs| -> Result<Sequential> {
-        let linear = format!("{name}.linear");
-        let linear = Dense::new(store, &linear, inputs, outputs, Init::HeUniform, &mut rng)?;
-        Ok(Sequential::new()
+    // Named as PyTorch's nn.Sequential names them (0 and 1, 4 and 5, 8), so the saved file
+    // loads into the PyTorch model with load_state_dict.
+    let mut block = |store: &mut ParamStore, [dense, bn]: [&str; 2], inputs, outputs| {
+        let linear = Dense::new(store, dense, inputs, outputs, Init::HeUniform, &mut rng)?;
+        let block: Sequential = Sequential::new()
             .with(linear)
-            .with(BatchNorm1d::new(store, &format!("{name}.bn"), outputs)?)
+            .with(BatchNorm1d::new(store, bn, outputs)?)
             .with(Activation::Relu)
-            .with(Dropout::with_keep_probability(0.8, &mut rng)?))
+            .with(Dropout::with_keep_probability(0.8, &mut rng)?);
+        Result::Ok(block)
     };
     let mut store = ParamStore::new();
     let (first, second) = (
-        block(&mut store, "0", 64, 128)?,
-        block(&mut store, "1", 128, 64)?,
+        block(&mut store, ["0", "1"], 64, 128)?,
+        block(&mut store, ["4", "5"], 128, 64)?,
     );
-    let output = Dense::new(&mut store, "2", 64, 10, Init::HeUniform, &mut rng)?;
+    let output = Dense::new(&mut store, "8", 64, 10, Init::HeUniform, &mut rng)?;
     let model = Sequential::new().with(first).with(second).with(output);
     let mut optimizer = Adam::new(1e-3);
     let schedule = CosineAnnealing::new(1e-3, 30);
