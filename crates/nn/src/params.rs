@@ -570,15 +570,17 @@ impl<T: Float> ParamStore<T> {
     /// use tensor::Tensor;
     /// let mut rng = nn::rand::rngs::StdRng::seed_from_u64(0);
     /// let mut store = ParamStore::<f64>::new();
-    /// let model = Dense::new(&mut store, "output", 3, 2, Init::XavierNormal, &mut rng).unwrap();
+    /// let model = Dense::new(&mut store, "output", 3, 2, Init::Constant(0.0), &mut rng).unwrap();
     /// let x = Tensor::ones([4, 3]);
     /// let (loss, gradients) = store
     ///     .value_and_gradients(Mode::Train, |context| {
     ///         let logits = model.try_forward(context, context.input(&x))?;
-    ///         nn::try_cross_entropy(logits, &[0, 1, 1, 0])
+    ///         nn::try_cross_entropy(logits, &[0, 0, 0, 1])
     ///     })
     ///     .unwrap();
-    /// assert!((loss - 2.0_f64.ln()).abs() < 0.5);
+    /// // Zero logits: loss ln 2, and the bias gradient is mean(softmax - onehot) = (-1/4, 1/4).
+    /// assert!((loss - 2.0_f64.ln()).abs() < 1e-15);
+    /// assert_eq!(gradients.get(model.bias()).unwrap().to_vec(), vec![-0.25, 0.25]);
     /// Sgd::new(0.1).step(&mut store, &gradients).unwrap();
     /// ```
     pub fn value_and_gradients<F>(&mut self, mode: Mode, loss: F) -> Result<(f64, ParamGradients<T>)>
