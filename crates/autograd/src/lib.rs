@@ -82,6 +82,7 @@ mod checkpoint;
 mod composite;
 mod custom;
 mod diagnostics;
+mod einsum;
 mod error;
 mod forward;
 pub mod gradcheck;
