@@ -833,4 +833,229 @@ mod tests {
         );
         assert_eq!(tape.len(), before + 1);
     }
+
+    fn vector(values: &[f64]) -> Tensor<f64> {
+        Tensor::from_vec(values.to_vec(), [values.len()]).unwrap()
+    }
+
+    #[test]
+    fn split_gives_consecutive_parts_and_their_gradients() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(grid().t().contiguous()); // [4, 3]
+        let parts = x.split(&[1, 0, 3], 0);
+        let dims: Vec<Vec<usize>> = parts.iter().map(|p| p.shape().dims().to_vec()).collect();
+        assert_eq!(dims, vec![vec![1, 3], vec![0, 3], vec![3, 3]]);
+        let value = x.value();
+        assert_eq!(parts[0].value().to_vec(), value.narrow(0, 0, 1).to_vec());
+        assert_eq!(parts[2].value().to_vec(), value.narrow(0, 1, 3).to_vec());
+        // Along axis 1, weighted: each element's gradient is its part's weight.
+        let columns = x.split(&[2, 1], 1);
+        assert_eq!(columns[1].value().to_vec(), value.narrow(1, 2, 1).to_vec());
+        let loss = columns[0].sum_all() + columns[1].sum_all() * 5.0;
+        let grad = loss.backward().wrt(x).to_vec();
+        assert_eq!(grad, [1.0, 1.0, 5.0].repeat(4));
+        // An empty axis splits into no parts, or into empty ones.
+        let empty = tape.leaf(Tensor::zeros([0, 2]));
+        assert!(empty.split(&[], 0).is_empty());
+        assert_eq!(empty.split(&[0, 0], 0).len(), 2);
+    }
+
+    #[test]
+    fn chunk_follows_torch_chunk() {
+        let tape = Tape::<f64>::new();
+        let lengths = |len: usize, chunks: usize| -> Vec<usize> {
+            let x = tape.leaf(Tensor::zeros([2, len]));
+            x.chunk(chunks, 1).iter().map(|p| p.shape().dims()[1]).collect()
+        };
+        assert_eq!(lengths(5, 4), vec![2, 2, 1]); // fewer parts than chunks
+        assert_eq!(lengths(6, 4), vec![2, 2, 2]);
+        assert_eq!(lengths(6, 3), vec![2, 2, 2]);
+        assert_eq!(lengths(7, 3), vec![3, 3, 1]);
+        assert_eq!(lengths(3, 5), vec![1, 1, 1]);
+        assert_eq!(lengths(4, 1), vec![4]);
+        assert_eq!(lengths(0, 3), vec![0, 0, 0]); // an empty axis: `chunks` empty parts
+        let x = tape.leaf(vector(&[1.0, 2.0, 3.0, 4.0, 5.0]));
+        let parts = x.chunk(2, 0);
+        assert_eq!(parts[0].value().to_vec(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(parts[1].value().to_vec(), vec![4.0, 5.0]);
+        let loss = parts[0].sum_all() * 2.0 + parts[1].sum_all() * 3.0;
+        assert_eq!(loss.backward().wrt(x).to_vec(), vec![2.0, 2.0, 2.0, 3.0, 3.0]);
+    }
+
+    #[test]
+    fn stack_matches_tensor_stack_on_every_axis() {
+        let tape = Tape::<f64>::new();
+        let (a_value, b_value) = (grid(), grid().map(|v| v * -3.0 + 1.0));
+        let a = tape.leaf(a_value.clone());
+        let b = tape.leaf(b_value.clone());
+        for axis in 0..=2 {
+            let stacked = Var::stack(&[a, b, a], axis);
+            let expected = Tensor::stack(&[&a_value, &b_value, &a_value], axis).unwrap();
+            assert_eq!(stacked.shape(), *expected.shape());
+            assert_eq!(stacked.value().to_vec(), expected.to_vec());
+        }
+        // a appears twice: gradient 2 per element, b's 1, with weights 1, 2, 3 on the parts.
+        let weights = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3, 1, 1]).unwrap());
+        let grads = (Var::stack(&[a, b, a], 0) * weights).sum_all().backward();
+        assert_eq!(grads.wrt(a).to_vec(), vec![4.0; 12]);
+        assert_eq!(grads.wrt(b).to_vec(), vec![2.0; 12]);
+        let scalar = tape.leaf(Tensor::scalar(2.0));
+        assert_eq!(Var::stack(&[scalar, scalar], 0).value().to_vec(), vec![2.0, 2.0]);
+    }
+
+    #[test]
+    fn clamp_value_is_tensor_clamp_and_its_gradient_includes_the_bounds() {
+        let tape = Tape::<f64>::new();
+        let values = vector(&[
+            -3.0,
+            -1.0,
+            -0.0,
+            0.5,
+            1.0,
+            2.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ]);
+        let x = tape.leaf(values.clone());
+        let y = x.clamp(-1.0, 1.0);
+        let expected = values.clamp(-1.0, 1.0).to_vec();
+        let actual = y.value().to_vec();
+        for (a, e) in actual.iter().zip(&expected) {
+            assert!(a.to_bits() == e.to_bits(), "{actual:?} vs {expected:?}");
+        }
+        assert!(actual[6].is_nan());
+        assert!(actual[2].is_sign_negative(), "-0 stays -0");
+        let grad = y.sum_all().backward().wrt(x).to_vec();
+        assert_eq!(grad, vec![0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        // One-sided forms: the bound included, the infinities on the open side kept.
+        let low = x.clamp_min(-1.0);
+        assert_eq!(low.value().to_vec()[..6], [-1.0, -1.0, -0.0, 0.5, 1.0, 2.0]);
+        let grad = low.sum_all().backward().wrt(x).to_vec();
+        assert_eq!(grad, vec![0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0]);
+        let high = x.clamp_max(1.0);
+        assert_eq!(high.value().to_vec()[..6], [-3.0, -1.0, -0.0, 0.5, 1.0, 1.0]);
+        let grad = high.sum_all().backward().wrt(x).to_vec();
+        assert_eq!(grad, vec![1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+        // Equal bounds: everything becomes the bound; only an element on it keeps gradient 1.
+        let pinned = x.clamp(1.0, 1.0);
+        assert_eq!(pinned.value().to_vec()[..6], [1.0; 6]);
+        let grad = pinned.sum_all().backward().wrt(x).to_vec();
+        assert_eq!(grad, vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn masked_fill_and_where_scalar_choose_and_route_gradients() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(grid()); // [3, 4]
+        let rows = Tensor::from_vec(vec![1.0, 0.0, 1.0], [3, 1]).unwrap();
+        let filled = x.masked_fill(&rows, 7.5);
+        let value = grid();
+        let expected: Vec<f64> = (0..12)
+            .map(|i| if i / 4 == 1 { value.to_vec()[i] } else { 7.5 })
+            .collect();
+        assert_eq!(filled.value().to_vec(), expected);
+        let grad = (filled * 2.0).sum_all().backward().wrt(x).to_vec();
+        let kept: Vec<f64> = (0..12).map(|i| if i / 4 == 1 { 2.0 } else { 0.0 }).collect();
+        assert_eq!(grad, kept);
+        // where_scalar: x where the condition holds, the scalar elsewhere; broadcasting the
+        // condition up to x's shape and x up to the condition's.
+        let chosen = Var::where_scalar(&rows, x, -2.0);
+        let expected: Vec<f64> = (0..12)
+            .map(|i| if i / 4 == 1 { -2.0 } else { value.to_vec()[i] })
+            .collect();
+        assert_eq!(chosen.value().to_vec(), expected);
+        let grad = chosen.sum_all().backward().wrt(x).to_vec();
+        let kept: Vec<f64> = (0..12).map(|i| if i / 4 == 1 { 0.0 } else { 1.0 }).collect();
+        assert_eq!(grad, kept);
+        let v = tape.leaf(vector(&[1.0, 2.0]));
+        let grid_condition = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], [2, 2]).unwrap();
+        let broadcast = Var::where_scalar(&grid_condition, v, 0.0);
+        assert_eq!(broadcast.value().to_vec(), vec![1.0, 0.0, 0.0, 2.0]);
+        assert_eq!(broadcast.sum_all().backward().wrt(v).to_vec(), vec![1.0, 1.0]);
+        // A NaN in the filled part does not reach the gradient.
+        let poisoned = tape.leaf(vector(&[f64::NAN, 1.0]));
+        let mask = vector(&[1.0, 0.0]);
+        let grad = poisoned.masked_fill(&mask, 0.0).sum_all().backward().wrt(poisoned);
+        assert_eq!(grad.to_vec(), vec![0.0, 1.0]);
+    }
+
+    #[test]
+    fn new_composite_gradients() {
+        assert_gradcheck(
+            |x| {
+                let parts = x[0].split(&[1, 2], 1);
+                parts[0].square().sum_all() + parts[1].sum_all() * 3.0
+            },
+            &[grid().narrow(1, 0, 3)],
+        );
+        assert_gradcheck(
+            |x| {
+                let parts = x[0].chunk(3, 1);
+                parts[0].square().sum_all() + (parts[1] * parts[2]).sum_all()
+            },
+            &[grid().narrow(1, 0, 3)],
+        );
+        assert_gradcheck(|x| Var::stack(&[x[0], x[1].t()], 1).square(), &[grid(), grid().t()]);
+        // Away from the bounds (the kinks are tested in tests/gradcheck_tools.rs).
+        assert_gradcheck(|x| x[0].clamp(-1.0, 1.0).square(), &[grid().map(|v| v + 0.05)]);
+        let rows = Tensor::from_vec(vec![1.0, 0.0, 1.0], [3, 1]).unwrap();
+        let mask = rows.clone();
+        assert_gradcheck(move |x| x[0].masked_fill(&mask, 2.0).square(), &[grid()]);
+        assert_gradcheck(move |x| Var::where_scalar(&rows, x[0], 2.0).square(), &[grid()]);
+    }
+
+    #[test]
+    fn new_composite_errors_are_named_and_record_nothing() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(grid());
+        let y = tape.leaf(Tensor::zeros([4, 3]));
+        let before = tape.len();
+        let error = |result: Result<Vec<Var<'_, f64>>>| result.unwrap_err().to_string();
+        assert_eq!(
+            error(x.try_split(&[2, 3], 1)),
+            "split: sizes [2, 3] sum to 5, but axis 1 of shape [3, 4] has length 4"
+        );
+        assert_eq!(
+            error(x.try_split(&[usize::MAX, 5], 1)),
+            "split: sizes [18446744073709551615, 5] sum to more than usize::MAX, but axis 1 of shape [3, 4] has length 4"
+        );
+        assert!(error(x.try_split(&[3], 2)).starts_with("split: axis 2"));
+        assert_eq!(
+            error(x.try_chunk(0, 1)),
+            "chunk: needs at least 1 chunk, got 0 (shape [3, 4], axis 1)"
+        );
+        assert!(error(x.try_chunk(2, 2)).starts_with("chunk: axis 2"));
+        assert_eq!(
+            Var::try_stack(&[x, y], 0).unwrap_err().to_string(),
+            "stack: shapes differ: [3, 4] vs [4, 3]"
+        );
+        assert_eq!(
+            Var::try_stack(&[x, x], 3).unwrap_err().to_string(),
+            "stack: axis 3 is out of range 0..=2 for parts of shape [3, 4]"
+        );
+        assert!(Var::<'_, f64>::try_stack(&[], 0).is_err());
+        assert_eq!(
+            x.try_clamp(1.0, -1.0).unwrap_err().to_string(),
+            "clamp: min 1 is greater than max -1"
+        );
+        assert_eq!(
+            x.try_clamp(f64::NAN, 1.0).unwrap_err().to_string(),
+            "clamp: a bound is NaN (min NaN, max 1)"
+        );
+        assert!(x.try_clamp_min(f64::NAN).unwrap_err().to_string().starts_with("clamp_min: a bound is NaN"));
+        assert!(x.try_clamp_max(f64::NAN).unwrap_err().to_string().starts_with("clamp_max: a bound is NaN"));
+        let wide = Tensor::zeros([2, 3, 4]);
+        assert!(x.try_masked_fill(&wide, 0.0).unwrap_err().to_string().starts_with("masked_fill:"));
+        assert!(x.try_masked_fill(&Tensor::zeros([3]), 0.0).is_err());
+        assert!(Var::try_where_scalar(&Tensor::zeros([3]), x, 0.0).is_err());
+        assert_eq!(tape.len(), before);
+        let other = Tape::<f64>::new();
+        let foreign = other.leaf(grid());
+        assert!(matches!(
+            Var::try_stack(&[x, foreign], 0),
+            Err(crate::AutogradError::ForeignVar { op: "stack" })
+        ));
+        assert_eq!(tape.len(), before);
+    }
 }

@@ -696,4 +696,87 @@ mod tests {
         ));
         assert_eq!(tape.len(), before);
     }
+
+    /// An independent einsum: loops over every assignment of every subscript, multiplying the
+    /// operands' elements into the output's (no permute, reshape or matmul involved).
+    fn brute_force(inputs: &[&str], output: &str, operands: &[Tensor<f64>]) -> Tensor<f64> {
+        let mut letters: Vec<char> = inputs.iter().flat_map(|t| t.chars()).collect();
+        letters.sort_unstable();
+        letters.dedup();
+        let size = |c: char| {
+            inputs
+                .iter()
+                .zip(operands)
+                .find_map(|(t, x)| t.chars().position(|d| d == c).map(|a| x.dims()[a]))
+                .unwrap()
+        };
+        let sizes: Vec<usize> = letters.iter().map(|&c| size(c)).collect();
+        let out_dims: Vec<usize> = output.chars().map(size).collect();
+        let mut out = vec![0.0; out_dims.iter().product()];
+        let mut assignment = vec![0usize; letters.len()];
+        let value_of = |c: char, assignment: &[usize]| assignment[letters.iter().position(|&d| d == c).unwrap()];
+        if sizes.iter().all(|&n| n > 0) {
+            loop {
+                let mut product = 1.0;
+                for (term, x) in inputs.iter().zip(operands) {
+                    let index: Vec<usize> = term.chars().map(|c| value_of(c, &assignment)).collect();
+                    product *= x.get(&index);
+                }
+                let flat = output
+                    .chars()
+                    .zip(&out_dims)
+                    .fold(0, |f, (c, &n)| f * n + value_of(c, &assignment));
+                out[flat] += product;
+                // The next assignment (odometer order).
+                let mut axis = letters.len();
+                loop {
+                    if axis == 0 {
+                        return Tensor::from_vec(out, out_dims).unwrap();
+                    }
+                    axis -= 1;
+                    assignment[axis] += 1;
+                    if assignment[axis] < sizes[axis] {
+                        break;
+                    }
+                    assignment[axis] = 0;
+                }
+            }
+        }
+        Tensor::from_vec(out, out_dims).unwrap()
+    }
+
+    #[test]
+    fn many_patterns_match_a_brute_force_sum() {
+        // (equation, explicit output for the brute force, operand shapes)
+        let cases: [(&str, &str, &[&[usize]]); 16] = [
+            ("ij,jk->ik", "ik", &[&[2, 3], &[3, 4]]),
+            ("bij,bjk->bik", "bik", &[&[2, 3, 2], &[2, 2, 3]]),
+            ("i,j->ij", "ij", &[&[3], &[4]]),
+            ("i,i->", "", &[&[5], &[5]]),
+            ("bn,bm->nm", "nm", &[&[3, 2], &[3, 4]]),
+            ("ii,j->j", "j", &[&[3, 3], &[2]]),
+            ("ii,i->i", "i", &[&[3, 3], &[3]]),
+            ("ij,kl->ji", "ji", &[&[2, 3], &[2, 2]]),
+            ("ijk,jl->lik", "lik", &[&[2, 3, 2], &[3, 4]]),
+            ("iij,jk", "k", &[&[2, 2, 3], &[3, 2]]),
+            ("ba,ca", "bc", &[&[2, 3], &[4, 3]]),
+            ("ij,jk,kl->il", "il", &[&[2, 3], &[3, 3], &[3, 2]]),
+            ("ij,ij,ij->j", "j", &[&[2, 3], &[2, 3], &[2, 3]]),
+            ("abc,cd,bd->da", "da", &[&[2, 3, 2], &[2, 3], &[3, 3]]),
+            ("ijj,kj->ki", "ki", &[&[2, 3, 3], &[2, 3]]),
+            ("bij,jk->bki", "bki", &[&[2, 2, 3], &[3, 2]]),
+        ];
+        for (n, (spec, output, shapes)) in cases.iter().enumerate() {
+            let lhs = spec.split("->").next().unwrap();
+            let terms: Vec<&str> = lhs.split(',').collect();
+            let operands: Vec<Tensor<f64>> = shapes
+                .iter()
+                .enumerate()
+                .map(|(k, dims)| tensor(dims, n as f64 + 0.3 * k as f64))
+                .collect();
+            let expected = brute_force(&terms, output, &operands);
+            let actual = einsum_value(spec, &operands);
+            assert_close(&actual, &expected.to_vec(), expected.dims());
+        }
+    }
 }
