@@ -471,7 +471,7 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     /// Joins Vars of one shape along a new `axis` (0 to their rank): each part is unsqueezed
-    /// there, then [`concat`](Var::concat)enated, so the values are copied exactly and each
+    /// there, then joined by [`concat`](Var::concat), so the values are copied exactly and each
     /// part's gradient is its slice of the output's.
     ///
     /// PyTorch: `torch.stack(tensors, dim)`.
@@ -865,7 +865,10 @@ mod tests {
         let tape = Tape::<f64>::new();
         let lengths = |len: usize, chunks: usize| -> Vec<usize> {
             let x = tape.leaf(Tensor::zeros([2, len]));
-            x.chunk(chunks, 1).iter().map(|p| p.shape().dims()[1]).collect()
+            x.chunk(chunks, 1)
+                .iter()
+                .map(|p| p.shape().dims()[1])
+                .collect()
         };
         assert_eq!(lengths(5, 4), vec![2, 2, 1]); // fewer parts than chunks
         assert_eq!(lengths(6, 4), vec![2, 2, 2]);
@@ -879,7 +882,10 @@ mod tests {
         assert_eq!(parts[0].value().to_vec(), vec![1.0, 2.0, 3.0]);
         assert_eq!(parts[1].value().to_vec(), vec![4.0, 5.0]);
         let loss = parts[0].sum_all() * 2.0 + parts[1].sum_all() * 3.0;
-        assert_eq!(loss.backward().wrt(x).to_vec(), vec![2.0, 2.0, 2.0, 3.0, 3.0]);
+        assert_eq!(
+            loss.backward().wrt(x).to_vec(),
+            vec![2.0, 2.0, 2.0, 3.0, 3.0]
+        );
     }
 
     #[test]
@@ -900,7 +906,10 @@ mod tests {
         assert_eq!(grads.wrt(a).to_vec(), vec![4.0; 12]);
         assert_eq!(grads.wrt(b).to_vec(), vec![2.0; 12]);
         let scalar = tape.leaf(Tensor::scalar(2.0));
-        assert_eq!(Var::stack(&[scalar, scalar], 0).value().to_vec(), vec![2.0, 2.0]);
+        assert_eq!(
+            Var::stack(&[scalar, scalar], 0).value().to_vec(),
+            vec![2.0, 2.0]
+        );
     }
 
     #[test]
@@ -934,7 +943,10 @@ mod tests {
         let grad = low.sum_all().backward().wrt(x).to_vec();
         assert_eq!(grad, vec![0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0]);
         let high = x.clamp_max(1.0);
-        assert_eq!(high.value().to_vec()[..6], [-3.0, -1.0, -0.0, 0.5, 1.0, 1.0]);
+        assert_eq!(
+            high.value().to_vec()[..6],
+            [-3.0, -1.0, -0.0, 0.5, 1.0, 1.0]
+        );
         let grad = high.sum_all().backward().wrt(x).to_vec();
         assert_eq!(grad, vec![1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
         // Equal bounds: everything becomes the bound; only an element on it keeps gradient 1.
@@ -956,7 +968,9 @@ mod tests {
             .collect();
         assert_eq!(filled.value().to_vec(), expected);
         let grad = (filled * 2.0).sum_all().backward().wrt(x).to_vec();
-        let kept: Vec<f64> = (0..12).map(|i| if i / 4 == 1 { 2.0 } else { 0.0 }).collect();
+        let kept: Vec<f64> = (0..12)
+            .map(|i| if i / 4 == 1 { 2.0 } else { 0.0 })
+            .collect();
         assert_eq!(grad, kept);
         // where_scalar: x where the condition holds, the scalar elsewhere; broadcasting the
         // condition up to x's shape and x up to the condition's.
@@ -966,17 +980,26 @@ mod tests {
             .collect();
         assert_eq!(chosen.value().to_vec(), expected);
         let grad = chosen.sum_all().backward().wrt(x).to_vec();
-        let kept: Vec<f64> = (0..12).map(|i| if i / 4 == 1 { 0.0 } else { 1.0 }).collect();
+        let kept: Vec<f64> = (0..12)
+            .map(|i| if i / 4 == 1 { 0.0 } else { 1.0 })
+            .collect();
         assert_eq!(grad, kept);
         let v = tape.leaf(vector(&[1.0, 2.0]));
         let grid_condition = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], [2, 2]).unwrap();
         let broadcast = Var::where_scalar(&grid_condition, v, 0.0);
         assert_eq!(broadcast.value().to_vec(), vec![1.0, 0.0, 0.0, 2.0]);
-        assert_eq!(broadcast.sum_all().backward().wrt(v).to_vec(), vec![1.0, 1.0]);
+        assert_eq!(
+            broadcast.sum_all().backward().wrt(v).to_vec(),
+            vec![1.0, 1.0]
+        );
         // A NaN in the filled part does not reach the gradient.
         let poisoned = tape.leaf(vector(&[f64::NAN, 1.0]));
         let mask = vector(&[1.0, 0.0]);
-        let grad = poisoned.masked_fill(&mask, 0.0).sum_all().backward().wrt(poisoned);
+        let grad = poisoned
+            .masked_fill(&mask, 0.0)
+            .sum_all()
+            .backward()
+            .wrt(poisoned);
         assert_eq!(grad.to_vec(), vec![0.0, 1.0]);
     }
 
@@ -996,13 +1019,22 @@ mod tests {
             },
             &[grid().narrow(1, 0, 3)],
         );
-        assert_gradcheck(|x| Var::stack(&[x[0], x[1].t()], 1).square(), &[grid(), grid().t()]);
+        assert_gradcheck(
+            |x| Var::stack(&[x[0], x[1].t()], 1).square(),
+            &[grid(), grid().t()],
+        );
         // Away from the bounds (the kinks are tested in tests/gradcheck_tools.rs).
-        assert_gradcheck(|x| x[0].clamp(-1.0, 1.0).square(), &[grid().map(|v| v + 0.05)]);
+        assert_gradcheck(
+            |x| x[0].clamp(-1.0, 1.0).square(),
+            &[grid().map(|v| v + 0.05)],
+        );
         let rows = Tensor::from_vec(vec![1.0, 0.0, 1.0], [3, 1]).unwrap();
         let mask = rows.clone();
         assert_gradcheck(move |x| x[0].masked_fill(&mask, 2.0).square(), &[grid()]);
-        assert_gradcheck(move |x| Var::where_scalar(&rows, x[0], 2.0).square(), &[grid()]);
+        assert_gradcheck(
+            move |x| Var::where_scalar(&rows, x[0], 2.0).square(),
+            &[grid()],
+        );
     }
 
     #[test]
@@ -1043,10 +1075,25 @@ mod tests {
             x.try_clamp(f64::NAN, 1.0).unwrap_err().to_string(),
             "clamp: a bound is NaN (min NaN, max 1)"
         );
-        assert!(x.try_clamp_min(f64::NAN).unwrap_err().to_string().starts_with("clamp_min: a bound is NaN"));
-        assert!(x.try_clamp_max(f64::NAN).unwrap_err().to_string().starts_with("clamp_max: a bound is NaN"));
+        assert!(
+            x.try_clamp_min(f64::NAN)
+                .unwrap_err()
+                .to_string()
+                .starts_with("clamp_min: a bound is NaN")
+        );
+        assert!(
+            x.try_clamp_max(f64::NAN)
+                .unwrap_err()
+                .to_string()
+                .starts_with("clamp_max: a bound is NaN")
+        );
         let wide = Tensor::zeros([2, 3, 4]);
-        assert!(x.try_masked_fill(&wide, 0.0).unwrap_err().to_string().starts_with("masked_fill:"));
+        assert!(
+            x.try_masked_fill(&wide, 0.0)
+                .unwrap_err()
+                .to_string()
+                .starts_with("masked_fill:")
+        );
         assert!(x.try_masked_fill(&Tensor::zeros([3]), 0.0).is_err());
         assert!(Var::try_where_scalar(&Tensor::zeros([3]), x, 0.0).is_err());
         assert_eq!(tape.len(), before);

@@ -372,9 +372,24 @@ fn contract<'t, T: Float>(
     keep: impl Fn(&char) -> bool,
 ) -> Result<Term<'t, T>> {
     let shared = |c: &char| b.subscripts.contains(c);
-    let batch: Vec<char> = a.subscripts.iter().copied().filter(|c| shared(c) && keep(c)).collect();
-    let summed: Vec<char> = a.subscripts.iter().copied().filter(|c| shared(c) && !keep(c)).collect();
-    let left: Vec<char> = a.subscripts.iter().copied().filter(|c| !shared(c)).collect();
+    let batch: Vec<char> = a
+        .subscripts
+        .iter()
+        .copied()
+        .filter(|c| shared(c) && keep(c))
+        .collect();
+    let summed: Vec<char> = a
+        .subscripts
+        .iter()
+        .copied()
+        .filter(|c| shared(c) && !keep(c))
+        .collect();
+    let left: Vec<char> = a
+        .subscripts
+        .iter()
+        .copied()
+        .filter(|c| !shared(c))
+        .collect();
     let right: Vec<char> = b
         .subscripts
         .iter()
@@ -428,9 +443,9 @@ mod tests {
         .unwrap()
     }
 
-    fn einsum_value(spec: &str, inputs: &[Tensor<f64>]) -> Tensor<f64> {
+    fn einsum_value(spec: &str, inputs: &[&Tensor<f64>]) -> Tensor<f64> {
         let tape = Tape::<f64>::new();
-        let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
+        let vars: Vec<Var<'_, f64>> = inputs.iter().map(|&x| tape.leaf(x.clone())).collect();
         Var::einsum(spec, &vars).value()
     }
 
@@ -439,7 +454,10 @@ mod tests {
         let actual = actual.to_vec();
         assert_eq!(actual.len(), expected.len());
         for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-            assert!((a - e).abs() <= 1e-12 * (1.0 + e.abs()), "element {i}: {a} vs {e}");
+            assert!(
+                (a - e).abs() <= 1e-12 * (1.0 + e.abs()),
+                "element {i}: {a} vs {e}"
+            );
         }
     }
 
@@ -471,11 +489,11 @@ mod tests {
                 }
             }
         }
-        assert_close(&einsum_value("ij,jk->ik", &[a.clone(), b.clone()]), &expected, &[2, 4]);
-        assert_close(&einsum_value("ij,jk", &[a.clone(), b.clone()]), &expected, &[2, 4]);
+        assert_close(&einsum_value("ij,jk->ik", &[&a, &b]), &expected, &[2, 4]);
+        assert_close(&einsum_value("ij,jk", &[&a, &b]), &expected, &[2, 4]);
         // The transposed product: out[k, i].
         let transposed: Vec<f64> = (0..8).map(|n| expected[(n % 2) * 4 + n / 2]).collect();
-        assert_close(&einsum_value("ij,jk->ki", &[a.clone(), b.clone()]), &transposed, &[4, 2]);
+        assert_close(&einsum_value("ij,jk->ki", &[&a, &b]), &transposed, &[4, 2]);
 
         // Batched: out[b, i, k] = sum_j x[b, i, j] y[b, j, k].
         let x = tensor(&[2, 3, 2], 0.3);
@@ -490,17 +508,21 @@ mod tests {
                 }
             }
         }
-        assert_close(&einsum_value("bij,bjk->bik", &[x.clone(), y]), &batched, &[2, 3, 4]);
+        assert_close(
+            &einsum_value("bij,bjk->bik", &[&x, &y]),
+            &batched,
+            &[2, 3, 4],
+        );
 
         // Outer product.
         let u = tensor(&[3], 0.2);
         let v = tensor(&[2], 0.9);
         let outer: Vec<f64> = (0..6).map(|n| u.get(&[n / 2]) * v.get(&[n % 2])).collect();
-        assert_close(&einsum_value("i,j->ij", &[u.clone(), v.clone()]), &outer, &[3, 2]);
+        assert_close(&einsum_value("i,j->ij", &[&u, &v]), &outer, &[3, 2]);
         // Dot product.
         let w = tensor(&[3], 1.3);
         let dot: f64 = (0..3).map(|i| u.get(&[i]) * w.get(&[i])).sum();
-        assert_close(&einsum_value("i,i->", &[u.clone(), w.clone()]), &[dot], &[]);
+        assert_close(&einsum_value("i,i->", &[&u, &w]), &[dot], &[]);
         // bn,bm->nm: sum over the shared batch of outer products.
         let p = tensor(&[4, 2], 0.5);
         let q = tensor(&[4, 3], 1.7);
@@ -512,38 +534,47 @@ mod tests {
                 }
             }
         }
-        assert_close(&einsum_value("bn,bm->nm", &[p.clone(), q.clone()]), &gram, &[2, 3]);
+        assert_close(&einsum_value("bn,bm->nm", &[&p, &q]), &gram, &[2, 3]);
         // Hadamard (kept shared subscripts, nothing summed) and a summed Hadamard.
         let c = tensor(&[2, 3], 2.3);
-        let hadamard: Vec<f64> = a.to_vec().iter().zip(c.to_vec()).map(|(x, y)| x * y).collect();
-        assert_close(&einsum_value("ij,ij->ij", &[a.clone(), c.clone()]), &hadamard, &[2, 3]);
+        let hadamard: Vec<f64> = a
+            .to_vec()
+            .iter()
+            .zip(c.to_vec())
+            .map(|(x, y)| x * y)
+            .collect();
+        assert_close(&einsum_value("ij,ij->ij", &[&a, &c]), &hadamard, &[2, 3]);
         let frobenius: f64 = hadamard.iter().sum();
-        assert_close(&einsum_value("ij,ij->", &[a.clone(), c.clone()]), &[frobenius], &[]);
+        assert_close(&einsum_value("ij,ij->", &[&a, &c]), &[frobenius], &[]);
         // A subscript only in one operand is summed first: out[i] = (sum_j a[i, j]) (sum_k w[k]).
-        let row_sums: Vec<f64> = (0..2).map(|i| (0..3).map(|j| a.get(&[i, j])).sum()).collect();
+        let row_sums: Vec<f64> = (0..2)
+            .map(|i| (0..3).map(|j| a.get(&[i, j])).sum())
+            .collect();
         let w_sum: f64 = w.to_vec().iter().sum();
         let expected: Vec<f64> = row_sums.iter().map(|r| r * w_sum).collect();
-        assert_close(&einsum_value("ij,k->i", &[a.clone(), w]), &expected, &[2]);
+        assert_close(&einsum_value("ij,k->i", &[&a, &w]), &expected, &[2]);
     }
 
     #[test]
     fn one_operand_patterns_match_explicit_loops() {
         let m = tensor(&[3, 3], 0.4);
         let trace: f64 = (0..3).map(|i| m.get(&[i, i])).sum();
-        assert_close(&einsum_value("ii->", &[m.clone()]), &[trace], &[]);
-        assert_close(&einsum_value("ii", &[m.clone()]), &[trace], &[]);
+        assert_close(&einsum_value("ii->", &[&m]), &[trace], &[]);
+        assert_close(&einsum_value("ii", &[&m]), &[trace], &[]);
         let diagonal: Vec<f64> = (0..3).map(|i| m.get(&[i, i])).collect();
         // A diagonal is a copy: exact.
-        assert_eq!(einsum_value("ii->i", &[m.clone()]).to_vec(), diagonal);
+        assert_eq!(einsum_value("ii->i", &[&m]).to_vec(), diagonal);
         let a = tensor(&[2, 3], 0.8);
         let transposed: Vec<f64> = (0..6).map(|n| a.get(&[n % 2, n / 2])).collect();
-        assert_eq!(einsum_value("ij->ji", &[a.clone()]).to_vec(), transposed);
-        assert_eq!(einsum_value("ba", &[a.clone()]).to_vec(), transposed);
+        assert_eq!(einsum_value("ij->ji", &[&a]).to_vec(), transposed);
+        assert_eq!(einsum_value("ba", &[&a]).to_vec(), transposed);
         let total: f64 = a.to_vec().iter().sum();
-        assert_close(&einsum_value("ij->", &[a.clone()]), &[total], &[]);
-        let column_sums: Vec<f64> = (0..3).map(|j| (0..2).map(|i| a.get(&[i, j])).sum()).collect();
-        assert_close(&einsum_value("ij->j", &[a.clone()]), &column_sums, &[3]);
-        assert_eq!(einsum_value("ij->ij", &[a.clone()]).to_vec(), a.to_vec());
+        assert_close(&einsum_value("ij->", &[&a]), &[total], &[]);
+        let column_sums: Vec<f64> = (0..3)
+            .map(|j| (0..2).map(|i| a.get(&[i, j])).sum())
+            .collect();
+        assert_close(&einsum_value("ij->j", &[&a]), &column_sums, &[3]);
+        assert_eq!(einsum_value("ij->ij", &[&a]).to_vec(), a.to_vec());
         // A rank-3 diagonal over axes 0 and 2, and a triple repeat.
         let t = tensor(&[3, 2, 3], 1.9);
         let mut expected = vec![0.0; 6];
@@ -552,10 +583,10 @@ mod tests {
                 expected[j * 3 + i] = t.get(&[i, j, i]);
             }
         }
-        assert_eq!(einsum_value("iji->ji", &[t]).to_vec(), expected);
+        assert_eq!(einsum_value("iji->ji", &[&t]).to_vec(), expected);
         let cube = tensor(&[2, 2, 2], 0.6);
         let cube_diagonal = vec![cube.get(&[0, 0, 0]), cube.get(&[1, 1, 1])];
-        assert_eq!(einsum_value("iii->i", &[cube]).to_vec(), cube_diagonal);
+        assert_eq!(einsum_value("iii->i", &[&cube]).to_vec(), cube_diagonal);
     }
 
     #[test]
@@ -574,7 +605,11 @@ mod tests {
                 }
             }
         }
-        assert_close(&einsum_value("ij,jk,kl->il", &[a.clone(), b.clone(), c.clone()]), &expected, &[2, 2]);
+        assert_close(
+            &einsum_value("ij,jk,kl->il", &[&a, &b, &c]),
+            &expected,
+            &[2, 2],
+        );
         // A subscript shared by the first and the third operand only: out[] = sum a[i,j] b[j,k] c[k,i].
         let mut cyclic = 0.0;
         for i in 0..2 {
@@ -584,11 +619,13 @@ mod tests {
                 }
             }
         }
-        assert_close(&einsum_value("ij,jk,ki->", &[a, b, c]), &[cyclic], &[]);
+        assert_close(&einsum_value("ij,jk,ki->", &[&a, &b, &c]), &[cyclic], &[]);
         // Three vectors, one kept subscript: out[i] = u[i] v[i] w[i].
         let (u, v, w) = (tensor(&[3], 0.4), tensor(&[3], 0.5), tensor(&[3], 0.6));
-        let triple: Vec<f64> = (0..3).map(|i| u.get(&[i]) * v.get(&[i]) * w.get(&[i])).collect();
-        assert_close(&einsum_value("i,i,i->i", &[u, v, w]), &triple, &[3]);
+        let triple: Vec<f64> = (0..3)
+            .map(|i| u.get(&[i]) * v.get(&[i]) * w.get(&[i]))
+            .collect();
+        assert_close(&einsum_value("i,i,i->i", &[&u, &v, &w]), &triple, &[3]);
     }
 
     #[test]
@@ -604,43 +641,64 @@ mod tests {
                 }
             }
         }
-        assert_close(&einsum_value("iij,jk->ik", &[a.clone(), b.clone()]), &expected, &[2, 2]);
+        assert_close(&einsum_value("iij,jk->ik", &[&a, &b]), &expected, &[2, 2]);
         // Implicitly, i occurs twice and is summed too: out[k] = sum_i out[i, k].
         let summed: Vec<f64> = (0..2).map(|k| expected[k] + expected[2 + k]).collect();
-        assert_close(&einsum_value("iij,jk", &[a, b]), &summed, &[2]);
+        assert_close(&einsum_value("iij,jk", &[&a, &b]), &summed, &[2]);
     }
 
     #[test]
     fn empty_axes_give_empty_or_zero_results() {
         let a = Tensor::<f64>::zeros([2, 0]);
         let b = Tensor::<f64>::zeros([0, 3]);
-        assert_eq!(einsum_value("ij,jk->ik", &[a.clone(), b]).to_vec(), vec![0.0; 6]);
-        assert_eq!(einsum_value("ij->j", &[a.clone()]).dims(), &[0]);
+        assert_eq!(einsum_value("ij,jk->ik", &[&a, &b]).to_vec(), vec![0.0; 6]);
+        assert_eq!(einsum_value("ij->j", &[&a]).dims(), &[0]);
         let m = Tensor::<f64>::zeros([0, 0]);
-        assert_eq!(einsum_value("ii->i", &[m.clone()]).dims(), &[0]);
-        assert_eq!(einsum_value("ii->", &[m]).to_vec(), vec![0.0]);
+        assert_eq!(einsum_value("ii->i", &[&m]).dims(), &[0]);
+        assert_eq!(einsum_value("ii->", &[&m]).to_vec(), vec![0.0]);
     }
 
     #[test]
     fn einsum_gradients() {
         let a = tensor(&[2, 3], 0.1);
         let b = tensor(&[3, 4], 0.7);
-        assert_gradcheck(|x| Var::einsum("ij,jk->ik", &[x[0], x[1]]), &[a.clone(), b.clone()]);
-        assert_gradcheck(|x| Var::einsum("ij,jk->ki", &[x[0], x[1]]), &[a.clone(), b.clone()]);
+        assert_gradcheck(
+            |x| Var::einsum("ij,jk->ik", &[x[0], x[1]]),
+            &[a.clone(), b.clone()],
+        );
+        assert_gradcheck(
+            |x| Var::einsum("ij,jk->ki", &[x[0], x[1]]),
+            &[a.clone(), b.clone()],
+        );
         assert_gradcheck(
             |x| Var::einsum("bij,bjk->bik", &[x[0], x[1]]),
             &[tensor(&[2, 3, 2], 0.3), tensor(&[2, 2, 4], 1.1)],
         );
-        assert_gradcheck(|x| Var::einsum("i,j->ij", &[x[0], x[1]]), &[tensor(&[3], 0.2), tensor(&[2], 0.4)]);
+        assert_gradcheck(
+            |x| Var::einsum("i,j->ij", &[x[0], x[1]]),
+            &[tensor(&[3], 0.2), tensor(&[2], 0.4)],
+        );
         assert_gradcheck(|x| Var::einsum("ii->", &[x[0]]), &[tensor(&[3, 3], 0.5)]);
-        assert_gradcheck(|x| Var::einsum("ii->i", &[x[0]]).square(), &[tensor(&[3, 3], 0.5)]);
-        assert_gradcheck(|x| Var::einsum("iji->ij", &[x[0]]).square(), &[tensor(&[3, 2, 3], 0.5)]);
-        assert_gradcheck(|x| Var::einsum("bn,bm->nm", &[x[0], x[1]]), &[tensor(&[4, 2], 0.6), tensor(&[4, 3], 0.8)]);
+        assert_gradcheck(
+            |x| Var::einsum("ii->i", &[x[0]]).square(),
+            &[tensor(&[3, 3], 0.5)],
+        );
+        assert_gradcheck(
+            |x| Var::einsum("iji->ij", &[x[0]]).square(),
+            &[tensor(&[3, 2, 3], 0.5)],
+        );
+        assert_gradcheck(
+            |x| Var::einsum("bn,bm->nm", &[x[0], x[1]]),
+            &[tensor(&[4, 2], 0.6), tensor(&[4, 3], 0.8)],
+        );
         assert_gradcheck(
             |x| Var::einsum("ij,jk,kl->il", &[x[0], x[1], x[0]]),
             &[tensor(&[3, 3], 0.1), tensor(&[3, 3], 0.2)],
         );
-        assert_gradcheck(|x| Var::einsum("iij,jk->ik", &[x[0], x[1]]), &[tensor(&[2, 2, 3], 0.9), tensor(&[3, 2], 1.4)]);
+        assert_gradcheck(
+            |x| Var::einsum("iij,jk->ik", &[x[0], x[1]]),
+            &[tensor(&[2, 2, 3], 0.9), tensor(&[3, 2], 1.4)],
+        );
         // a[i, j] used twice: its gradient is the sum of both contributions, 2 a.
         let tape = Tape::<f64>::new();
         let x = tape.leaf(a.clone());
@@ -684,7 +742,9 @@ mod tests {
         assert!(message("ij->i->j", &[a]).contains("more than one '->'"));
         assert!(message("ii->i", &[a]).contains("subscript 'i' has size 2 and size 3 (operand 0)"));
         assert_eq!(
-            Var::<'_, f64>::try_einsum("->", &[]).unwrap_err().to_string(),
+            Var::<'_, f64>::try_einsum("->", &[])
+                .unwrap_err()
+                .to_string(),
             "einsum: '->' on shapes []: needs at least one operand"
         );
         assert_eq!(tape.len(), before);
@@ -714,12 +774,15 @@ mod tests {
         let out_dims: Vec<usize> = output.chars().map(size).collect();
         let mut out = vec![0.0; out_dims.iter().product()];
         let mut assignment = vec![0usize; letters.len()];
-        let value_of = |c: char, assignment: &[usize]| assignment[letters.iter().position(|&d| d == c).unwrap()];
+        let value_of = |c: char, assignment: &[usize]| {
+            assignment[letters.iter().position(|&d| d == c).unwrap()]
+        };
         if sizes.iter().all(|&n| n > 0) {
             loop {
                 let mut product = 1.0;
                 for (term, x) in inputs.iter().zip(operands) {
-                    let index: Vec<usize> = term.chars().map(|c| value_of(c, &assignment)).collect();
+                    let index: Vec<usize> =
+                        term.chars().map(|c| value_of(c, &assignment)).collect();
                     product *= x.get(&index);
                 }
                 let flat = output
@@ -775,7 +838,8 @@ mod tests {
                 .map(|(k, dims)| tensor(dims, n as f64 + 0.3 * k as f64))
                 .collect();
             let expected = brute_force(&terms, output, &operands);
-            let actual = einsum_value(spec, &operands);
+            let refs: Vec<&Tensor<f64>> = operands.iter().collect();
+            let actual = einsum_value(spec, &refs);
             assert_close(&actual, &expected.to_vec(), expected.dims());
         }
     }

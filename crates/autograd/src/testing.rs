@@ -1040,8 +1040,11 @@ fn clamp_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
 
 /// A 0/1 tensor of `shape` from `bits`.
 fn mask_of(bits: &[bool], shape: Shape) -> Tensor<f64> {
-    Tensor::from_vec(bits.iter().map(|&m| f64::from(u8::from(m))).collect(), shape)
-        .expect("sized")
+    Tensor::from_vec(
+        bits.iter().map(|&m| f64::from(u8::from(m))).collect(),
+        shape,
+    )
+    .expect("sized")
 }
 
 fn masked_fill_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
