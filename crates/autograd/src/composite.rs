@@ -1042,6 +1042,7 @@ mod tests {
         let tape = Tape::<f64>::new();
         let x = tape.leaf(grid());
         let y = tape.leaf(Tensor::zeros([4, 3]));
+        let empty = tape.leaf(Tensor::zeros([0]));
         let before = tape.len();
         let error = |result: Result<Vec<Var<'_, f64>>>| result.unwrap_err().to_string();
         assert_eq!(
@@ -1058,6 +1059,11 @@ mod tests {
             "chunk: needs at least 1 chunk, got 0 (shape [3, 4], axis 1)"
         );
         assert!(error(x.try_chunk(2, 2)).starts_with("chunk: axis 2"));
+        // usize::MAX empty parts of an empty axis cannot be listed: an error, not a panic.
+        assert_eq!(
+            error(empty.try_chunk(usize::MAX, 0)),
+            "chunk: 18446744073709551615 chunks of shape [0] cannot be allocated"
+        );
         assert_eq!(
             Var::try_stack(&[x, y], 0).unwrap_err().to_string(),
             "stack: shapes differ: [3, 4] vs [4, 3]"
