@@ -27,8 +27,9 @@
 //!   `docs/derivatives.md` is checked against the table.
 //! - Rules are written once over [`Operand`], evaluated on tensors for ordinary gradients and on
 //!   Vars for higher-order ones ([`Var::backward_create_graph`]).
-//! - Composites (mean, variance, logsumexp, softmax, log_softmax, softplus, maximum, concat...)
-//!   have no backward code: their gradients are derived.
+//! - Composites (mean, variance, logsumexp, softmax, log_softmax, softplus, maximum, concat,
+//!   split, stack, clamp, masked_fill, [`einsum`](Var::einsum)...) have no backward code: their
+//!   gradients are derived.
 //! - [`CustomOp`] records a user-defined op with its own rule; [`gradcheck`] checks any of them.
 //! - Forward mode ([`Tape::forward_mode`]): each primitive's tangent rule sits beside its
 //!   backward rule; tangents are nodes of the tape, so the modes compose. The function
@@ -82,6 +83,7 @@ mod checkpoint;
 mod composite;
 mod custom;
 mod diagnostics;
+mod einsum;
 mod error;
 mod forward;
 pub mod gradcheck;

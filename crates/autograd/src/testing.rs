@@ -949,6 +949,207 @@ fn t_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
         .boxed()
 }
 
+/// A part-weighted concat of `parts` along `axis` (part i times i + 1), so that one output
+/// checks every part of a split: its gradient tells the parts apart.
+fn weighted_concat<'t>(
+    parts: Vec<Var<'t, f64>>,
+    axis: usize,
+) -> Result<Var<'t, f64>, AutogradError> {
+    let weighted = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| part.try_mul_scalar((i + 1) as f64))
+        .collect::<Result<Vec<_>, _>>()?;
+    Var::try_concat(&weighted, axis)
+}
+
+fn split_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (
+        with_axis(sizes, Domain::Any),
+        proptest::collection::vec(0..=3usize, 0..=3),
+    )
+        .prop_map(|((x, axis), cuts)| {
+            // Cut points in 0..=len, sorted: the parts' sizes are the gaps (zeros included).
+            let len = x.dims()[axis];
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(len)).collect();
+            cuts.sort_unstable();
+            let mut parts = Vec::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([len]) {
+                parts.push(cut - start);
+                start = cut;
+            }
+            instance(
+                format!("split({parts:?}, axis {axis}), weighted and concatenated"),
+                vec![x],
+                Arc::new(move |v| weighted_concat(v[0].try_split(&parts, axis)?, axis)),
+            )
+        })
+        .boxed()
+}
+
+fn chunk_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (with_axis(sizes, Domain::Any), 1..=4usize)
+        .prop_map(|((x, axis), chunks)| {
+            instance(
+                format!("chunk({chunks}, axis {axis}), weighted and concatenated"),
+                vec![x],
+                Arc::new(move |v| weighted_concat(v[0].try_chunk(chunks, axis)?, axis)),
+            )
+        })
+        .boxed()
+}
+
+fn stack_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
+        .prop_flat_map(|shape| {
+            let rank = shape.rank();
+            (
+                tensor_strategy(shape.clone(), Domain::Any),
+                tensor_strategy(shape, Domain::Any),
+                0..=rank,
+            )
+        })
+        .prop_map(|(a, b, axis)| {
+            instance(
+                format!("stack(axis {axis})"),
+                vec![a, b],
+                Arc::new(move |v| Var::try_stack(&[v[0], v[1], v[0]], axis)),
+            )
+        })
+        .boxed()
+}
+
+fn clamp_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
+        .prop_flat_map(|shape| {
+            (
+                tensor_strategy(shape, Domain::Any),
+                proptest::sample::select(vec![(-1.0, 0.5), (-0.5, 1.5), (0.3, 0.3), (-3.0, 3.0)]),
+            )
+        })
+        .prop_map(|(x, (min, max))| {
+            instance(
+                format!("clamp({min}, {max})"),
+                vec![x],
+                Arc::new(move |v| v[0].try_clamp(min, max)),
+            )
+        })
+        .boxed()
+}
+
+/// A 0/1 tensor of `shape` from `bits`.
+fn mask_of(bits: &[bool], shape: Shape) -> Tensor<f64> {
+    Tensor::from_vec(
+        bits.iter().map(|&m| f64::from(u8::from(m))).collect(),
+        shape,
+    )
+    .expect("sized")
+}
+
+fn masked_fill_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
+        .prop_flat_map(|shape| (broadcastable_to(&shape), Just(shape)))
+        .prop_flat_map(|(mask, shape)| {
+            let count = mask.numel();
+            (
+                tensor_strategy(shape, Domain::Any),
+                proptest::collection::vec(any::<bool>(), count),
+                Just(mask),
+                proptest::sample::select(vec![-1.5, 0.0, 2.0]),
+            )
+        })
+        .prop_map(|(x, bits, mask, value)| {
+            let mask = mask_of(&bits, mask);
+            instance(
+                format!("masked_fill(mask {:?}, {value})", mask.to_vec()),
+                vec![x],
+                Arc::new(move |v| v[0].try_masked_fill(&mask, value)),
+            )
+        })
+        .boxed()
+}
+
+fn where_scalar_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    small_shape(sizes)
+        .prop_flat_map(|shape| (broadcastable_to(&shape), Just(shape), any::<bool>()))
+        .prop_flat_map(|(small, big, swap)| {
+            // Either the condition or the Var may be the broadcast one.
+            let (condition, on_true) = if swap { (small, big) } else { (big, small) };
+            let count = condition.numel();
+            (
+                tensor_strategy(on_true, Domain::Any),
+                proptest::collection::vec(any::<bool>(), count),
+                Just(condition),
+                proptest::sample::select(vec![-1.5, 0.0, 2.0]),
+            )
+        })
+        .prop_map(|(x, bits, condition, value)| {
+            let condition = mask_of(&bits, condition);
+            instance(
+                format!("where_scalar(condition {:?}, {value})", condition.to_vec()),
+                vec![x],
+                Arc::new(move |v| Var::try_where_scalar(&condition, v[0], value)),
+            )
+        })
+        .boxed()
+}
+
+/// The einsum patterns of the registry: the equation, the two inputs' shapes as letters naming
+/// drawn sizes ("ab" is [size a, size b]), and which input each operand is.
+const EINSUM_PATTERNS: [(&str, [&str; 2], &[usize]); 15] = [
+    ("ij,jk->ik", ["ab", "bc"], &[0, 1]),
+    ("ij,jk", ["ab", "bc"], &[0, 1]),
+    ("bij,bjk->bik", ["abc", "acd"], &[0, 1]),
+    ("i,j->ij", ["a", "b"], &[0, 1]),
+    ("i,i->", ["a", "a"], &[0, 1]),
+    ("bn,bm->nm", ["ab", "ac"], &[0, 1]),
+    ("ij,ij->ij", ["ab", "ab"], &[0, 1]),
+    ("ii,j->j", ["aa", "b"], &[0, 1]),
+    ("ii,i->i", ["aa", "a"], &[0, 1]),
+    ("ij,kl->ji", ["ab", "cd"], &[0, 1]),
+    ("ijk,jl->lik", ["abc", "bd"], &[0, 1]),
+    ("iij,jk", ["aab", "bc"], &[0, 1]),
+    ("ba,ca", ["ab", "cb"], &[0, 1]),
+    ("ij,jk,kl->il", ["ab", "bb"], &[0, 1, 1]),
+    ("ij,ij,ij->j", ["ab", "ab"], &[0, 1, 0]),
+];
+
+fn einsum_instances(sizes: Sizes) -> BoxedStrategy<Instance> {
+    (
+        0..EINSUM_PATTERNS.len(),
+        proptest::collection::vec(sizes.range(), 4),
+    )
+        .prop_flat_map(|(pattern, drawn)| {
+            let (_, shapes, _) = EINSUM_PATTERNS[pattern];
+            let shape = |letters: &str| {
+                Shape::from(
+                    letters
+                        .bytes()
+                        .map(|l| drawn[usize::from(l - b'a')])
+                        .collect::<Vec<_>>(),
+                )
+            };
+            (
+                Just(pattern),
+                tensor_strategy(shape(shapes[0]), Domain::Any),
+                tensor_strategy(shape(shapes[1]), Domain::Any),
+            )
+        })
+        .prop_map(|(pattern, a, b)| {
+            let (spec, _, operands) = EINSUM_PATTERNS[pattern];
+            instance(
+                format!("einsum({spec:?}, inputs {operands:?})"),
+                vec![a, b],
+                Arc::new(move |v| {
+                    let vars: Vec<Var<'_, f64>> = operands.iter().map(|&i| v[i]).collect();
+                    Var::try_einsum(spec, &vars)
+                }),
+            )
+        })
+        .boxed()
+}
+
 /// Declares the composites' registry and `for_each_composite!` from one list of rows
 /// (name: arity, domain, instances). The first argument is a `$` token (see `ops/declare.rs`).
 macro_rules! composites {
@@ -1074,4 +1275,13 @@ composites! {
             Arc::new(|v| v[0].try_flatten())
         );
         index_select: 1, Any, index_select_instances;
+        split: 1, Any, split_instances;
+        chunk: 1, Any, chunk_instances;
+        stack: 2, Any, stack_instances;
+        clamp: 1, Any, clamp_instances;
+        clamp_min: 1, Any, |s| scalar(s, "clamp_min", Domain::Any, |x, c| x.try_clamp_min(c));
+        clamp_max: 1, Any, |s| scalar(s, "clamp_max", Domain::Any, |x, c| x.try_clamp_max(c));
+        masked_fill: 1, Any, masked_fill_instances;
+        where_scalar: 1, Any, where_scalar_instances;
+        einsum: 2, Any, einsum_instances;
 }

@@ -196,6 +196,92 @@ fn a_select_boundary_is_a_kink_without_a_primitive_to_name() {
 }
 
 #[test]
+fn clamp_on_its_bounds_is_a_kink_with_gradient_one() {
+    // Elements exactly on both bounds, one inside, one beyond each bound. At min the one-sided
+    // derivatives are 0 (below, clamped) and 1 (above, inside); at max, 1 and 0. PyTorch's
+    // convention, 1 on the closed interval, is a valid subgradient at both.
+    let x = t(&[-1.0, 0.25, 1.0, -2.0, 3.0], &[5]);
+    let report = gradcheck(
+        |v| v[0].clamp(-1.0, 1.0),
+        std::slice::from_ref(&x),
+        &GradcheckOptions::strict("clamp"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.kinks.len(), 2, "{report}");
+    for (kink, (at, left, right)) in report.kinks.iter().zip([(0, 0.0, 1.0), (2, 1.0, 0.0)]) {
+        assert_eq!(kink.element, vec![at], "{kink}");
+        assert!((kink.left - left).abs() < 1e-9, "{kink}");
+        assert!((kink.right - right).abs() < 1e-9, "{kink}");
+        assert_eq!(kink.analytical, 1.0, "{kink}");
+        // The boundary is a select on a mask computed outside the tape: no primitive to name.
+        assert!(kink.sites.is_empty() && kink.convention.is_none(), "{kink}");
+    }
+    // The one-sided forms, on their bound.
+    for (name, f) in [
+        ("clamp_min", (|v| v[0].clamp_min(-1.0)) as Under),
+        ("clamp_max", |v| v[0].clamp_max(1.0)),
+    ] {
+        let report = gradcheck(f, std::slice::from_ref(&x), &GradcheckOptions::strict(name))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.kinks.len(), 1, "{name}: {report}");
+        assert_eq!(report.kinks[0].analytical, 1.0, "{name}");
+    }
+    // Refusing kinks, as PyTorch's gradcheck does, the bound fails.
+    let options = GradcheckOptions {
+        accept_kinks: false,
+        ..GradcheckOptions::strict("clamp")
+    };
+    assert!(gradcheck(|v| v[0].clamp(-1.0, 1.0), &[x], &options).is_err());
+}
+
+#[test]
+fn clamp_gradient_is_exactly_one_on_the_bounds_and_matches_the_closed_form() {
+    // d/dx sum_i w_i clamp(x_i, lo, hi) = w_i where lo <= x_i <= hi, else 0.
+    let tape = Tape::<f64>::new();
+    let values = [-1.0, -0.5, 1.0, -1.5, 2.0, 0.0];
+    let weights = [3.0, -2.0, 0.5, 7.0, -4.0, 1.5];
+    let x = tape.leaf(t(&values, &[6]));
+    let w = tape.constant(t(&weights, &[6]));
+    let grad = (x.clamp(-1.0, 1.0) * w)
+        .sum_all()
+        .backward()
+        .wrt(x)
+        .to_vec();
+    let expected: Vec<f64> = values
+        .iter()
+        .zip(&weights)
+        .map(|(&v, &w)| if (-1.0..=1.0).contains(&v) { w } else { 0.0 })
+        .collect();
+    assert_eq!(grad, expected);
+    // On the bounds exactly 1, where the maximum/minimum composition gives a tie's 1/2.
+    let y = tape.leaf(t(&[-1.0, 1.0], &[2]));
+    assert_eq!(
+        y.clamp(-1.0, 1.0).sum_all().backward().wrt(y).to_vec(),
+        vec![1.0, 1.0]
+    );
+    let lo = tape.constant(Tensor::scalar(-1.0));
+    let hi = tape.constant(Tensor::scalar(1.0));
+    let composed = y
+        .maximum(lo)
+        .minimum(hi)
+        .sum_all()
+        .backward()
+        .wrt(y)
+        .to_vec();
+    assert_eq!(composed, vec![0.5, 0.5]);
+    // The tangent rule agrees: d clamp(x + s v)/ds at s = 0 is v on the bounds.
+    let report = jvpcheck(
+        |v| v[0].clamp(-1.0, 1.0),
+        &[t(&values, &[6])],
+        &GradcheckOptions::strict("clamp tangent"),
+        2,
+        7,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!report.kinks.is_empty(), "{report}");
+}
+
+#[test]
 fn a_custom_op_s_subgradient_passes_and_a_wrong_one_fails() {
     let x = t(&[0.0, 1.5], &[2]);
     // relu'(0) = 1 is a valid subgradient (candle's choice): it passes, and no library
