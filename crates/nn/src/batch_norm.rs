@@ -170,8 +170,11 @@ impl<T: Float> Layer<T> for BatchNorm1d {
         let eps = T::from_f64(self.eps);
         if let Mode::Eval = context.mode() {
             let tape = context.tape();
-            let mean =
-                tape.constant(context.buffer(self.running_mean).reshape(per_feature.clone()));
+            let mean = tape.constant(
+                context
+                    .buffer(self.running_mean)
+                    .reshape(per_feature.clone()),
+            );
             let inverse_std = tape.constant(
                 context
                     .buffer(self.running_var)
@@ -265,14 +268,21 @@ mod tests {
             let mut context = Context::new(&tape, &mut store, mode);
             let y = bn.forward(&mut context, tape.constant(x.clone())).value();
             let mut flat_context = Context::new(&tape, &mut flat_store, mode);
-            let expected = bn.forward(&mut flat_context, tape.constant(rows.clone())).value();
+            let expected = bn
+                .forward(&mut flat_context, tape.constant(rows.clone()))
+                .value();
             let y_rows = y.permute(&[0, 2, 1]).reshape([8, 3]).to_vec();
             for (a, b) in y_rows.iter().zip(expected.to_vec()) {
                 assert!((a - b).abs() < 1e-14, "{mode:?}: {a} vs {b}");
             }
         }
         for id in [bn.running_mean(), bn.running_var()] {
-            for (a, b) in store.value(id).to_vec().iter().zip(flat_store.value(id).to_vec()) {
+            for (a, b) in store
+                .value(id)
+                .to_vec()
+                .iter()
+                .zip(flat_store.value(id).to_vec())
+            {
                 assert!((a - b).abs() < 1e-15);
             }
         }
@@ -282,7 +292,10 @@ mod tests {
         // One sample per feature (batch 1, length 1) cannot be normalized in training.
         let tape = Tape::new();
         let mut context = Context::new(&tape, &mut store, Mode::Train);
-        assert!(bn.try_forward(&mut context, tape.constant(sample(&[1, 3, 1], 1))).is_err());
+        assert!(
+            bn.try_forward(&mut context, tape.constant(sample(&[1, 3, 1], 1)))
+                .is_err()
+        );
     }
 
     #[test]

@@ -119,8 +119,10 @@ impl Embedding {
                 indices.len()
             )));
         }
-        if let Some((position, &index)) =
-            indices.iter().enumerate().find(|(_, i)| **i >= self.vocabulary)
+        if let Some((position, &index)) = indices
+            .iter()
+            .enumerate()
+            .find(|(_, i)| **i >= self.vocabulary)
         {
             return Err(self.error(format!(
                 "index {index} at position {position} is outside the vocabulary 0..{}",

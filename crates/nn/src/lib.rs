@@ -178,11 +178,11 @@ mod params;
 mod penalty;
 mod per_sample;
 mod stats;
-mod training;
 #[cfg(test)]
 mod test_support;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod training;
 
 // The custom-op guide's examples compile and run as doctests.
 #[cfg(all(doctest, feature = "testing"))]
@@ -216,18 +216,18 @@ pub use io::{
 pub use layer::{Layer, Sequential};
 pub use layer_norm::LayerNorm;
 pub use loss::{
-    CrossEntropy, Reduction, accuracy, binary_cross_entropy_with_logits, cross_entropy_value, cross_entropy, cross_entropy_per_example, mse,
-    try_binary_cross_entropy_with_logits, try_cross_entropy, try_cross_entropy_per_example,
-    try_mse,
+    CrossEntropy, Reduction, accuracy, binary_cross_entropy_with_logits, cross_entropy,
+    cross_entropy_per_example, cross_entropy_value, mse, try_binary_cross_entropy_with_logits,
+    try_cross_entropy, try_cross_entropy_per_example, try_mse,
 };
 pub use params::{
     Context, FileLayout, Mode, ParamGradients, ParamId, ParamOptions, ParamStore, Role, StoreId,
     StoreSnapshot,
 };
-pub use training::{EarlyStopping, Progress};
 pub use penalty::{l1_penalty, l2_penalty, try_l1_penalty, try_l2_penalty};
 pub use per_sample::PerSampleParamGradients;
 pub use stats::{ActivationStatistics, LayerRow, LayerStatistics};
+pub use training::{EarlyStopping, Progress};
 
 // The rand version the API takes; the crate docs ("rand") say why to use it.
 pub use rand;

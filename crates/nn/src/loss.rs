@@ -3,7 +3,6 @@
 use autograd::Var;
 use tensor::{Float, Indices};
 
-
 use crate::error::{NnError, Result, or_panic};
 
 /// Mean squared error, mean((prediction - target)^2) over all elements. The shapes must be
@@ -265,7 +264,11 @@ impl CrossEntropy {
     /// one, a number of class weights that is not the number of classes, and, for the mean, a
     /// zero divisor (every row ignored, or every present label of weight 0: PyTorch returns
     /// NaN there).
-    pub fn try_loss<'t, T: Float>(&self, logits: Var<'t, T>, labels: &[usize]) -> Result<Var<'t, T>> {
+    pub fn try_loss<'t, T: Float>(
+        &self,
+        logits: Var<'t, T>,
+        labels: &[usize],
+    ) -> Result<Var<'t, T>> {
         let rows = check_labels(&logits, labels, self.ignore_index)?;
         let plain = self.label_smoothing == 0.0
             && self.class_weights.is_none()

@@ -258,7 +258,9 @@ impl<T: Float> ParamStore<T> {
             return Err(NnError::DuplicateName { name });
         }
         let problem = if role.is_buffer() && (options.trainable || options.penalized) {
-            Some(format!("'{name}' is a {role:?} buffer: it cannot be trainable or penalized"))
+            Some(format!(
+                "'{name}' is a {role:?} buffer: it cannot be trainable or penalized"
+            ))
         } else if options.layout == FileLayout::Transposed && value.rank() != 2 {
             Some(format!(
                 "'{name}' has shape {}: only a matrix can be saved transposed",
@@ -583,7 +585,11 @@ impl<T: Float> ParamStore<T> {
     /// assert_eq!(gradients.get(model.bias()).unwrap().to_vec(), vec![-0.25, 0.25]);
     /// Sgd::new(0.1).step(&mut store, &gradients).unwrap();
     /// ```
-    pub fn value_and_gradients<F>(&mut self, mode: Mode, loss: F) -> Result<(f64, ParamGradients<T>)>
+    pub fn value_and_gradients<F>(
+        &mut self,
+        mode: Mode,
+        loss: F,
+    ) -> Result<(f64, ParamGradients<T>)>
     where
         F: for<'t, 'c> FnOnce(&mut Context<'t, 'c, T>) -> Result<Var<'t, T>>,
     {
@@ -592,9 +598,11 @@ impl<T: Float> ParamStore<T> {
         let loss = context.try_atomically(|context| {
             let loss = loss(context)?;
             if loss.shape().numel() != 1 {
-                return Err(NnError::Autograd(autograd::AutogradError::NonScalarOutput {
-                    shape: loss.shape(),
-                }));
+                return Err(NnError::Autograd(
+                    autograd::AutogradError::NonScalarOutput {
+                        shape: loss.shape(),
+                    },
+                ));
             }
             Ok(loss)
         })?;
@@ -953,7 +961,8 @@ impl<'t, 's, T: Float> Context<'t, 's, T> {
         if result.is_err() {
             while self.undo.len() > mark {
                 let (id, value) = self.undo.pop().expect("above the mark");
-                self.store_mut("Context::try_atomically").set_value(id, value);
+                self.store_mut("Context::try_atomically")
+                    .set_value(id, value);
             }
         } else if self.transactions == 0 {
             self.undo.clear();

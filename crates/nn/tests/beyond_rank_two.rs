@@ -16,7 +16,13 @@ use rand::rngs::StdRng;
 use tensor::{Float, Shape, Tensor};
 
 fn sample(dims: &[usize], seed: u64) -> Tensor<f64> {
-    Tensor::random_uniform(Shape::from(dims), -1.5, 1.5, &mut StdRng::seed_from_u64(seed)).unwrap()
+    Tensor::random_uniform(
+        Shape::from(dims),
+        -1.5,
+        1.5,
+        &mut StdRng::seed_from_u64(seed),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -26,7 +32,10 @@ fn dense_on_rank_three_is_dense_on_each_slice() {
     let layer = Dense::new(&mut store, "d", 3, 2, Init::XavierNormal, &mut rng).unwrap();
     store.set_value(layer.bias(), sample(&[2], 9));
     let x = sample(&[2, 4, 3], 1);
-    let (w, b) = (store.value(layer.weight()).to_vec(), store.value(layer.bias()).to_vec());
+    let (w, b) = (
+        store.value(layer.weight()).to_vec(),
+        store.value(layer.bias()).to_vec(),
+    );
     let tape = Tape::new();
     let mut context = Context::eval(&tape, &store);
     let y = layer.forward(&mut context, tape.constant(x.clone()));
@@ -36,7 +45,10 @@ fn dense_on_rank_three_is_dense_on_each_slice() {
     for row in 0..8 {
         for o in 0..2 {
             let expected: f64 = (0..3).map(|k| xv[row * 3 + k] * w[k * 2 + o]).sum::<f64>() + b[o];
-            assert!((yv[row * 2 + o] - expected).abs() < 1e-15, "row {row}, unit {o}");
+            assert!(
+                (yv[row * 2 + o] - expected).abs() < 1e-15,
+                "row {row}, unit {o}"
+            );
         }
     }
     // A vector [inputs] gives [outputs].
@@ -50,8 +62,14 @@ fn dense_on_rank_three_is_dense_on_each_slice() {
         error.to_string(),
         "Dense 'd': expected input [..., 3] (features on the last axis), got [2, 4, 5]"
     );
-    nn::gradcheck_layer(&layer, &store, x, Mode::Train, &GradcheckOptions::strict("dense rank 3"))
-        .unwrap();
+    nn::gradcheck_layer(
+        &layer,
+        &store,
+        x,
+        Mode::Train,
+        &GradcheckOptions::strict("dense rank 3"),
+    )
+    .unwrap();
 }
 
 /// log_softmax of one row, in f64 loops.
@@ -82,7 +100,8 @@ fn reference_cross_entropy(
         // The smoothed target: (1 - e) onehot + e / C, each class weighted.
         let mut loss = 0.0;
         for c in 0..classes {
-            let target = (1.0 - smoothing) * f64::from(u8::from(c == label)) + smoothing / classes as f64;
+            let target =
+                (1.0 - smoothing) * f64::from(u8::from(c == label)) + smoothing / classes as f64;
             // The nll part carries w[y], the smoothing part w[c]: both are w[c] at c = y.
             loss -= target * weights[c] * l[c];
         }
@@ -114,7 +133,12 @@ fn cross_entropy_options_follow_pytorch_s_definition() {
     // The weighted mean divides by the weights of the labels present (0.5 + 3 + 2 + 2 + 1),
     // not by the 5 rows present: a check that would fail for a plain mean.
     assert!((mean - sum / 8.5).abs() < 1e-15 && (sum / 5.0 - mean).abs() > 1e-3);
-    let got_sum = loss.clone().reduction(Reduction::Sum).loss(z, &labels).value().item();
+    let got_sum = loss
+        .clone()
+        .reduction(Reduction::Sum)
+        .loss(z, &labels)
+        .value()
+        .item();
     assert!((got_sum - sum).abs() < 1e-14);
     let got_rows = loss.clone().reduction(Reduction::None).loss(z, &labels);
     assert_eq!(got_rows.shape().dims(), &[2, 3]);
@@ -127,7 +151,7 @@ fn cross_entropy_options_follow_pytorch_s_definition() {
     // Gradients of every reduction, through the tape.
     for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
         let loss = loss.clone().reduction(reduction);
-        assert_gradcheck_strict(|v| loss.loss(v[0], &labels), &[logits.clone()]);
+        assert_gradcheck_strict(|v| loss.loss(v[0], &labels), std::slice::from_ref(&logits));
     }
     // The gradient of the plain mean is (softmax - onehot) / rows; with smoothing 1 and
     // uniform weights the target is uniform: gradient (softmax - 1/C) / rows.
@@ -135,7 +159,11 @@ fn cross_entropy_options_follow_pytorch_s_definition() {
     let flat = logits.reshape([rows, classes]);
     let tape = Tape::<f64>::new();
     let z = tape.leaf(flat.clone());
-    let gradient = uniform.loss(z, &labels.map(|l| l % classes)).backward().wrt(z).to_vec();
+    let gradient = uniform
+        .loss(z, &labels.map(|l| l % classes))
+        .backward()
+        .wrt(z)
+        .to_vec();
     for i in 0..rows {
         let l = log_softmax(&flat.to_vec()[i * classes..(i + 1) * classes]);
         for c in 0..classes {
@@ -154,7 +182,14 @@ fn cross_entropy_without_options_is_the_plain_loss_bit_for_bit() {
     let plain = nn::cross_entropy(z, &labels).value().item();
     assert_eq!(CrossEntropy::new().loss(z, &labels).value().item(), plain);
     // An ignore index no label uses changes nothing either.
-    assert_eq!(CrossEntropy::new().ignore_index(7).loss(z, &labels).value().item(), plain);
+    assert_eq!(
+        CrossEntropy::new()
+            .ignore_index(7)
+            .loss(z, &labels)
+            .value()
+            .item(),
+        plain
+    );
     // Rank 3 is rank 2 on the rows.
     let cube = tape.leaf(Tensor::from_vec(logits.to_vec()[..12].to_vec(), [2, 2, 3]).unwrap());
     let square = tape.leaf(Tensor::from_vec(logits.to_vec()[..12].to_vec(), [4, 3]).unwrap());
@@ -162,7 +197,12 @@ fn cross_entropy_without_options_is_the_plain_loss_bit_for_bit() {
         nn::cross_entropy(cube, &labels[..4]).value().item(),
         nn::cross_entropy(square, &labels[..4]).value().item()
     );
-    assert_eq!(nn::cross_entropy_per_example(cube, &labels[..4]).shape().dims(), &[2, 2]);
+    assert_eq!(
+        nn::cross_entropy_per_example(cube, &labels[..4])
+            .shape()
+            .dims(),
+        &[2, 2]
+    );
 }
 
 #[test]
@@ -170,13 +210,17 @@ fn cross_entropy_errors_are_named_and_record_nothing() {
     let tape = Tape::<f64>::new();
     let z = tape.leaf(Tensor::zeros([2, 3]));
     let before = tape.len();
-    let error = |ce: CrossEntropy, labels: &[usize]| ce.try_loss(z, labels).unwrap_err().to_string();
+    let error =
+        |ce: CrossEntropy, labels: &[usize]| ce.try_loss(z, labels).unwrap_err().to_string();
     assert_eq!(
         error(CrossEntropy::new().ignore_index(5), &[5, 5]),
         "cross_entropy: the weighted mean divides by the sum of the weights of the labels present, which is 0 (every row ignored, or of weight 0)"
     );
     assert_eq!(
-        error(CrossEntropy::new().class_weights(vec![1.0, 2.0]).unwrap(), &[0, 1]),
+        error(
+            CrossEntropy::new().class_weights(vec![1.0, 2.0]).unwrap(),
+            &[0, 1]
+        ),
         "cross_entropy: 2 class weights for logits [2, 3] (3 classes)"
     );
     assert_eq!(
@@ -185,10 +229,16 @@ fn cross_entropy_errors_are_named_and_record_nothing() {
     );
     assert_eq!(tape.len(), before);
     // The sum of nothing is 0, not an error.
-    let sum = CrossEntropy::new().ignore_index(5).reduction(Reduction::Sum);
+    let sum = CrossEntropy::new()
+        .ignore_index(5)
+        .reduction(Reduction::Sum);
     assert_eq!(sum.loss(z, &[5, 5]).value().item(), 0.0);
     assert!(CrossEntropy::new().label_smoothing(1.5).is_err());
-    assert!(CrossEntropy::new().class_weights(vec![1.0, f64::NAN]).is_err());
+    assert!(
+        CrossEntropy::new()
+            .class_weights(vec![1.0, f64::NAN])
+            .is_err()
+    );
     assert!(CrossEntropy::new().class_weights(vec![-1.0]).is_err());
     let vector = tape.leaf(Tensor::zeros([3]));
     assert_eq!(
@@ -201,12 +251,21 @@ fn cross_entropy_errors_are_named_and_record_nothing() {
 fn layer_norm_normalizes_each_row_as_pytorch() {
     let mut store = ParamStore::<f64>::new();
     let norm = LayerNorm::new(&mut store, "ln", 4).unwrap();
-    store.set_value(norm.gamma(), Tensor::from_vec(vec![1.0, 2.0, -0.5, 0.3], [4]).unwrap());
-    store.set_value(norm.beta(), Tensor::from_vec(vec![0.0, 0.1, 0.2, -0.3], [4]).unwrap());
+    store.set_value(
+        norm.gamma(),
+        Tensor::from_vec(vec![1.0, 2.0, -0.5, 0.3], [4]).unwrap(),
+    );
+    store.set_value(
+        norm.beta(),
+        Tensor::from_vec(vec![0.0, 0.1, 0.2, -0.3], [4]).unwrap(),
+    );
     let x = sample(&[2, 3, 4], 3);
     let tape = Tape::new();
     let mut context = Context::eval(&tape, &store);
-    let y = norm.forward(&mut context, tape.constant(x.clone())).value().to_vec();
+    let y = norm
+        .forward(&mut context, tape.constant(x.clone()))
+        .value()
+        .to_vec();
     let (gamma, beta) = ([1.0, 2.0, -0.5, 0.3], [0.0, 0.1, 0.2, -0.3]);
     for (row, values) in x.to_vec().chunks(4).enumerate() {
         let mean = values.iter().sum::<f64>() / 4.0;
@@ -236,13 +295,21 @@ fn embedding_rows_and_their_gradients() {
     let tape = Tape::new();
     let mut context = Context::new(&tape, &mut store, Mode::Train);
     let rows = embedding.lookup(&mut context, &[3, 0, 3], [3]).unwrap();
-    assert_eq!(rows.value().to_vec(), [&table[9..12], &table[0..3], &table[9..12]].concat());
+    assert_eq!(
+        rows.value().to_vec(),
+        [&table[9..12], &table[0..3], &table[9..12]].concat()
+    );
     // As a layer, from whole numbers; anything else is refused by name.
-    let as_layer = embedding
-        .forward(&mut context, tape.constant(Tensor::from_vec(vec![3.0, 0.0], [1, 2]).unwrap()));
+    let as_layer = embedding.forward(
+        &mut context,
+        tape.constant(Tensor::from_vec(vec![3.0, 0.0], [1, 2]).unwrap()),
+    );
     assert_eq!(as_layer.shape().dims(), &[1, 2, 3]);
     let error = embedding
-        .try_forward(&mut context, tape.constant(Tensor::from_vec(vec![1.5], [1]).unwrap()))
+        .try_forward(
+            &mut context,
+            tape.constant(Tensor::from_vec(vec![1.5], [1]).unwrap()),
+        )
         .unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -272,7 +339,10 @@ fn embedding_rows_and_their_gradients() {
     result.unwrap();
     // Saved as [vocabulary, dim], not transposed like a dense weight; not penalized.
     let options = store.options(embedding.weight());
-    assert_eq!((options.layout, options.penalized), (FileLayout::AsIs, false));
+    assert_eq!(
+        (options.layout, options.penalized),
+        (FileLayout::AsIs, false)
+    );
 }
 
 /// The shape each tensor has in a safetensors file, from its header.
@@ -299,7 +369,12 @@ fn penalized_trainable_and_file_layout_are_independent() {
     assert_eq!(header["dense.weight"]["shape"], serde_json::json!([2, 3]));
     assert_eq!(header["table"]["shape"], serde_json::json!([4, 2]));
     // The penalty sees both, 0.5 * (||W||^2 + 8).
-    let weight_norm: f32 = store.value(dense.weight()).to_vec().iter().map(|w| w * w).sum();
+    let weight_norm: f32 = store
+        .value(dense.weight())
+        .to_vec()
+        .iter()
+        .map(|w| w * w)
+        .sum();
     let tape = Tape::new();
     let context = Context::new(&tape, &mut store, Mode::Train);
     let penalty = nn::l2_penalty(&context, 0.5).value().item();
@@ -311,7 +386,9 @@ fn penalized_trainable_and_file_layout_are_independent() {
     assert!((nn::l2_penalty(&context, 0.5).value().item() - 0.5 * weight_norm).abs() < 1e-5);
     drop(context);
     // Buffers cannot be made trainable or penalized; transposing needs a matrix.
-    let running = store.add("running", Role::RunningStatistic, Tensor::zeros([2])).unwrap();
+    let running = store
+        .add("running", Role::RunningStatistic, Tensor::zeros([2]))
+        .unwrap();
     assert!(store.set_trainable(running, true).is_err());
     assert!(store.set_penalized(running, true).is_err());
     let transposed = ParamOptions {
@@ -329,9 +406,11 @@ fn penalized_trainable_and_file_layout_are_independent() {
         trainable: true,
         ..Role::Counter.default_options()
     };
-    assert!(store
-        .add_with("count", Role::Counter, trainable_buffer, Tensor::zeros([]))
-        .is_err());
+    assert!(
+        store
+            .add_with("count", Role::Counter, trainable_buffer, Tensor::zeros([]))
+            .is_err()
+    );
     assert!(store.find("vector").is_none() && store.find("count").is_none());
 }
 
@@ -349,13 +428,18 @@ impl LayerUnderTest for NewLayer {
     fn build<T: Float>(&self, store: &mut ParamStore<T>) -> nn::Result<Box<dyn Layer<T>>> {
         let mut rng = StdRng::seed_from_u64(1);
         Ok(match self {
-            NewLayer::DenseRank3 => Box::new(Dense::new(store, "d", 3, 2, Init::XavierNormal, &mut rng)?),
+            NewLayer::DenseRank3 => {
+                Box::new(Dense::new(store, "d", 3, 2, Init::XavierNormal, &mut rng)?)
+            }
             NewLayer::LayerNorm => {
                 let norm = LayerNorm::new(store, "ln", 3)?;
                 store.set_value(
                     norm.gamma(),
-                    Tensor::from_vec(vec![T::from_f64(0.7), T::from_f64(-1.1), T::from_f64(1.6)], [3])
-                        .unwrap(),
+                    Tensor::from_vec(
+                        vec![T::from_f64(0.7), T::from_f64(-1.1), T::from_f64(1.6)],
+                        [3],
+                    )
+                    .unwrap(),
                 );
                 Box::new(norm)
             }

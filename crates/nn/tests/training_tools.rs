@@ -41,7 +41,10 @@ fn clip_norm_scales_to_the_bound_and_returns_the_norm() {
     let clipped: Vec<f64> = g.iter().flat_map(|(_, t)| t.to_vec()).collect();
     assert_eq!(clipped, vec![3.0 * coefficient, 0.0, 4.0 * coefficient]);
     // A non-finite norm is returned and nothing is scaled into NaN.
-    let mut bad = gradients(&store, vec![Some(vec![f64::INFINITY, 1.0]), Some(vec![4.0])]);
+    let mut bad = gradients(
+        &store,
+        vec![Some(vec![f64::INFINITY, 1.0]), Some(vec![4.0])],
+    );
     assert_eq!(bad.clip_norm(1.0).unwrap(), f64::INFINITY);
     assert_eq!(bad.iter().last().unwrap().1.to_vec(), vec![4.0]);
     assert!(g.clip_norm(-1.0).is_err() && g.clip_norm(f64::NAN).is_err());
@@ -124,7 +127,10 @@ fn frozen_parameters_get_no_gradient_and_do_not_move() {
         assert!(some.get(id).is_none());
     }
     let output = store.find("output.weight").unwrap();
-    assert_eq!(some.get(output).unwrap().to_vec(), all.get(output).unwrap().to_vec());
+    assert_eq!(
+        some.get(output).unwrap().to_vec(),
+        all.get(output).unwrap().to_vec()
+    );
     let frozen_value = store.value(hidden[0]).clone();
     Sgd::new(0.5).step(&mut store, &some).unwrap();
     assert_eq!(store.value(hidden[0]), &frozen_value);
@@ -154,7 +160,9 @@ fn a_group_runs_the_optimizer_with_its_own_settings() {
         };
         let mut grouped = two_parameters();
         let b = grouped.find("b").unwrap();
-        let group = ParamGroup::new([b]).learning_rate_factor(3.0).weight_decay(0.0);
+        let group = ParamGroup::new([b])
+            .learning_rate_factor(3.0)
+            .weight_decay(0.0);
         let mut reference_default = two_parameters();
         let mut reference_group = two_parameters();
         let g = gradients(&grouped, values.clone());
@@ -164,23 +172,36 @@ fn a_group_runs_the_optimizer_with_its_own_settings() {
         );
         let mut optimizers: [Box<dyn Optimizer<f64>>; 3] = if adamw {
             [
-                Box::new(AdamW::with_config(config).unwrap().with_group(group).unwrap()),
+                Box::new(
+                    AdamW::with_config(config)
+                        .unwrap()
+                        .with_group(group)
+                        .unwrap(),
+                ),
                 Box::new(AdamW::with_config(config).unwrap()),
                 Box::new(AdamW::with_config(group_config).unwrap()),
             ]
         } else {
             [
-                Box::new(Adam::with_config(config).unwrap().with_group(group).unwrap()),
+                Box::new(
+                    Adam::with_config(config)
+                        .unwrap()
+                        .with_group(group)
+                        .unwrap(),
+                ),
                 Box::new(Adam::with_config(config).unwrap()),
                 Box::new(Adam::with_config(group_config).unwrap()),
             ]
         };
         for _ in 0..3 {
             optimizers[0].step(&mut grouped, &g).unwrap();
-            optimizers[1].step(&mut reference_default, &g_default).unwrap();
+            optimizers[1]
+                .step(&mut reference_default, &g_default)
+                .unwrap();
             optimizers[2].step(&mut reference_group, &g_group).unwrap();
         }
-        let value = |store: &ParamStore<f64>, name: &str| store.value(store.find(name).unwrap()).to_vec();
+        let value =
+            |store: &ParamStore<f64>, name: &str| store.value(store.find(name).unwrap()).to_vec();
         assert_eq!(value(&grouped, "w"), value(&reference_default, "w"));
         assert_eq!(value(&grouped, "b"), value(&reference_group, "b"));
         assert_ne!(value(&grouped, "b"), value(&reference_default, "b"));
@@ -210,18 +231,43 @@ fn invalid_or_foreign_groups_are_refused_by_name() {
         .unwrap()
         .with_group(ParamGroup::new([b]))
         .unwrap_err();
-    assert!(error.to_string().starts_with("Sgd::with_group: parameter #1 of store #"), "{error}");
-    assert!(error.to_string().ends_with("is already in group 0"), "{error}");
-    assert!(Sgd::<f64>::new(0.1).with_group(ParamGroup::new([w, w])).is_err());
-    assert!(Adam::<f64>::new(0.1).with_group(ParamGroup::new([w]).learning_rate_factor(-1.0)).is_err());
-    assert!(AdamW::<f64>::new(0.1).with_group(ParamGroup::new([w]).weight_decay(f64::NAN)).is_err());
+    assert!(
+        error
+            .to_string()
+            .starts_with("Sgd::with_group: parameter #1 of store #"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().ends_with("is already in group 0"),
+        "{error}"
+    );
+    assert!(
+        Sgd::<f64>::new(0.1)
+            .with_group(ParamGroup::new([w, w]))
+            .is_err()
+    );
+    assert!(
+        Adam::<f64>::new(0.1)
+            .with_group(ParamGroup::new([w]).learning_rate_factor(-1.0))
+            .is_err()
+    );
+    assert!(
+        AdamW::<f64>::new(0.1)
+            .with_group(ParamGroup::new([w]).weight_decay(f64::NAN))
+            .is_err()
+    );
     // A group of another store's parameters: the step is refused and nothing moves.
     let mut other = two_parameters();
     let before = other.value(other.find("w").unwrap()).clone();
-    let mut sgd = Sgd::<f64>::new(0.1).with_group(ParamGroup::new([w])).unwrap();
+    let mut sgd = Sgd::<f64>::new(0.1)
+        .with_group(ParamGroup::new([w]))
+        .unwrap();
     let g = gradients(&other, vec![Some(vec![1.0, 1.0]), None]);
     let error = sgd.step(&mut other, &g).unwrap_err().to_string();
-    assert!(error.contains("a parameter group holds parameter #0 of store #"), "{error}");
+    assert!(
+        error.contains("a parameter group holds parameter #0 of store #"),
+        "{error}"
+    );
     assert_eq!(other.value(other.find("w").unwrap()), &before);
 }
 
@@ -230,8 +276,14 @@ fn a_non_finite_step_is_skipped_and_leaves_everything_as_it_was() {
     let mut store = two_parameters();
     let mut adam = Adam::<f64>::new(0.1);
     let finite = gradients(&store, vec![Some(vec![0.5, -0.5]), Some(vec![1.0])]);
-    let infinite = gradients(&store, vec![Some(vec![0.5, -0.5]), Some(vec![f64::NEG_INFINITY])]);
-    assert_eq!(adam.step_if_finite(&mut store, &finite).unwrap(), StepOutcome::Applied);
+    let infinite = gradients(
+        &store,
+        vec![Some(vec![0.5, -0.5]), Some(vec![f64::NEG_INFINITY])],
+    );
+    assert_eq!(
+        adam.step_if_finite(&mut store, &finite).unwrap(),
+        StepOutcome::Applied
+    );
     let (store_before, adam_before) = (store.clone(), adam.clone());
     let outcome = adam.step_if_finite(&mut store, &infinite).unwrap();
     assert_eq!(
@@ -273,7 +325,10 @@ fn early_stopping_restores_the_best_parameters_buffers_and_optimizer() {
     let step = |store: &mut ParamStore<f64>, adam: &mut Adam<f64>| {
         let tape = Tape::new();
         let mut context = Context::new(&tape, store, Mode::Train);
-        let loss = nn::cross_entropy(model.forward(&mut context, tape.constant(x.clone())), &labels);
+        let loss = nn::cross_entropy(
+            model.forward(&mut context, tape.constant(x.clone())),
+            &labels,
+        );
         let g = context.gradients(&loss.backward());
         adam.step(store, &g).unwrap();
     };
@@ -317,7 +372,11 @@ fn early_stopping_restores_the_best_parameters_buffers_and_optimizer() {
     let mut empty = EarlyStopping::<f64, ()>::new(1);
     assert_eq!(empty.observe(f64::NAN, &store, &()), Progress::Stop);
     assert!(empty.restore_best(&mut store, &mut ()).is_err());
-    assert!(EarlyStopping::<f64, ()>::new(1).with_min_delta(-1.0).is_err());
+    assert!(
+        EarlyStopping::<f64, ()>::new(1)
+            .with_min_delta(-1.0)
+            .is_err()
+    );
 }
 
 #[test]
@@ -326,7 +385,10 @@ fn a_snapshot_restores_only_its_own_store() {
     let snapshot = store.snapshot();
     let mut other = two_parameters();
     let error = other.restore(&snapshot).unwrap_err().to_string();
-    assert!(error.starts_with("ParamStore::restore: the snapshot was taken from store #"), "{error}");
+    assert!(
+        error.starts_with("ParamStore::restore: the snapshot was taken from store #"),
+        "{error}"
+    );
     store.add("extra", Role::Bias, Tensor::zeros([1])).unwrap();
     assert_eq!(
         store.restore(&snapshot).unwrap_err().to_string(),
@@ -356,7 +418,10 @@ fn evaluation_from_a_shared_store_on_threads_matches_the_exclusive_context() {
     let exclusive = {
         let tape = Tape::new();
         let mut context = Context::new(&tape, &mut store, Mode::Eval);
-        model.forward(&mut context, tape.constant(x.clone())).value().to_vec()
+        model
+            .forward(&mut context, tape.constant(x.clone()))
+            .value()
+            .to_vec()
     };
     let (shared_store, shared_model) = (&store, &model);
     let results: Vec<Vec<f32>> = std::thread::scope(|scope| {
@@ -374,10 +439,14 @@ fn evaluation_from_a_shared_store_on_threads_matches_the_exclusive_context() {
 }
 
 #[test]
-#[should_panic(expected = "Context::set_buffer: this context shares its store (Context::eval), so it cannot write buffers")]
+#[should_panic(
+    expected = "Context::set_buffer: this context shares its store (Context::eval), so it cannot write buffers"
+)]
 fn a_shared_context_refuses_buffer_writes() {
     let mut store = ParamStore::<f64>::new();
-    let running = store.add("running", Role::RunningStatistic, Tensor::zeros([1])).unwrap();
+    let running = store
+        .add("running", Role::RunningStatistic, Tensor::zeros([1]))
+        .unwrap();
     let tape = Tape::new();
     let mut context = Context::eval(&tape, &store);
     context.set_buffer(running, Tensor::ones([1]));

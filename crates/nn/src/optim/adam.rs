@@ -190,8 +190,14 @@ impl<T: Float> Adam<T> {
 
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) -> Result<()> {
-        self.moments
-            .update("Adam::step", &self.config, store, gradients, &self.groups, true)
+        self.moments.update(
+            "Adam::step",
+            &self.config,
+            store,
+            gradients,
+            &self.groups,
+            true,
+        )
     }
 
     fn learning_rate(&self) -> f64 {
@@ -245,8 +251,14 @@ impl<T: Float> AdamW<T> {
 
 impl<T: Float> Optimizer<T> for AdamW<T> {
     fn step(&mut self, store: &mut ParamStore<T>, gradients: &ParamGradients<T>) -> Result<()> {
-        self.moments
-            .update("AdamW::step", &self.config, store, gradients, &self.groups, false)
+        self.moments.update(
+            "AdamW::step",
+            &self.config,
+            store,
+            gradients,
+            &self.groups,
+            false,
+        )
     }
 
     fn learning_rate(&self) -> f64 {

@@ -82,7 +82,10 @@ impl ParamGroups {
     /// already in a group (which settings would apply would be ambiguous).
     pub(crate) fn add(&mut self, op: &'static str, group: ParamGroup) -> Result<()> {
         let invalid = |message: String| {
-            Err(NnError::Tensor(TensorError::InvalidArgument { op, message }))
+            Err(NnError::Tensor(TensorError::InvalidArgument {
+                op,
+                message,
+            }))
         };
         if !non_negative(group.learning_rate_factor) {
             return invalid(format!(
@@ -100,7 +103,11 @@ impl ParamGroups {
                 .groups
                 .iter()
                 .position(|g| g.members.contains(member))
-                .or_else(|| group.members[..position].contains(member).then_some(self.groups.len()));
+                .or_else(|| {
+                    group.members[..position]
+                        .contains(member)
+                        .then_some(self.groups.len())
+                });
             if let Some(earlier) = earlier {
                 return invalid(format!(
                     "parameter #{} of {} is already in group {earlier}",
@@ -135,7 +142,12 @@ impl ParamGroups {
     }
 
     /// (learning rate, weight decay) for `id`, from the optimizer's.
-    pub(crate) fn settings(&self, id: ParamId, learning_rate: f64, weight_decay: f64) -> (f64, f64) {
+    pub(crate) fn settings(
+        &self,
+        id: ParamId,
+        learning_rate: f64,
+        weight_decay: f64,
+    ) -> (f64, f64) {
         match self.groups.iter().find(|g| g.members.contains(&id)) {
             Some(group) => (
                 learning_rate * group.learning_rate_factor,

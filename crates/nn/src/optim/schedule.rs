@@ -146,10 +146,12 @@ impl ReduceOnPlateau {
     /// minimum 0).
     pub fn new(factor: f64, patience: usize) -> crate::Result<Self> {
         if !(factor > 0.0 && factor < 1.0) {
-            return Err(crate::NnError::Tensor(tensor::TensorError::InvalidArgument {
-                op: "ReduceOnPlateau::new",
-                message: format!("factor must be in (0, 1), got {factor}"),
-            }));
+            return Err(crate::NnError::Tensor(
+                tensor::TensorError::InvalidArgument {
+                    op: "ReduceOnPlateau::new",
+                    message: format!("factor must be in (0, 1), got {factor}"),
+                },
+            ));
         }
         Ok(ReduceOnPlateau {
             factor,
@@ -168,10 +170,12 @@ impl ReduceOnPlateau {
     /// finite and in [0, 1).
     pub fn with_threshold(mut self, threshold: f64) -> crate::Result<Self> {
         if !(0.0..1.0).contains(&threshold) {
-            return Err(crate::NnError::Tensor(tensor::TensorError::InvalidArgument {
-                op: "ReduceOnPlateau::with_threshold",
-                message: format!("threshold must be in [0, 1), got {threshold}"),
-            }));
+            return Err(crate::NnError::Tensor(
+                tensor::TensorError::InvalidArgument {
+                    op: "ReduceOnPlateau::with_threshold",
+                    message: format!("threshold must be in [0, 1), got {threshold}"),
+                },
+            ));
         }
         self.threshold = threshold;
         Ok(self)
@@ -271,7 +275,12 @@ mod tests {
         assert_eq!(plateau.learning_rate(0.1), 0.025);
         assert_eq!(plateau.clone().with_minimum(0.05).learning_rate(0.1), 0.05);
         assert!(ReduceOnPlateau::new(1.0, 0).is_err());
-        assert!(ReduceOnPlateau::new(0.5, 0).unwrap().with_threshold(1.0).is_err());
+        assert!(
+            ReduceOnPlateau::new(0.5, 0)
+                .unwrap()
+                .with_threshold(1.0)
+                .is_err()
+        );
     }
 
     #[test]

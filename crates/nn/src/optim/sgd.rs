@@ -133,9 +133,7 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         let momentum = T::from_f64(c.momentum);
         let keep_new = T::ONE - T::from_f64(c.dampening);
         for (id, gradient) in gradients.iter() {
-            let (lr, decay) = self
-                .groups
-                .settings(id, c.learning_rate, c.weight_decay);
+            let (lr, decay) = self.groups.settings(id, c.learning_rate, c.weight_decay);
             let (lr, decay) = (T::from_f64(lr), T::from_f64(decay));
             let values = contiguous_values(gradient);
             let weights = store.value_mut(id);
