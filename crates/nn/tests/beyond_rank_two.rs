@@ -466,3 +466,57 @@ fn new_layers_pass_check_layer() {
         }
     }
 }
+
+#[test]
+fn accuracy_and_the_loss_value_of_predictions() {
+    // Rows 0 and 2 right, row 1 wrong (a tie takes the first class, as argmax).
+    let logits = Tensor::<f64>::from_vec(vec![0.9, 0.1, 0.5, 0.5, 0.2, 0.8], [3, 2]).unwrap();
+    assert_eq!(nn::accuracy(&logits, &[0, 1, 1]).unwrap(), 2.0 / 3.0);
+    assert_eq!(nn::accuracy(&logits, &[0, 0, 1]).unwrap(), 1.0);
+    let cube = logits.reshape([1, 3, 2]);
+    assert_eq!(nn::accuracy(&cube, &[1, 1, 0]).unwrap(), 0.0);
+    for (bad, labels) in [
+        (Tensor::<f64>::zeros([3]), vec![0, 0, 0]),
+        (Tensor::zeros([0, 2]), vec![]),
+        (Tensor::zeros([2, 0]), vec![0, 0]),
+        (logits.clone(), vec![0, 1]),
+    ] {
+        let error = nn::accuracy(&bad, &labels).unwrap_err().to_string();
+        assert!(
+            error.starts_with("accuracy: expected logits [..., classes]"),
+            "{error}"
+        );
+    }
+    // The value is the tape's loss, exactly.
+    let tape = Tape::<f64>::new();
+    let on_tape = nn::cross_entropy(tape.constant(logits.clone()), &[0, 1, 1])
+        .value()
+        .item();
+    assert_eq!(
+        nn::cross_entropy_value(&logits, &[0, 1, 1]).unwrap(),
+        on_tape
+    );
+    let expected: f64 = [(0, 0.9, 0.1), (1, 0.5, 0.5), (1, 0.2, 0.8)]
+        .iter()
+        .map(|&(label, a, b): &(usize, f64, f64)| {
+            let l = log_softmax(&[a, b]);
+            -l[label]
+        })
+        .sum::<f64>()
+        / 3.0;
+    assert!((on_tape - expected).abs() < 1e-15);
+    assert!(nn::cross_entropy_value(&logits, &[0, 5, 1]).is_err());
+}
+
+#[test]
+fn class_weights_without_smoothing_ignore_an_impossible_class() {
+    // A class with logit -inf has log-probability -inf; without smoothing it takes no part,
+    // so the loss stays finite (a smoothing term multiplied by 0 would make it NaN).
+    let tape = Tape::<f64>::new();
+    let z = tape.leaf(Tensor::from_vec(vec![0.0, f64::NEG_INFINITY], [1, 2]).unwrap());
+    let loss = CrossEntropy::new()
+        .class_weights(vec![2.0, 1.0])
+        .unwrap()
+        .loss(z, &[0]);
+    assert_eq!(loss.value().item(), 0.0);
+}

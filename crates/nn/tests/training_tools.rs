@@ -368,6 +368,17 @@ fn early_stopping_restores_the_best_parameters_buffers_and_optimizer() {
     for (id, name, ..) in store.iter() {
         assert_eq!(store.value(id), best_store.value(id), "{name}");
     }
+    // An equal metric is no improvement (with min_delta 0 too), and the stop comes after
+    // `patience` of them, not before.
+    let mut strict = EarlyStopping::<f64, ()>::new(2);
+    assert_eq!(strict.observe(0.5, &store, &()), Progress::Improved);
+    assert_eq!(
+        strict.observe(0.5, &store, &()),
+        Progress::NoImprovement { since_best: 1 }
+    );
+    assert!(!strict.should_stop());
+    assert_eq!(strict.observe(0.5, &store, &()), Progress::Stop);
+    assert!(strict.should_stop());
     // NaN never improves; nothing to restore before the first improvement.
     let mut empty = EarlyStopping::<f64, ()>::new(1);
     assert_eq!(empty.observe(f64::NAN, &store, &()), Progress::Stop);
