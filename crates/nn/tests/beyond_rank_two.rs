@@ -477,6 +477,7 @@ fn accuracy_and_the_loss_value_of_predictions() {
     assert_eq!(nn::accuracy(&cube, &[1, 1, 0]).unwrap(), 0.0);
     for (bad, labels) in [
         (Tensor::<f64>::zeros([3]), vec![0, 0, 0]),
+        (Tensor::zeros([3]), vec![0]), // a vector is not one row of logits
         (Tensor::zeros([0, 2]), vec![]),
         (Tensor::zeros([2, 0]), vec![0, 0]),
         (logits.clone(), vec![0, 1]),

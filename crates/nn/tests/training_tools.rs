@@ -246,6 +246,7 @@ fn invalid_or_foreign_groups_are_refused_by_name() {
             .with_group(ParamGroup::new([w, w]))
             .is_err()
     );
+    assert_eq!(ParamGroup::new([b, w]).members(), &[b, w]);
     assert!(
         Adam::<f64>::new(0.1)
             .with_group(ParamGroup::new([w]).learning_rate_factor(-1.0))

@@ -275,7 +275,10 @@ mod tests {
         assert_eq!(plateau.learning_rate(0.1), 0.025);
         assert_eq!(plateau.clone().with_minimum(0.05).learning_rate(0.1), 0.05);
         // An equal metric is not an improvement, even with threshold 0 (PyTorch's `a < best`).
-        let mut exact = ReduceOnPlateau::new(0.5, 0).unwrap().with_threshold(0.0).unwrap();
+        let mut exact = ReduceOnPlateau::new(0.5, 0)
+            .unwrap()
+            .with_threshold(0.0)
+            .unwrap();
         assert!(!exact.observe(1.0));
         assert!(exact.observe(1.0));
         assert!(ReduceOnPlateau::new(1.0, 0).is_err());
