@@ -521,3 +521,78 @@ fn class_weights_without_smoothing_ignore_an_impossible_class() {
         .loss(z, &[0]);
     assert_eq!(loss.value().item(), 0.0);
 }
+
+#[test]
+fn cross_entropy_options_match_numbers_computed_by_pytorch() {
+    // torch.nn.functional.cross_entropy in float64 (torch 2.15) on these logits, with
+    // weight [0.5, 2, 1, 3], ignore_index -100 (9 here), label_smoothing 0.2, each reduction;
+    // then smoothing 0.3 alone, weights alone, and the gradient of the first loss (rows 0 and
+    // the ignored row 2). PyTorch's numbers, not this library's:
+    //   logits = torch.tensor([[(i * 7 % 11) * 0.3 - 1.4 for i in range(4 * r, 4 * r + 4)]
+    //                          for r in range(6)], dtype=torch.float64)
+    let values: Vec<f64> = (0..24).map(|i| ((i * 7) % 11) as f64 * 0.3 - 1.4).collect();
+    let logits = Tensor::from_vec(values, [6, 4]).unwrap();
+    let labels = [0, 3, 9, 1, 1, 2];
+    let full = CrossEntropy::new()
+        .class_weights(vec![0.5, 2.0, 1.0, 3.0])
+        .unwrap()
+        .ignore_index(9)
+        .label_smoothing(0.2)
+        .unwrap();
+    let tape = Tape::<f64>::new();
+    let z = tape.leaf(logits.clone());
+    let close = |got: f64, pytorch: f64| {
+        assert!(
+            (got - pytorch).abs() <= 1e-14 * pytorch.abs().max(1.0),
+            "{got} vs PyTorch {pytorch}"
+        );
+    };
+    let mean = full.loss(z, &labels);
+    close(mean.value().item(), 1.8829609274750048);
+    close(
+        full.clone()
+            .reduction(Reduction::Sum)
+            .loss(z, &labels)
+            .value()
+            .item(),
+        16.005167883537542,
+    );
+    let rows = full
+        .clone()
+        .reduction(Reduction::None)
+        .loss(z, &labels)
+        .value()
+        .to_vec();
+    let pytorch_rows = [
+        1.8010882134860862,
+        4.939589032141074,
+        0.0,
+        4.93603995848498,
+        1.2713722705263555,
+        3.057078408899047,
+    ];
+    for (got, want) in rows.iter().zip(pytorch_rows) {
+        close(*got, want);
+    }
+    let smooth = CrossEntropy::new()
+        .ignore_index(9)
+        .label_smoothing(0.3)
+        .unwrap();
+    close(smooth.loss(z, &labels).value().item(), 2.1455895388552353);
+    let weighted = CrossEntropy::new()
+        .class_weights(vec![0.5, 2.0, 1.0, 3.0])
+        .unwrap()
+        .ignore_index(9);
+    close(weighted.loss(z, &labels).value().item(), 1.9456374827790857);
+    let gradient = mean.backward().wrt(z).to_vec();
+    let pytorch_row0 = [
+        -0.04731029346344099,
+        0.01019989471013183,
+        0.0007332576242432648,
+        0.0363771411290659,
+    ];
+    for (got, want) in gradient[..4].iter().zip(pytorch_row0) {
+        assert!((got - want).abs() < 1e-16, "{got} vs PyTorch {want}");
+    }
+    assert_eq!(&gradient[8..12], &[0.0; 4]);
+}
