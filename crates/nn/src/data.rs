@@ -320,7 +320,9 @@ pub struct CsvOptions {
 /// deflate data or the trailer cut short) and a checksum or length mismatch in the trailer are
 /// an [`NnError::Gzip`] naming the file, never a panic and never a silently shortened dataset;
 /// errors found after decompression name the file and the line in the decompressed text.
-/// Decompressed text that is not UTF-8 is an [`NnError::Io`], as for a plain file.
+/// Decompressed text that is not UTF-8 is an [`NnError::Io`], as for a plain file. A stream that
+/// inflates past [`MAX_DECOMPRESSED_BYTES`] is refused (a crafted file can inflate a
+/// thousandfold).
 ///
 /// ```
 /// use std::io::Write;
@@ -359,6 +361,10 @@ pub fn load_csv<T: Float>(path: impl AsRef<Path>, options: CsvOptions) -> Result
 /// gzip's first two bytes (RFC 1952).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// The most bytes [`load_csv`] inflates a gzip file to (4 GiB): a small crafted file can
+/// inflate a thousandfold, and is refused with [`NnError::Gzip`] instead of exhausting memory.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 4 << 30;
+
 /// The text of a CSV file's bytes: decompressed if they are gzip (by the magic bytes or a
 /// `.gz` name), then checked to be UTF-8. Errors name `path`.
 pub(crate) fn csv_text(bytes: Vec<u8>, path: &Path) -> Result<String> {
@@ -379,6 +385,11 @@ pub(crate) fn csv_text(bytes: Vec<u8>, path: &Path) -> Result<String> {
 
 /// Decompresses every gzip member of `bytes`; errors are [`NnError::Gzip`] naming `path`.
 fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    gunzip_at_most(bytes, path, MAX_DECOMPRESSED_BYTES)
+}
+
+/// [`gunzip`] refusing a stream that inflates to more than `limit` bytes.
+fn gunzip_at_most(bytes: &[u8], path: &Path, limit: u64) -> Result<Vec<u8>> {
     use std::io::Read;
     let error = |message: String| NnError::Gzip {
         path: path.to_path_buf(),
@@ -392,7 +403,12 @@ fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
         )));
     }
     let mut text = Vec::new();
-    match flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text) {
+    // One byte past the limit tells a stream of exactly `limit` bytes from a larger one.
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes).take(limit.saturating_add(1));
+    match decoder.read_to_end(&mut text) {
+        Ok(_) if text.len() as u64 > limit => Err(error(format!(
+            "it inflates to more than {limit} bytes (MAX_DECOMPRESSED_BYTES), refused before it exhausts memory"
+        ))),
         Ok(_) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(error(format!(
             "the file ends before the gzip stream does (truncated?): {e}"
@@ -708,6 +724,24 @@ mod tests {
         (0..500)
             .map(|i| format!("{},{}.25,{}\n", i, i * 7 % 13, i % 4))
             .collect()
+    }
+
+    #[test]
+    fn a_stream_inflating_past_the_limit_is_refused() {
+        let text = "1,2,0\n".repeat(100); // 600 bytes
+        let packed = gzip(text.as_bytes());
+        let path = Path::new("bomb.csv.gz");
+        assert_eq!(gunzip_at_most(&packed, path, 600).unwrap(), text.as_bytes());
+        let error = gunzip_at_most(&packed, path, 599).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            NnError::Gzip {
+                path: path.to_path_buf(),
+                message: "it inflates to more than 599 bytes (MAX_DECOMPRESSED_BYTES), refused before it exhausts memory".to_string(),
+            }
+            .to_string()
+        );
+        assert!(packed.len() < 100, "the test's stream is a small file");
     }
 
     #[test]

@@ -203,7 +203,10 @@ pub use activation::{Activation, leaky_relu, try_leaky_relu};
 pub use batch_norm::BatchNorm1d;
 pub use check::gradcheck_layer;
 pub use checkpoint::Checkpoint;
-pub use data::{Batches, CsvOptions, Dataset, MAX_CLASSES, Standardizer, load_csv, parse_csv};
+pub use data::{
+    Batches, CsvOptions, Dataset, MAX_CLASSES, MAX_DECOMPRESSED_BYTES, Standardizer, load_csv,
+    parse_csv,
+};
 pub use dense::Dense;
 pub use dropout::{Dropout, dropout_with_mask, try_dropout_with_mask};
 pub use embedding::Embedding;

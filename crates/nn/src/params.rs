@@ -562,8 +562,9 @@ impl<T: Float> ParamStore<T> {
     /// Runs one forward pass on a fresh tape and returns the loss's value and the parameters'
     /// gradients (JAX's `value_and_grad` over the model's parameters; PyTorch's
     /// `loss = ...; loss.backward()`). `loss` builds the scalar loss from a [`Context`] in
-    /// `mode` (a [`Mode::Train`] context takes the next training step). Errors, with the
-    /// store's buffers as they were, if `loss` fails or returns a Var that is not a scalar.
+    /// `mode` (a [`Mode::Train`] context takes the next training step, as [`Context::new`]
+    /// does, whether or not `loss` succeeds). Errors, with the store's buffers as they were, if
+    /// `loss` fails or returns a Var that is not a scalar.
     ///
     /// ```
     /// use nn::optim::{Optimizer, Sgd};

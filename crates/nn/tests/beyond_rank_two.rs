@@ -282,6 +282,7 @@ fn layer_norm_normalizes_each_row_as_pytorch() {
     assert_eq!(&trained[..], &y[..12]);
     let names: Vec<_> = store.iter().map(|(_, name, ..)| name.to_string()).collect();
     assert_eq!(names, ["ln.weight", "ln.bias"]);
+    assert_eq!(Layer::<f64>::name(&norm), "ln");
     assert!(LayerNorm::new(&mut store, "ln", 4).is_err());
     assert!(LayerNorm::with_eps(&mut store, "other", 4, 0.0).is_err());
 }
@@ -315,6 +316,17 @@ fn embedding_rows_and_their_gradients() {
         error.to_string(),
         "Embedding 'words': the input holds indices, whole numbers in 0..5; position 0 has 1.5"
     );
+    // The vocabulary's size itself is out of range, through the layer too.
+    let error = embedding
+        .try_forward(
+            &mut context,
+            tape.constant(Tensor::from_vec(vec![5.0], [1]).unwrap()),
+        )
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Embedding 'words': the input holds indices, whole numbers in 0..5; position 0 has 5"
+    );
     let error = embedding.lookup(&mut context, &[5], [1]).unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -337,6 +349,22 @@ fn embedding_rows_and_their_gradients() {
         &GradcheckOptions::strict("embedding"),
     );
     result.unwrap();
+    assert_eq!((embedding.vocabulary(), embedding.dim()), (5, 3));
+    assert_eq!(Layer::<f64>::name(&embedding), "words");
+    assert_eq!(
+        Layer::<f64>::output_shape(&embedding, &Shape::from([2, 7])).unwrap(),
+        Shape::from([2, 7, 3])
+    );
+    // Either size 0 is refused, adding nothing.
+    for (vocabulary, dim) in [(0, 3), (5, 0)] {
+        let error = Embedding::new(&mut store, "empty", vocabulary, dim, &mut rng).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("needs a vocabulary and a dimension of at least 1")
+        );
+    }
+    assert!(store.find("empty.weight").is_none());
     // Saved as [vocabulary, dim], not transposed like a dense weight; not penalized.
     let options = store.options(embedding.weight());
     assert_eq!(
@@ -385,6 +413,32 @@ fn penalized_trainable_and_file_layout_are_independent() {
     let context = Context::new(&tape, &mut store, Mode::Train);
     assert!((nn::l2_penalty(&context, 0.5).value().item() - 0.5 * weight_norm).abs() < 1e-5);
     drop(context);
+    // And penalized again, a bias too: both terms come back.
+    store.set_penalized(table, true).unwrap();
+    store.set_penalized(dense.bias(), true).unwrap();
+    let bias_norm: f32 = store
+        .value(dense.bias())
+        .to_vec()
+        .iter()
+        .map(|b| b * b)
+        .sum();
+    let context = Context::new(&tape, &mut store, Mode::Train);
+    let penalty = nn::l2_penalty(&context, 0.5).value().item();
+    assert!((penalty - 0.5 * (weight_norm + 8.0 + bias_norm)).abs() < 1e-5);
+    drop(context);
+    // The no-decay group: the parameters left out of the penalties, never buffers.
+    store.set_penalized(dense.bias(), false).unwrap();
+    let running_mean = store
+        .add(
+            "bn.running_mean",
+            Role::RunningStatistic,
+            Tensor::zeros([2]),
+        )
+        .unwrap();
+    assert_eq!(store.unpenalized(), vec![dense.bias()]);
+    store.set_penalized(table, false).unwrap();
+    assert_eq!(store.unpenalized(), vec![dense.bias(), table]);
+    assert!(!store.unpenalized().contains(&running_mean));
     // Buffers cannot be made trainable or penalized; transposing needs a matrix.
     let running = store
         .add("running", Role::RunningStatistic, Tensor::zeros([2]))

@@ -49,11 +49,14 @@ fn clip_norm_scales_to_the_bound_and_returns_the_norm() {
     assert_eq!(bad.iter().last().unwrap().1.to_vec(), vec![4.0]);
     assert!(g.clip_norm(-1.0).is_err() && g.clip_norm(f64::NAN).is_err());
 
-    let mut v = gradients(&store, vec![Some(vec![-3.0, 0.5]), Some(vec![f64::NAN])]);
+    let mut v = gradients(&store, vec![Some(vec![-3.0, 2.0]), Some(vec![f64::NAN])]);
     v.clip_value(1.0).unwrap();
     let values: Vec<f64> = v.iter().flat_map(|(_, t)| t.to_vec()).collect();
-    assert_eq!(&values[..2], &[-1.0, 0.5]);
+    assert_eq!(&values[..2], &[-1.0, 1.0]);
     assert!(values[2].is_nan());
+    let mut inside = gradients(&store, vec![Some(vec![-0.5, 0.25]), None]);
+    inside.clip_value(1.0).unwrap();
+    assert_eq!(inside.iter().next().unwrap().1.to_vec(), vec![-0.5, 0.25]);
     assert!(v.clip_value(-0.5).is_err());
 }
 
@@ -93,6 +96,17 @@ fn accumulated_micro_batch_gradients_equal_the_full_batch_gradient() {
             assert!((a - b).abs() < 1e-15, "{a} vs {b}");
         }
     }
+    // Gradients taken after the store grew (a clone is the same model) cover the new entry
+    // too: accumulated into older ones, the new entry's gradient is kept.
+    let mut small = ParamStore::<f64>::new();
+    small.add("w", Role::Weight, Tensor::ones([1, 1])).unwrap();
+    let mut older = gradients(&small, vec![Some(vec![1.0])]);
+    small.add("b", Role::Bias, Tensor::ones([1])).unwrap();
+    older
+        .accumulate(&gradients(&small, vec![Some(vec![2.0]), Some(vec![5.0])]))
+        .unwrap();
+    let sums: Vec<Vec<f64>> = older.iter().map(|(_, t)| t.to_vec()).collect();
+    assert_eq!(sums, vec![vec![3.0], vec![5.0]]);
     // Gradients of another store are refused, changing nothing.
     let other = two_parameters();
     let foreign = gradients(&other, vec![Some(vec![1.0, 1.0]), None]);
@@ -141,6 +155,50 @@ fn frozen_parameters_get_no_gradient_and_do_not_move() {
         "Sgd::step: 'hidden.weight' is not trainable (a buffer, or a frozen parameter) and takes no gradient"
     );
     assert_eq!(store.trainable().count(), 2);
+    // Unfrozen, it trains again.
+    for &id in &hidden {
+        store.set_trainable(id, true).unwrap();
+    }
+    assert_eq!(store.trainable().count(), 4);
+    let (_, again) = forward(&mut store);
+    assert_eq!(again.iter().count(), 4);
+    assert!(hidden.iter().all(|&id| again.get(id).is_some()));
+}
+
+#[test]
+fn value_and_gradients_refuses_a_loss_that_is_not_a_scalar() {
+    let mut store = ParamStore::<f64>::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    let model = Sequential::new()
+        .with(Dense::new(&mut store, "hidden", 3, 2, Init::HeNormal, &mut rng).unwrap())
+        .with(BatchNorm1d::new(&mut store, "bn", 2).unwrap());
+    let (x, _) = batch();
+    let before = store.snapshot();
+    let error = store
+        .value_and_gradients(Mode::Train, |context| {
+            model.try_forward(context, context.input(&x))
+        })
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        nn::NnError::Autograd(autograd::AutogradError::NonScalarOutput {
+            shape: tensor::Shape::from([6, 2])
+        })
+        .to_string()
+    );
+    // Batch norm's running statistics were written by the forward pass and rolled back.
+    for (id, name, ..) in store.iter() {
+        assert_eq!(Some(store.value(id)), before.value(name), "{name}");
+    }
+    let (loss, gradients) = store
+        .value_and_gradients(Mode::Train, |context| {
+            Ok(model
+                .try_forward(context, context.input(&x))?
+                .square()
+                .mean_all())
+        })
+        .unwrap();
+    assert!(loss > 0.0 && gradients.iter().count() == 4);
 }
 
 #[test]
