@@ -353,6 +353,11 @@ fn a_non_finite_step_is_skipped_and_leaves_everything_as_it_was() {
             value: f64::NEG_INFINITY
         }
     );
+    assert_eq!(
+        outcome.to_string(),
+        "step skipped: the gradient of 'b' is -inf at element 0; nothing was updated"
+    );
+    assert_eq!(StepOutcome::Applied.to_string(), "step applied");
     for (id, ..) in store.iter() {
         assert_eq!(store.value(id), store_before.value(id));
     }
@@ -452,7 +457,15 @@ fn early_stopping_restores_the_best_parameters_buffers_and_optimizer() {
 #[test]
 fn a_snapshot_restores_only_its_own_store() {
     let mut store = two_parameters();
+    store.set_training_step(7);
     let snapshot = store.snapshot();
+    assert_eq!(
+        (snapshot.training_step(), snapshot.store()),
+        (7, store.id())
+    );
+    store.set_training_step(9);
+    store.restore(&snapshot).unwrap();
+    assert_eq!(store.training_step(), 7);
     let mut other = two_parameters();
     let error = other.restore(&snapshot).unwrap_err().to_string();
     assert!(
