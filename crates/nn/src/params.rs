@@ -1241,11 +1241,9 @@ impl<T: Float> ParamGradients<T> {
     /// index, value), or `None` when every gradient is finite.
     pub fn first_non_finite(&self) -> Option<(ParamId, usize, f64)> {
         self.iter().find_map(|(id, gradient)| {
-            gradient
-                .to_vec()
-                .iter()
-                .position(|g| !g.is_finite())
-                .map(|element| (id, element, gradient.to_vec()[element].to_f64()))
+            let values = gradient.to_vec();
+            let element = values.iter().position(|g| !g.is_finite())?;
+            Some((id, element, values[element].to_f64()))
         })
     }
 
