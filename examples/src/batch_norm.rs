@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 use nn::{Activation, Init};
 
+use crate::claims::{Claim, Unit, write_claims};
 use crate::data::{Split, digits_split};
 use crate::model::MlpSpec;
 use crate::plot::{Chart, Legend, Series, write_svg};
@@ -50,7 +51,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings for a run size.
+    /// The settings for the configuration's size, seeded by its seed (or this example's
+    /// default seed).
+    pub fn for_config(config: &Config) -> Self {
+        let mut settings = Settings::for_size(config.size);
+        settings.seed = config.seed_or(settings.seed);
+        settings
+    }
+
+    /// The settings for a run size, at this example's default seed.
     pub fn for_size(size: Size) -> Self {
         match size {
             Size::Full => Settings {
@@ -130,9 +139,45 @@ pub struct Summary {
     pub plots: Vec<PathBuf>,
 }
 
+impl Summary {
+    /// What this example claims, checked on this run.
+    pub fn claims(&self) -> Vec<Claim> {
+        let never = (self.settings.epochs + 1) as f64;
+        let epochs = |run: &Run| run.epochs_to_threshold().map_or(never, |e| e as f64);
+        let accuracy = self
+            .batch_norm
+            .history
+            .last()
+            .map_or(f64::NAN, |r| r.test.accuracy);
+        vec![
+            Claim::above(
+                "fewer_epochs",
+                "With batch norm the deep sigmoid network reaches the loss threshold in far fewer epochs",
+                "plain epochs / batch-norm epochs",
+                epochs(&self.plain) / epochs(&self.batch_norm),
+                EPOCH_RATIO_ABOVE,
+                Unit::Ratio,
+            ),
+            Claim::above(
+                "eval_accuracy",
+                "Evaluated with its running statistics, the batch-norm network classifies the test digits",
+                "test accuracy",
+                accuracy,
+                EVAL_ACCURACY_ABOVE,
+                Unit::Percent,
+            ),
+        ]
+    }
+}
+
+/// How many times fewer epochs batch norm needs at least.
+pub const EPOCH_RATIO_ABOVE: f64 = 2.0;
+/// The evaluation-mode test accuracy of the trained batch-norm network is above this.
+pub const EVAL_ACCURACY_ABOVE: f64 = 0.9;
+
 /// Trains the network with and without batch norm and plots both.
 pub fn run(config: &Config) -> Result<Summary> {
-    let settings = Settings::for_size(config.size);
+    let settings = Settings::for_config(config);
     let split = digits_split(&config.data_dir, settings.train_count, settings.seed)?;
     let plain = train_one(config, &settings, &split, false)?;
     let batch_norm = train_one(config, &settings, &split, true)?;
@@ -239,6 +284,7 @@ impl fmt::Display for Summary {
             "  Epochs to a training loss of {LOSS_THRESHOLD}: plain {}, batch norm {}.",
             epoch(self.plain.epochs_to_threshold()),
             epoch(self.batch_norm.epochs_to_threshold())
-        )
+        )?;
+        write_claims(f, &self.claims())
     }
 }

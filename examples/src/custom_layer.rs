@@ -29,6 +29,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tensor::{Float, Shape, Tensor};
 
+use crate::claims::{Claim, Unit, write_claims};
 use crate::{Config, Result};
 
 /// `y = x * sigmoid(beta * x)`, one learnable `beta` per unit (Ramachandran et al.'s Swish;
@@ -209,10 +210,16 @@ pub struct Summary {
     pub graph: PathBuf,
 }
 
-/// Random f64 values of a shape, from a seeded generator.
-fn sample(shape: &[usize], seed: u64) -> Tensor<f64> {
-    Tensor::random_normal(shape, 0.0, 1.0, &mut StdRng::seed_from_u64(seed))
+/// Random f64 values of a shape, from the `stream`-th generator of the run's `seed` (the
+/// default seed 0 gives streams 1, 2, ... their own seeds).
+fn sample(shape: &[usize], seed: u64, stream: u64) -> Tensor<f64> {
+    Tensor::random_normal(shape, 0.0, 1.0, &mut generator(seed, stream))
         .expect("finite mean and std")
+}
+
+/// The `stream`-th generator of the run's `seed`.
+fn generator(seed: u64, stream: u64) -> StdRng {
+    StdRng::seed_from_u64(seed.wrapping_mul(1000).wrapping_add(stream))
 }
 
 /// The tolerances used: 1e-6 absolute and relative (see `GradcheckOptions::strict`).
@@ -237,12 +244,13 @@ fn inspect(
     network: &Sequential<f64>,
     store: &ParamStore<f64>,
     config: &Config,
+    seed: u64,
 ) -> Result<(String, PathBuf)> {
     let mut store = store.clone();
     let tape = Tape::new();
     tape.track_provenance(true);
     let mut context = Context::new(&tape, &mut store, Mode::Train);
-    let x = tape.constant(sample(&[2, 5], 6));
+    let x = tape.constant(sample(&[2, 5], seed, 6));
     let loss = network
         .try_forward(&mut context, x)?
         .try_mean(&[0, 1], false)?;
@@ -257,12 +265,13 @@ fn inspect(
 fn audit_network(
     network: &Sequential<f64>,
     store: &ParamStore<f64>,
+    seed: u64,
 ) -> Result<std::result::Result<AuditReport, AuditError>> {
     let mut store = store.clone();
     let tape = Tape::new();
     tape.track_provenance(true);
     let mut context = Context::new(&tape, &mut store, Mode::Train);
-    let x = tape.constant(sample(&[8, 5], 7));
+    let x = tape.constant(sample(&[8, 5], seed, 7));
     network
         .try_forward(&mut context, x)?
         .try_mean(&[0, 1], false)?;
@@ -271,21 +280,23 @@ fn audit_network(
 
 /// Runs the three gradient checks and the broken one, then shows and audits the network's tape.
 pub fn run(config: &Config) -> Result<Summary> {
+    // Every input, parameter and batch is drawn from this seed.
+    let seed = config.seed_or(0);
     // Swish alone, with betas away from 1 so that beta's gradient is not special.
     let mut store = ParamStore::<f64>::new();
     let swish = Swish::new(&mut store, "swish", 3)?;
-    store.set_value(swish.beta(), sample(&[3], 1).map(|b| 1.0 + 0.5 * b));
-    let swish_report = check_layer(&swish, &store, sample(&[4, 3], 2), "swish")?;
+    store.set_value(swish.beta(), sample(&[3], seed, 1).map(|b| 1.0 + 0.5 * b));
+    let swish_report = check_layer(&swish, &store, sample(&[4, 3], seed, 2), "swish")?;
 
     // The custom op alone.
     let softsign_report = gradcheck(
         |v| v[0].tape().custom_op(Softsign, &[v[0]]),
-        &[sample(&[4, 3], 3)],
+        &[sample(&[4, 3], seed, 3)],
         &options("softsign"),
     )?;
 
     // Both inside a network, next to the library's Dense layers.
-    let mut rng = StdRng::seed_from_u64(4);
+    let mut rng = generator(seed, 4);
     let mut store = ParamStore::<f64>::new();
     let network = Sequential::new()
         .with(Dense::new(
@@ -306,18 +317,18 @@ pub fn run(config: &Config) -> Result<Summary> {
             &mut rng,
         )?)
         .with(SoftsignLayer);
-    let network_report = check_layer(&network, &store, sample(&[3, 5], 5), "network")?;
+    let network_report = check_layer(&network, &store, sample(&[3, 5], seed, 5), "network")?;
 
     let broken = gradcheck(
         |v| v[0].tape().custom_op(BrokenSoftsign, &[v[0]]),
-        &[sample(&[4, 3], 3)],
+        &[sample(&[4, 3], seed, 3)],
         &options("broken softsign"),
     );
-    let (tape, graph) = inspect(&network, &store, config)?;
-    let audit = audit_network(&network, &store)??;
+    let (tape, graph) = inspect(&network, &store, config, seed)?;
+    let audit = audit_network(&network, &store, seed)??;
 
     // The audit finds a wrong rule in a model without a test written for it.
-    let mut rng = StdRng::seed_from_u64(4);
+    let mut rng = generator(seed, 4);
     let mut planted_store = ParamStore::<f64>::new();
     let planted_network = Sequential::new()
         .with(Dense::new(
@@ -338,7 +349,7 @@ pub fn run(config: &Config) -> Result<Summary> {
             Init::XavierNormal,
             &mut rng,
         )?);
-    let planted = audit_network(&planted_network, &planted_store)?;
+    let planted = audit_network(&planted_network, &planted_store, seed)?;
     Ok(Summary {
         swish: swish_report,
         softsign: softsign_report,
@@ -349,6 +360,78 @@ pub fn run(config: &Config) -> Result<Summary> {
         planted,
         graph,
     })
+}
+
+impl Summary {
+    /// What this example claims, checked on this run.
+    pub fn claims(&self) -> Vec<Claim> {
+        // The strict tolerance is 1e-6 absolute and relative; a correct rule in f64 with
+        // central differences is off by ~1e-9 or less (rounding and the step's h^2 term), so
+        // the errors sit three decades under the bound at any seed.
+        let mut claims: Vec<Claim> = [
+            (
+                "swish",
+                "The Swish layer, written with tape ops, passes gradcheck",
+                &self.swish,
+            ),
+            (
+                "softsign",
+                "The softsign op with its own backward rule passes gradcheck",
+                &self.softsign,
+            ),
+            (
+                "network",
+                "A network of Dense, Swish, Dense and softsign passes gradcheck",
+                &self.network,
+            ),
+        ]
+        .into_iter()
+        .map(|(id, statement, report)| {
+            Claim::below(
+                id,
+                statement,
+                "largest error",
+                report.max_abs_error,
+                1e-6,
+                Unit::Scientific,
+            )
+        })
+        .collect();
+        // The wrong rule is off by the factor (1 + |x|) >= 1, so its error is of the order of
+        // the derivative itself (0.1-1 at x ~ N(0, 1)), far above 1e-3 at any seed.
+        let broken_error = match self.broken.as_ref().map_err(|e| &*e.failure) {
+            Err(autograd::gradcheck::GradcheckFailure::Mismatch {
+                analytical,
+                numerical,
+                ..
+            }) => (analytical - numerical).abs(),
+            _ => 0.0,
+        };
+        claims.push(Claim::above(
+            "broken",
+            "A rule with its square forgotten fails gradcheck",
+            "its error",
+            broken_error,
+            1e-3,
+            Unit::Scientific,
+        ));
+        // The audit re-checks each node on the values it saw; a pass or a named failure is a
+        // yes-or-no outcome, counted as 1 or 0.
+        let named = self
+            .planted
+            .as_ref()
+            .err()
+            .is_some_and(|e| e.op == "broken softsign");
+        claims.push(Claim::above(
+            "audit",
+            "audit_tape names the planted wrong node in a network",
+            "named (1 = yes)",
+            f64::from(u8::from(named && self.audit.nodes_checked > 0)),
+            0.5,
+            Unit::Count,
+        ));
+        claims
+    }
 }
 
 /// `text` with every line after the first indented by `indent` (multi-line reports under a
@@ -399,6 +482,7 @@ impl fmt::Display for Summary {
             "\nThe network's tape after one forward and backward pass (graph: {}):",
             self.graph.display()
         )?;
-        writeln!(f, "{}", self.tape)
+        writeln!(f, "{}", self.tape)?;
+        write_claims(f, &self.claims())
     }
 }

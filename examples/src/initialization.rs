@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use autograd::Tape;
 use nn::{Activation, Context, Init, LayerStatistics, Mode};
 
+use crate::claims::{Claim, Unit, write_claims};
 use crate::data::{Split, digits_split};
 use crate::model::{Mlp, MlpSpec};
 use crate::plot::{Chart, Legend, Series, write_svg, write_svg_grid};
@@ -41,7 +42,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings for a run size.
+    /// The settings for the configuration's size, seeded by its seed (or this example's
+    /// default seed).
+    pub fn for_config(config: &Config) -> Self {
+        let mut settings = Settings::for_size(config.size);
+        settings.seed = config.seed_or(settings.seed);
+        settings
+    }
+
+    /// The settings for a run size, at this example's default seed.
     pub fn for_size(size: Size) -> Self {
         match size {
             Size::Full => Settings {
@@ -190,7 +199,117 @@ pub struct Summary {
     pub plots: Vec<PathBuf>,
 }
 
+/// The factor by which a hidden layer multiplies the standard deviation of its input's
+/// activations at initialization, for weights N(0, std²) and `fan_in` inputs per unit:
+/// `sqrt(fan_in) * std` for tanh in its linear region (tiny weights), `sqrt(fan_in / 2) * std`
+/// for ReLU (it zeroes half of its zero-mean inputs).
+pub fn predicted_layer_gain(activation: Activation, fan_in: usize, std: f64) -> f64 {
+    let fan_in = fan_in as f64;
+    match activation {
+        Activation::Relu => (fan_in / 2.0).sqrt() * std,
+        _ => fan_in.sqrt() * std,
+    }
+}
+
+/// E[f(Z)] for Z ~ N(0, 1), by the midpoint rule on [-10, 10] (error far below 1e-9 for the
+/// bounded functions used here).
+pub fn gaussian_expectation(f: impl Fn(f64) -> f64) -> f64 {
+    let steps = 20_000;
+    let h = 20.0 / steps as f64;
+    (0..steps)
+        .map(|i| {
+            let z = -10.0 + (i as f64 + 0.5) * h;
+            f(z) * (-z * z / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt() * h
+        })
+        .sum()
+}
+
+/// The factor between `x` and 1, whichever side: `max(x, 1 / x)`.
+fn factor_from_one(x: f64) -> f64 {
+    x.max(1.0 / x)
+}
+
 impl Summary {
+    /// What this example claims, checked on this run.
+    pub fn claims(&self) -> Vec<Claim> {
+        let width = self.settings.width;
+        let transitions = (self.settings.depth - 1) as i32;
+        let mut claims = Vec::new();
+        // Too small (both) and too large (ReLU): the ratio last/first is the per-layer gain
+        // raised to the number of layer-to-layer transitions; each layer's factor varies by a
+        // few % with the random weights, so nine of them stay well inside a decade of it.
+        for (id, activation, scheme, std) in [
+            ("tanh_small", Activation::Tanh, Scheme::TooSmall, 0.01),
+            ("relu_small", Activation::Relu, Scheme::TooSmall, 0.01),
+            ("relu_large", Activation::Relu, Scheme::TooLarge, 1.0),
+        ] {
+            let case = self.case(activation, scheme);
+            let predicted = predicted_layer_gain(activation, width, std).powi(transitions);
+            let verb = if predicted < 1.0 { "vanish" } else { "explode" };
+            claims.push(Claim::below(
+                id,
+                format!(
+                    "{}: activations {verb} as (per-layer gain)^{transitions} predicts ({})",
+                    case.label(),
+                    crate::report::scientific(predicted)
+                ),
+                "std ratio last/first, decades from the prediction",
+                (case.std_ratio().log10() - predicted.log10()).abs(),
+                1.0,
+                Unit::Decimals(2),
+            ));
+        }
+        // tanh with std 1 cannot explode (tanh is bounded): it saturates. z has std about
+        // sqrt(width) ~ 11, so |a| > 0.99 for about 81% of the units; and the backward pass
+        // gains sqrt(width * E[sech^4(z)]) ~ 2.5 per layer: the gradient explodes towards the
+        // input.
+        let tanh_large = self.case(Activation::Tanh, Scheme::TooLarge);
+        claims.push(Claim::above(
+            "tanh_large_saturates",
+            "tanh, std 1: most units of the last layer are saturated (|a| > 0.99)",
+            "saturated",
+            tanh_large.layers[tanh_large.layers.len() - 1].saturated,
+            0.5,
+            Unit::Percent,
+        ));
+        claims.push(Claim::above(
+            "tanh_large_gradient",
+            "tanh, std 1: the weight gradient grows towards the input",
+            "gradient norm first/last",
+            tanh_large.gradient_ratio(),
+            1e2,
+            Unit::Scientific,
+        ));
+        // He with ReLU: sqrt(fan_in / 2) * sqrt(2 / fan_in) = 1, a steady std; a factor of 2
+        // allows for the random weights of nine layers.
+        claims.push(Claim::below(
+            "relu_he_steady",
+            "relu, He: the activation std stays steady across the layers",
+            "std ratio last/first, factor from 1",
+            factor_from_one(self.case(Activation::Relu, Scheme::He).std_ratio()),
+            2.0,
+            Unit::Ratio,
+        ));
+        // Xavier with tanh: gain 1, but tanh compresses the variance a little at each layer:
+        // q' = E[tanh(sqrt(q) Z)^2], which decays like 1 / (2 l). From the measured first
+        // layer that recurrence predicts the last layer's ratio.
+        let xavier = self.case(Activation::Tanh, Scheme::Xavier);
+        let first_variance = xavier.layers[0].std.powi(2);
+        let predicted_variance = (0..transitions).fold(first_variance, |q, _| {
+            gaussian_expectation(|z| (q.sqrt() * z).tanh().powi(2))
+        });
+        let predicted = (predicted_variance / first_variance).sqrt();
+        claims.push(Claim::below(
+            "tanh_xavier_compression",
+            "tanh, Xavier: the std shrinks only as tanh's compression of the variance predicts",
+            "std ratio / predicted, off by",
+            (xavier.std_ratio() / predicted - 1.0).abs(),
+            0.25,
+            Unit::Percent,
+        ));
+        claims
+    }
+
     /// The case of `activation` under `scheme`.
     pub fn case(&self, activation: Activation, scheme: Scheme) -> &Case {
         self.cases
@@ -202,7 +321,7 @@ impl Summary {
 
 /// Measures the first step of all eight networks, trains them, and plots both.
 pub fn run(config: &Config) -> Result<Summary> {
-    let settings = Settings::for_size(config.size);
+    let settings = Settings::for_config(config);
     let split = digits_split(&config.data_dir, settings.train_count, settings.seed)?;
     let mut cases = Vec::new();
     for activation in [Activation::Tanh, Activation::Relu] {
@@ -451,7 +570,8 @@ impl fmt::Display for Summary {
                 accuracy,
             ]);
         }
-        write!(f, "{table}")
+        write!(f, "{table}")?;
+        write_claims(f, &self.claims())
     }
 }
 

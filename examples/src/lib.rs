@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod batch_norm;
+pub mod claims;
 pub mod config;
 pub mod custom_layer;
 pub mod data;
@@ -34,6 +35,7 @@ pub mod report;
 pub mod standardization;
 pub mod train;
 
+pub use claims::{Claim, Tally};
 pub use config::{Config, Size};
 
 /// The error type of the examples: any error, with its message (they are all reported and
@@ -65,40 +67,47 @@ pub struct Outcome {
     pub text: String,
     /// The files written (SVG plots; the custom-layer example's Graphviz graph).
     pub plots: Vec<std::path::PathBuf>,
+    /// The claims the run checked (see [`claims`]).
+    pub claims: Vec<Claim>,
 }
 
 /// Runs the example called `name` (one of [`EXAMPLES`]).
 pub fn run_example(name: &str, config: &Config) -> Result<Outcome> {
-    fn outcome<S: std::fmt::Display>(summary: &S, plots: &[std::path::PathBuf]) -> Outcome {
+    fn outcome<S: std::fmt::Display>(
+        summary: &S,
+        plots: &[std::path::PathBuf],
+        claims: Vec<Claim>,
+    ) -> Outcome {
         Outcome {
             text: summary.to_string(),
             plots: plots.to_vec(),
+            claims,
         }
     }
     Ok(match name {
         "overfitting" => {
             let s = overfitting::run(config)?;
-            outcome(&s, &s.plots)
+            outcome(&s, &s.plots, s.claims())
         }
         "regularization" => {
             let s = regularization::run(config)?;
-            outcome(&s, &s.plots)
+            outcome(&s, &s.plots, s.claims())
         }
         "initialization" => {
             let s = initialization::run(config)?;
-            outcome(&s, &s.plots)
+            outcome(&s, &s.plots, s.claims())
         }
         "standardization" => {
             let s = standardization::run(config)?;
-            outcome(&s, &s.plots)
+            outcome(&s, &s.plots, s.claims())
         }
         "batch_norm" => {
             let s = batch_norm::run(config)?;
-            outcome(&s, &s.plots)
+            outcome(&s, &s.plots, s.claims())
         }
         "custom_layer" => {
             let s = custom_layer::run(config)?;
-            outcome(&s, std::slice::from_ref(&s.graph))
+            outcome(&s, std::slice::from_ref(&s.graph), s.claims())
         }
         other => {
             return Err(format!(

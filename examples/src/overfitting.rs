@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use nn::{Activation, Init};
 
+use crate::claims::{Claim, Unit, write_claims};
 use crate::data::{Split, digits_split, with_label_noise};
 use crate::model::MlpSpec;
 use crate::plot::{Chart, Legend, Series, write_svg};
@@ -32,7 +33,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings for a run size.
+    /// The settings for the configuration's size, seeded by its seed (or this example's
+    /// default seed).
+    pub fn for_config(config: &Config) -> Self {
+        let mut settings = Settings::for_size(config.size);
+        settings.seed = config.seed_or(settings.seed);
+        settings
+    }
+
+    /// The settings for a run size, at this example's default seed.
     pub fn for_size(size: Size) -> Self {
         match size {
             Size::Full => Settings {
@@ -110,11 +119,52 @@ impl Summary {
     pub fn last(&self) -> &EpochRecord {
         self.history.last().expect("at least one epoch")
     }
+
+    /// What this example claims, checked on this run.
+    pub fn claims(&self) -> Vec<Claim> {
+        let (best, last) = (self.best(), self.last());
+        let epochs = self.settings.epochs as f64;
+        vec![
+            // The network fits its 200 clean-and-noisy digits within tens of epochs, then
+            // spends the rest memorising the wrong labels: the minimum comes early.
+            Claim::below(
+                "minimum_early",
+                "The test loss is lowest early in training",
+                "minimum at",
+                best.epoch as f64 / epochs,
+                MINIMUM_BY,
+                Unit::Percent,
+            ),
+            Claim::above(
+                "test_rises",
+                "After its minimum the test loss rises, as the network fits the noise",
+                "rise to the end",
+                last.test.loss / best.test.loss - 1.0,
+                RISE_AT_LEAST,
+                Unit::Change,
+            ),
+            Claim::above(
+                "train_falls",
+                "Meanwhile the training loss keeps falling",
+                "fall from the minimum to the end",
+                best.train.loss / last.train.loss,
+                TRAIN_FALL_AT_LEAST,
+                Unit::Ratio,
+            ),
+        ]
+    }
 }
+
+/// The test minimum comes in the first this-fraction of the epochs.
+pub const MINIMUM_BY: f64 = 0.5;
+/// The test loss ends at least this fraction above its minimum.
+pub const RISE_AT_LEAST: f64 = 0.10;
+/// The training loss falls at least this factor after the test minimum.
+pub const TRAIN_FALL_AT_LEAST: f64 = 5.0;
 
 /// Trains the network and plots its training and test loss per epoch.
 pub fn run(config: &Config) -> Result<Summary> {
-    let settings = Settings::for_size(config.size);
+    let settings = Settings::for_config(config);
     let split = settings.data(config)?;
     let mut model = settings.network().build(settings.seed)?;
     let training = settings.training();
@@ -212,6 +262,7 @@ impl fmt::Display for Summary {
             best.test.loss,
             last.test.loss,
             100.0 * (last.test.loss / best.test.loss - 1.0)
-        )
+        )?;
+        write_claims(f, &self.claims())
     }
 }

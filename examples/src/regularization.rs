@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::claims::{Claim, Unit, write_claims};
 use crate::data::Split;
 use crate::overfitting::Settings;
 use crate::plot::{Chart, Legend, Series, write_svg};
@@ -115,7 +116,58 @@ impl Summary {
     pub fn best_dropout(&self) -> &RunResult {
         best(&self.dropout)
     }
+
+    /// What this example claims, checked on this run.
+    pub fn claims(&self) -> Vec<Claim> {
+        let base = &self.baseline;
+        let (l2, dropout) = (self.best_l2(), self.best_dropout());
+        vec![
+            Claim::below(
+                "l2_gap",
+                "The best L2 strength shrinks the train-test gap",
+                "gap, best L2 / none",
+                l2.gap() / base.gap(),
+                GAP_RATIO_BELOW,
+                Unit::Ratio,
+            ),
+            Claim::below(
+                "l2_test",
+                "and lowers the test loss",
+                "test loss, best L2 / none",
+                l2.last().test.loss / base.last().test.loss,
+                1.0,
+                Unit::Ratio,
+            ),
+            Claim::below(
+                "l2_norm",
+                "L2 does it by shrinking the weights",
+                "weight norm, best L2 / none",
+                l2.weight_norm / base.weight_norm,
+                GAP_RATIO_BELOW,
+                Unit::Ratio,
+            ),
+            Claim::below(
+                "dropout_gap",
+                "The best keep probability shrinks the train-test gap",
+                "gap, best dropout / none",
+                dropout.gap() / base.gap(),
+                GAP_RATIO_BELOW,
+                Unit::Ratio,
+            ),
+            Claim::below(
+                "dropout_test",
+                "and lowers the test loss",
+                "test loss, best dropout / none",
+                dropout.last().test.loss / base.last().test.loss,
+                1.0,
+                Unit::Ratio,
+            ),
+        ]
+    }
 }
+
+/// A regularizer that works removes more than this fraction of the unregularized gap.
+pub const GAP_RATIO_BELOW: f64 = 0.9;
 
 fn best(runs: &[RunResult]) -> &RunResult {
     runs.iter()
@@ -125,7 +177,7 @@ fn best(runs: &[RunResult]) -> &RunResult {
 
 /// Trains the baseline and every setting of the sweep, and plots the best ones.
 pub fn run(config: &Config) -> Result<Summary> {
-    let settings = Settings::for_size(config.size);
+    let settings = Settings::for_config(config);
     let sweep = Sweep::for_size(config.size);
     let split = settings.data(config)?;
     let baseline = train_with(config, &settings, &split, Regularizer::None)?;
@@ -256,6 +308,6 @@ impl fmt::Display for Summary {
                 self.baseline.last().test.loss
             )?;
         }
-        Ok(())
+        write_claims(f, &self.claims())
     }
 }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use nn::{Activation, Init};
 
+use crate::claims::{Claim, Unit, write_claims};
 use crate::data::{Split, load_breast_cancer, split, standardize};
 use crate::model::MlpSpec;
 use crate::plot::{Chart, Legend, Series, write_svg};
@@ -40,7 +41,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings for a run size.
+    /// The settings for the configuration's size, seeded by its seed (or this example's
+    /// default seed).
+    pub fn for_config(config: &Config) -> Self {
+        let mut settings = Settings::for_size(config.size);
+        settings.seed = config.seed_or(settings.seed);
+        settings
+    }
+
+    /// The settings for a run size, at this example's default seed.
     pub fn for_size(size: Size) -> Self {
         let decades = |from: i32, to: i32| (from..=to).rev().map(|e| 10f64.powi(e)).collect();
         match size {
@@ -146,9 +155,35 @@ pub struct Summary {
     pub plots: Vec<PathBuf>,
 }
 
+impl Summary {
+    /// What this example claims, checked on this run.
+    pub fn claims(&self) -> Vec<Claim> {
+        // "never" counts as one epoch more than the run.
+        let never = (self.settings.epochs + 1) as f64;
+        let epochs = |input: &InputResult| {
+            input
+                .best()
+                .epochs_to_threshold()
+                .map_or(never, |e| e as f64)
+        };
+        let (raw, standardized) = (epochs(&self.raw), epochs(&self.standardized));
+        vec![Claim::above(
+            "fewer_epochs",
+            "Standardized inputs reach the loss threshold in several times fewer epochs than raw ones, each at its best learning rate",
+            "raw epochs / standardized epochs",
+            raw / standardized,
+            EPOCH_RATIO_ABOVE,
+            Unit::Ratio,
+        )]
+    }
+}
+
+/// How many times fewer epochs the standardized inputs need at least.
+pub const EPOCH_RATIO_ABOVE: f64 = 4.0;
+
 /// Trains on raw and on standardized inputs at every learning rate, and plots the best of each.
 pub fn run(config: &Config) -> Result<Summary> {
-    let settings = Settings::for_size(config.size);
+    let settings = Settings::for_config(config);
     let raw_split = split(
         &load_breast_cancer(&config.data_dir)?,
         settings.train_count,
@@ -291,6 +326,6 @@ impl fmt::Display for Summary {
                 best.final_loss()
             )?;
         }
-        Ok(())
+        write_claims(f, &self.claims())
     }
 }
