@@ -89,3 +89,117 @@ pub fn with_label_noise(data: &Dataset<f32>, fraction: f64, seed: u64) -> Result
     }
     Ok(Dataset::new(data.features().clone(), labels)?)
 }
+
+/// The one-pixel shifts of an image: (rows down, columns right), each in {-1, 0, 1}. Shifting
+/// a digit by a pixel keeps it the same digit: the cheapest "more data" there is.
+pub const ONE_PIXEL_SHIFTS: [(i64, i64); 9] = [
+    (-1, -1),
+    (-1, 0),
+    (-1, 1),
+    (0, -1),
+    (0, 0),
+    (0, 1),
+    (1, -1),
+    (1, 0),
+    (1, 1),
+];
+
+/// Each row of `images` (`side x side` pixels, row-major) moved by its shift from `shifts`
+/// (rows down, columns right); pixels moved in from outside are 0, the digits' background.
+pub fn shift_images(images: &[f32], side: usize, shifts: &[(i64, i64)]) -> Vec<f32> {
+    let pixels = side * side;
+    let mut shifted = vec![0.0; images.len()];
+    for (sample, &(down, right)) in shifts.iter().enumerate() {
+        let image = &images[sample * pixels..(sample + 1) * pixels];
+        let out = &mut shifted[sample * pixels..(sample + 1) * pixels];
+        for row in 0..side {
+            for column in 0..side {
+                let from_row = row as i64 - down;
+                let from_column = column as i64 - right;
+                if (0..side as i64).contains(&from_row) && (0..side as i64).contains(&from_column) {
+                    out[row * side + column] =
+                        image[from_row as usize * side + from_column as usize];
+                }
+            }
+        }
+    }
+    shifted
+}
+
+/// Augments the raw 8x8 digits: each epoch, every training image moved by a one-pixel shift
+/// drawn at random (its label unchanged), standardized by statistics fitted on all nine shifts
+/// of the training images (the distribution the network trains on). The test set gets the
+/// same standardization, unshifted.
+#[derive(Debug)]
+pub struct ShiftAugmentation {
+    raw_train: Dataset<f32>,
+    scaler: Standardizer<f32>,
+    rng: StdRng,
+}
+
+impl ShiftAugmentation {
+    /// The augmentation of `raw` (unstandardized digits, 64 pixels per row), drawing shifts
+    /// from `seed`; also returns the split standardized as the augmented network sees it.
+    pub fn new(raw: &Split, seed: u64) -> Result<(Self, Split)> {
+        let images = raw.train.features().to_vec();
+        let count = raw.train.len();
+        let mut all = Vec::with_capacity(images.len() * ONE_PIXEL_SHIFTS.len());
+        for shift in ONE_PIXEL_SHIFTS {
+            all.extend(shift_images(&images, 8, &vec![shift; count]));
+        }
+        let all = tensor::Tensor::from_vec(all, [count * ONE_PIXEL_SHIFTS.len(), 64])?;
+        let scaler = Standardizer::fit(&all)?;
+        let split = Split {
+            train: raw
+                .train
+                .with_features(scaler.transform(raw.train.features())?)?,
+            test: raw
+                .test
+                .with_features(scaler.transform(raw.test.features())?)?,
+        };
+        let augmentation = ShiftAugmentation {
+            raw_train: raw.train.clone(),
+            scaler,
+            rng: StdRng::seed_from_u64(seed),
+        };
+        Ok((augmentation, split))
+    }
+
+    /// The next epoch's training set: every image shifted by a random one-pixel shift.
+    pub fn next_epoch(&mut self) -> Result<Dataset<f32>> {
+        let shifts: Vec<(i64, i64)> = (0..self.raw_train.len())
+            .map(|_| ONE_PIXEL_SHIFTS[self.rng.random_range(0..ONE_PIXEL_SHIFTS.len())])
+            .collect();
+        let images = self.raw_train.features().to_vec();
+        let shifted =
+            tensor::Tensor::from_vec(shift_images(&images, 8, &shifts), [shifts.len(), 64])?;
+        Ok(self
+            .raw_train
+            .with_features(self.scaler.transform(&shifted)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shift_moves_every_pixel_and_fills_with_background() {
+        // A 3x3 image 1..9, moved one row down and one column left.
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let shifted = shift_images(&image, 3, &[(1, -1)]);
+        assert_eq!(shifted, vec![0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 5.0, 6.0, 0.0]);
+        // No shift is the identity; the nine shifts are distinct.
+        assert_eq!(shift_images(&image, 3, &[(0, 0)]), image);
+        let distinct: std::collections::BTreeSet<Vec<u32>> = ONE_PIXEL_SHIFTS
+            .iter()
+            .map(|&s| {
+                shift_images(&image, 3, &[s])
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(distinct.len(), 9);
+    }
+}

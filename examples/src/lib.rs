@@ -29,6 +29,7 @@ pub mod data;
 pub mod initialization;
 pub mod model;
 pub mod overfitting;
+pub mod parallel;
 pub mod plot;
 pub mod regularization;
 pub mod report;

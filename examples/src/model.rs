@@ -1,6 +1,10 @@
 //! A multilayer perceptron builder: the one network shape every training example uses.
 
-use nn::{Activation, BatchNorm1d, Dense, Dropout, Init, ParamStore, Role, Sequential};
+use autograd::Tape;
+use nn::{
+    Activation, BatchNorm1d, Context, Dense, Dropout, Init, Layer, Mode, ParamStore, Role, Sequential,
+};
+use tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -23,6 +27,9 @@ pub struct MlpSpec {
     pub init: Init,
     /// Keep probability of a dropout layer after each hidden activation; `None` for no dropout.
     pub keep_probability: Option<f64>,
+    /// Keep probabilities per hidden layer, in place of `keep_probability` when not empty
+    /// (the chapter: larger layers usually get a higher drop probability).
+    pub layer_keep_probabilities: Vec<f64>,
     /// Batch normalization between each hidden dense layer and its activation.
     pub batch_norm: bool,
 }
@@ -44,6 +51,7 @@ impl MlpSpec {
             activation,
             init,
             keep_probability: None,
+            layer_keep_probabilities: Vec::new(),
             batch_norm: false,
         }
     }
@@ -52,6 +60,9 @@ impl MlpSpec {
     /// gives the same weights, and dropout masks).
     pub fn build(&self, seed: u64) -> Result<Mlp> {
         let mut rng = StdRng::seed_from_u64(seed);
+        // Dropout layers draw their mask seeds from their own generator, so that adding
+        // dropout leaves the dense layers' initial weights as they are.
+        let mut mask_rng = StdRng::seed_from_u64(seed ^ 0x6d61_736b_7321);
         let mut store = ParamStore::new();
         let mut network = Sequential::new();
         let mut dense_layers = Vec::new();
@@ -72,8 +83,20 @@ impl MlpSpec {
                 network.push(BatchNorm1d::new(&mut store, &format!("bn{layer}"), width)?);
             }
             network.push(self.activation);
-            if let Some(keep) = self.keep_probability {
-                let dropout = Dropout::with_keep_probability(keep, &mut rng)?;
+            let keep = match self.layer_keep_probabilities.get(i) {
+                Some(&keep) => Some(keep),
+                None if self.layer_keep_probabilities.is_empty() => self.keep_probability,
+                None => {
+                    return Err(format!(
+                        "MlpSpec: {} keep probabilities for {} hidden layers",
+                        self.layer_keep_probabilities.len(),
+                        self.hidden.len()
+                    )
+                    .into());
+                }
+            };
+            if let Some(keep) = keep {
+                let dropout = Dropout::with_keep_probability(keep, &mut mask_rng)?;
                 network.push(dropout.named(format!("dropout{layer}")));
             }
             fan_in = width;
@@ -117,6 +140,48 @@ impl Mlp {
             .sum::<f64>()
             .sqrt()
     }
+}
+
+impl Mlp {
+    /// One forward pass on `features` in `mode` without recording gradients: every dense
+    /// layer's input (`a[l-1]`) and output (`z[l]`), in order, with the layer's name.
+    pub fn dense_inputs_and_outputs(
+        &mut self,
+        features: &Tensor<f32>,
+        mode: Mode,
+    ) -> Result<Vec<DenseSignals>> {
+        let tape = Tape::new();
+        tape.no_grad(|| {
+            let mut context = Context::new(&tape, &mut self.store, mode);
+            let x = tape.constant(features.clone());
+            let mut previous = features.clone();
+            let mut signals = Vec::new();
+            self.network
+                .try_forward_observed(&mut context, x, |layer, output| {
+                    let value = output.value();
+                    if self.dense_layers.iter().any(|d| Layer::<f32>::name(d) == layer.name()) {
+                        signals.push(DenseSignals {
+                            layer: layer.name().to_string(),
+                            input: previous.clone(),
+                            output: value.clone(),
+                        });
+                    }
+                    previous = value;
+                })?;
+            Ok(signals)
+        })
+    }
+}
+
+/// What one dense layer saw and produced in a forward pass.
+#[derive(Clone, Debug)]
+pub struct DenseSignals {
+    /// The layer's name (`hidden1`, ..., `output`).
+    pub layer: String,
+    /// Its input `a[l-1]`, `[samples, inputs]`.
+    pub input: Tensor<f32>,
+    /// Its output `z[l]`, `[samples, outputs]`.
+    pub output: Tensor<f32>,
 }
 
 /// Sum of squares, accumulated in f64.

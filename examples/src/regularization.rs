@@ -7,13 +7,16 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use nn::{Activation, Init, Mode};
+
 use crate::claims::{Claim, Unit, write_claims};
 use crate::data::Split;
+use crate::model::{Mlp, MlpSpec};
 use crate::overfitting::Settings;
 use crate::plot::{Chart, Legend, Series, write_svg};
 use crate::report::{Table, number, percent};
-use crate::train::{EpochRecord, History, Progress, train};
-use crate::{Config, Result, Size};
+use crate::train::{EpochRecord, Evaluation, History, Objective, Progress, evaluate_in_mode, train};
+use crate::{Config, Result, Size, parallel};
 
 /// What is added to the unregularized network.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,6 +52,17 @@ pub struct Sweep {
     pub lambdas: Vec<f64>,
     /// Dropout keep probabilities.
     pub keeps: Vec<f64>,
+    /// Seeds the whole sweep is run at (the example's seed, then the next ones), for the
+    /// bands of the U-curves; the table and the claims are those of the first.
+    pub band_seeds: usize,
+    /// Hidden widths of the network whose dropout is set per layer (larger layers, lower keep).
+    pub widths: Vec<usize>,
+    /// The keep probability of every layer in the uniform contrast.
+    pub uniform_keep: f64,
+    /// The per-layer keep probabilities, by width (the widest layer drops the most).
+    pub keeps_by_width: Vec<f64>,
+    /// lambda of the tanh-saturation contrast.
+    pub tanh_lambda: f64,
 }
 
 impl Sweep {
@@ -58,10 +72,20 @@ impl Sweep {
             Size::Full => Sweep {
                 lambdas: vec![1e-3, 3e-3, 1e-2, 3e-2],
                 keeps: vec![0.9, 0.7, 0.5, 0.3],
+                band_seeds: 3,
+                widths: vec![512, 128, 32],
+                uniform_keep: 0.6,
+                keeps_by_width: vec![0.4, 0.7, 0.9],
+                tanh_lambda: 1e-2,
             },
             Size::Quick => Sweep {
                 lambdas: vec![3e-3, 1e-2],
                 keeps: vec![0.5, 0.3],
+                band_seeds: 1,
+                widths: vec![256, 64, 16],
+                uniform_keep: 0.6,
+                keeps_by_width: vec![0.4, 0.7, 0.9],
+                tanh_lambda: 1e-2,
             },
         }
     }
@@ -76,6 +100,15 @@ pub struct RunResult {
     pub history: History,
     /// sqrt(sum ||W||^2) over the dense layers after training.
     pub weight_norm: f64,
+    /// The same sum with each weight scaled by the root mean square of the input it
+    /// multiplies (measured on the training set): sqrt(sum_l sum_ij rms(a[l-1]_i)^2 W_ij^2).
+    /// Dropout's penalty, to second order, is this adaptive L2 (Wager, Wang and Liang 2013:
+    /// each weight is penalised in proportion to how much its input varies), not the plain
+    /// norm.
+    pub effective_weight_norm: f64,
+    /// For a dropout run: the test set evaluated with the masks still on (training mode), as
+    /// a model forgotten in training mode would be.
+    pub masks_on_test: Option<Evaluation>,
 }
 
 impl RunResult {
@@ -91,6 +124,61 @@ impl RunResult {
     }
 }
 
+/// The sweep at one seed.
+#[derive(Clone, Debug)]
+pub struct SeedSweep {
+    /// The seed of its split, noise, weights, masks and batch order.
+    pub seed: u64,
+    /// No regularizer.
+    pub baseline: RunResult,
+    /// One run per lambda.
+    pub l2: Vec<RunResult>,
+    /// One run per keep probability.
+    pub dropout: Vec<RunResult>,
+}
+
+/// A network of decreasing widths with no dropout, one keep probability everywhere, and keep
+/// probabilities by width.
+#[derive(Clone, Debug)]
+pub struct WidthContrast {
+    /// The hidden widths.
+    pub widths: Vec<usize>,
+    /// No dropout.
+    pub none: RunResult,
+    /// [`Sweep::uniform_keep`] in every layer.
+    pub uniform: RunResult,
+    /// [`Sweep::keeps_by_width`].
+    pub by_width: RunResult,
+}
+
+/// One tanh run of the saturation contrast.
+#[derive(Clone, Debug)]
+pub struct TanhRun {
+    /// 0 or the contrast's lambda.
+    pub lambda: f64,
+    /// Every epoch.
+    pub history: History,
+    /// Fraction of hidden units with |tanh(z)| > 0.99 on the test set after training: their
+    /// derivative 1 - a² is below 0.02.
+    pub saturated: f64,
+    /// Root mean square of the hidden layers' z on the test set after training.
+    pub z_rms: f64,
+    /// sqrt(sum ||W||^2) after training.
+    pub weight_norm: f64,
+}
+
+/// L2 keeps z = W a small, so tanh units stay in their near-linear zone.
+#[derive(Clone, Debug)]
+pub struct TanhContrast {
+    /// The initial weights' standard deviation (large on purpose: the network starts
+    /// saturated).
+    pub init_std: f64,
+    /// Without L2.
+    pub plain: TanhRun,
+    /// With L2.
+    pub l2: TanhRun,
+}
+
 /// What happened.
 #[derive(Clone, Debug)]
 pub struct Summary {
@@ -102,6 +190,12 @@ pub struct Summary {
     pub l2: Vec<RunResult>,
     /// One run per keep probability.
     pub dropout: Vec<RunResult>,
+    /// The whole sweep at each band seed (the first is `baseline`, `l2` and `dropout` again).
+    pub at_seeds: Vec<SeedSweep>,
+    /// Per-layer dropout by width against a uniform keep probability.
+    pub widths: WidthContrast,
+    /// L2 in a tanh network set up to saturate.
+    pub tanh: TanhContrast,
     /// The plot files written.
     pub plots: Vec<PathBuf>,
 }
@@ -162,12 +256,83 @@ impl Summary {
                 1.0,
                 Unit::Ratio,
             ),
+            // Inverted dropout scales the kept units by 1/p so that evaluation needs no
+            // rescaling: the network with every unit on approximates the average of the
+            // thinned networks, and a single mask is one noisy member of that average.
+            Claim::above(
+                "dropout_off_at_test",
+                "Dropout is off at test time: the same network evaluated with its masks on does worse",
+                "test loss, masks on / off",
+                dropout
+                    .masks_on_test
+                    .map_or(f64::NAN, |on| on.loss / dropout.last().test.loss),
+                MASKS_ON_RATIO_ABOVE,
+                Unit::Ratio,
+            ),
+            Claim::below(
+                "dropout_adaptive_l2",
+                "Dropout acts like an adaptive L2: it shrinks the weights scaled by their inputs' size",
+                "rms-scaled weight norm, best dropout / none",
+                dropout.effective_weight_norm / base.effective_weight_norm,
+                ADAPTIVE_NORM_RATIO_BELOW,
+                Unit::Ratio,
+            ),
+            Claim::below(
+                "dropout_plain_norm",
+                "more than the plain weight norm",
+                "weight norm / rms-scaled norm ratio",
+                (dropout.effective_weight_norm / base.effective_weight_norm)
+                    / (dropout.weight_norm / base.weight_norm),
+                1.0,
+                Unit::Ratio,
+            ),
+            Claim::below(
+                "by_width_gap",
+                "Dropout by width (the widest layer drops the most) shrinks the gap of a 512-128-32 network",
+                "gap, by width / none",
+                self.widths.by_width.gap() / self.widths.none.gap(),
+                GAP_RATIO_BELOW,
+                Unit::Ratio,
+            ),
+            Claim::below(
+                "by_width_vs_uniform",
+                "and ends with a lower test loss than one keep probability for all layers",
+                "test loss, by width / uniform",
+                self.widths.by_width.last().test.loss / self.widths.uniform.last().test.loss,
+                1.0,
+                Unit::Ratio,
+            )
+            .observation(),
+            Claim::below(
+                "tanh_l2_saturation",
+                "L2 keeps a tanh network out of saturation: fewer units with |a| > 0.99",
+                "saturated units, L2 / none",
+                self.tanh.l2.saturated / self.tanh.plain.saturated,
+                TANH_SATURATION_RATIO_BELOW,
+                Unit::Ratio,
+            ),
+            Claim::below(
+                "tanh_l2_z",
+                "because it keeps z = W a small",
+                "rms of z, L2 / none",
+                self.tanh.l2.z_rms / self.tanh.plain.z_rms,
+                TANH_Z_RATIO_BELOW,
+                Unit::Ratio,
+            ),
         ]
     }
 }
 
 /// A regularizer that works removes more than this fraction of the unregularized gap.
 pub const GAP_RATIO_BELOW: f64 = 0.9;
+/// The test loss with the dropout masks on is above this multiple of the loss with them off.
+pub const MASKS_ON_RATIO_ABOVE: f64 = 1.0;
+/// The best dropout run's rms-scaled weight norm is below this fraction of the baseline's.
+pub const ADAPTIVE_NORM_RATIO_BELOW: f64 = 1.0;
+/// With L2, the tanh network's saturated fraction is below this fraction of the plain one's.
+pub const TANH_SATURATION_RATIO_BELOW: f64 = 0.5;
+/// With L2, the tanh network's rms of z is below this fraction of the plain one's.
+pub const TANH_Z_RATIO_BELOW: f64 = 0.5;
 
 fn best(runs: &[RunResult]) -> &RunResult {
     runs.iter()
@@ -175,42 +340,149 @@ fn best(runs: &[RunResult]) -> &RunResult {
         .expect("a non-empty sweep")
 }
 
-/// Trains the baseline and every setting of the sweep, and plots the best ones.
+/// One training run of the example, as a job for [`parallel::map`].
+#[derive(Clone, Debug)]
+enum Job {
+    /// The sweep's run of `regularizer` at band seed number `seed_index`.
+    Sweep {
+        seed_index: usize,
+        regularizer: Regularizer,
+    },
+    /// The width contrast's runs: 0 none, 1 uniform, 2 by width.
+    Width(usize),
+    /// The tanh contrast without (false) or with (true) L2.
+    Tanh(bool),
+}
+
+/// What a job produced.
+enum Done {
+    Run(RunResult),
+    Tanh(TanhRun),
+}
+
+/// Trains the baseline and every setting of the sweep at each band seed, the width and tanh
+/// contrasts, and plots them. The runs are independent and run on all cores.
 pub fn run(config: &Config) -> Result<Summary> {
     let settings = Settings::for_config(config);
     let sweep = Sweep::for_size(config.size);
-    let split = settings.data(config)?;
-    let baseline = train_with(config, &settings, &split, Regularizer::None)?;
-    let l2 = sweep
-        .lambdas
+    let seeds: Vec<u64> = (0..sweep.band_seeds as u64)
+        .map(|i| settings.seed.wrapping_add(i))
+        .collect();
+    let splits = seeds
         .iter()
-        .map(|&lambda| train_with(config, &settings, &split, Regularizer::L2 { lambda }))
+        .map(|&seed| Settings { seed, ..settings }.data(config))
         .collect::<Result<Vec<_>>>()?;
-    let dropout = sweep
-        .keeps
-        .iter()
-        .map(|&keep| train_with(config, &settings, &split, Regularizer::Dropout { keep }))
-        .collect::<Result<Vec<_>>>()?;
+    let regularizers: Vec<Regularizer> = std::iter::once(Regularizer::None)
+        .chain(sweep.lambdas.iter().map(|&lambda| Regularizer::L2 { lambda }))
+        .chain(sweep.keeps.iter().map(|&keep| Regularizer::Dropout { keep }))
+        .collect();
+    let mut jobs = Vec::new();
+    for seed_index in 0..seeds.len() {
+        for &regularizer in &regularizers {
+            jobs.push(Job::Sweep {
+                seed_index,
+                regularizer,
+            });
+        }
+    }
+    jobs.extend([Job::Width(0), Job::Width(1), Job::Width(2)]);
+    jobs.extend([Job::Tanh(false), Job::Tanh(true)]);
+    let done = parallel::map(jobs, |job| match job {
+        Job::Sweep {
+            seed_index,
+            regularizer,
+        } => {
+            let at_seed = Settings {
+                seed: seeds[seed_index],
+                ..settings
+            };
+            let network = settings.network();
+            let run = train_with(config, &at_seed, &splits[seed_index], network, regularizer)?;
+            Ok(Done::Run(run))
+        }
+        Job::Width(variant) => {
+            let mut network = MlpSpec {
+                hidden: sweep.widths.clone(),
+                ..settings.network()
+            };
+            let regularizer = match variant {
+                0 => Regularizer::None,
+                1 => Regularizer::Dropout {
+                    keep: sweep.uniform_keep,
+                },
+                _ => {
+                    network.layer_keep_probabilities = sweep.keeps_by_width.clone();
+                    Regularizer::None
+                }
+            };
+            let run = train_with(config, &settings, &splits[0], network, regularizer)?;
+            Ok(Done::Run(run))
+        }
+        Job::Tanh(with_l2) => {
+            let lambda = if with_l2 { sweep.tanh_lambda } else { 0.0 };
+            Ok(Done::Tanh(train_tanh(config, &settings, &splits[0], lambda)?))
+        }
+    })?;
+    let mut done = done.into_iter();
+    let mut next_run = || match done.next() {
+        Some(Done::Run(run)) => run,
+        _ => unreachable!("the jobs come back in order: sweep and width runs first"),
+    };
+    let mut at_seeds = Vec::new();
+    for &seed in &seeds {
+        let baseline = next_run();
+        let l2 = (0..sweep.lambdas.len()).map(|_| next_run()).collect();
+        let dropout = (0..sweep.keeps.len()).map(|_| next_run()).collect();
+        at_seeds.push(SeedSweep {
+            seed,
+            baseline,
+            l2,
+            dropout,
+        });
+    }
+    let widths = WidthContrast {
+        widths: sweep.widths.clone(),
+        none: next_run(),
+        uniform: next_run(),
+        by_width: next_run(),
+    };
+    let mut tanh_runs = done.map(|d| match d {
+        Done::Tanh(run) => run,
+        Done::Run(_) => unreachable!("the tanh runs come last"),
+    });
+    let tanh = TanhContrast {
+        init_std: TANH_INIT_STD,
+        plain: tanh_runs.next().expect("two tanh runs"),
+        l2: tanh_runs.next().expect("two tanh runs"),
+    };
+    let first = at_seeds[0].clone();
     let mut summary = Summary {
         settings,
-        baseline,
-        l2,
-        dropout,
+        baseline: first.baseline,
+        l2: first.l2,
+        dropout: first.dropout,
+        at_seeds,
+        widths,
+        tanh,
         plots: Vec::new(),
     };
     summary.plots.push(plot(config, &summary)?);
     Ok(summary)
 }
 
-/// Trains the overfitting network with one regularizer; everything else (data, initial
-/// weights, batch order) is the same for every run.
+/// The tanh contrast's initial weights: N(0, 0.3²), so that z = W a has a standard deviation
+/// of about sqrt(n) * 0.3 = 2.4 (64 inputs) to 4.8 (256) and most units start saturated.
+pub const TANH_INIT_STD: f64 = 0.3;
+
+/// Trains `network` with one regularizer; the data, initial weights and batch order are those
+/// of `settings`.
 fn train_with(
     config: &Config,
     settings: &Settings,
     split: &Split,
+    mut network: MlpSpec,
     regularizer: Regularizer,
 ) -> Result<RunResult> {
-    let mut network = settings.network();
     let mut training = settings.training();
     match regularizer {
         Regularizer::None => {}
@@ -218,16 +490,96 @@ fn train_with(
         Regularizer::Dropout { keep } => network.keep_probability = Some(keep),
     }
     let mut model = network.build(settings.seed)?;
-    let label = format!("regularization {regularizer}");
+    let label = if network.layer_keep_probabilities.is_empty() {
+        format!("regularization {regularizer}, seed {}", settings.seed)
+    } else {
+        format!("regularization keeps {:?}", network.layer_keep_probabilities)
+    };
     // One progress line per run: its last epoch.
     let progress = Progress::new(label, config.progress, training.epochs, 1);
     let history = train(&mut model, split, &training, &progress)?;
     if let Some(epoch) = history.diverged_at {
         return Err(format!("regularization: {regularizer} diverged in epoch {epoch}").into());
     }
+    let has_dropout =
+        network.keep_probability.is_some() || !network.layer_keep_probabilities.is_empty();
+    let masks_on_test = if has_dropout {
+        Some(evaluate_in_mode(
+            &mut model,
+            &split.test,
+            Objective::Classes,
+            Mode::Train,
+        )?)
+    } else {
+        None
+    };
     Ok(RunResult {
         regularizer,
         history,
+        weight_norm: model.weight_norm(),
+        effective_weight_norm: effective_weight_norm(&mut model, split)?,
+        masks_on_test,
+    })
+}
+
+/// sqrt(sum over dense layers of sum_ij rms(a_i)^2 W_ij^2), a_i the layer's i-th input over
+/// the training set, in evaluation mode.
+fn effective_weight_norm(model: &mut Mlp, split: &Split) -> Result<f64> {
+    let signals = model.dense_inputs_and_outputs(split.train.features(), Mode::Eval)?;
+    let mut total = 0.0;
+    for (dense, signal) in model.dense_layers.iter().zip(&signals) {
+        let weights = model.store.value(dense.weight());
+        let (inputs, outputs) = (weights.dims()[0], weights.dims()[1]);
+        let (w, a) = (weights.to_vec(), signal.input.to_vec());
+        let samples = a.len() / inputs;
+        for i in 0..inputs {
+            let mean_square = (0..samples)
+                .map(|n| f64::from(a[n * inputs + i]).powi(2))
+                .sum::<f64>()
+                / samples as f64;
+            let row: f64 = (0..outputs)
+                .map(|j| f64::from(w[i * outputs + j]).powi(2))
+                .sum();
+            total += mean_square * row;
+        }
+    }
+    Ok(total.sqrt())
+}
+
+/// The overfitting network with tanh units and large initial weights, trained with L2
+/// strength `lambda` (0 for none); measured on the test set after training.
+fn train_tanh(config: &Config, settings: &Settings, split: &Split, lambda: f64) -> Result<TanhRun> {
+    let network = MlpSpec {
+        activation: Activation::Tanh,
+        init: Init::Normal {
+            std: TANH_INIT_STD,
+        },
+        ..settings.network()
+    };
+    let mut training = settings.training();
+    training.l2 = lambda;
+    let mut model = network.build(settings.seed)?;
+    let label = format!("regularization tanh, L2 lambda={lambda}");
+    let progress = Progress::new(label, config.progress, training.epochs, 1);
+    let history = train(&mut model, split, &training, &progress)?;
+    if let Some(epoch) = history.diverged_at {
+        return Err(format!("regularization: tanh, lambda {lambda} diverged in epoch {epoch}").into());
+    }
+    let signals = model.dense_inputs_and_outputs(split.test.features(), Mode::Eval)?;
+    let hidden = &signals[..signals.len() - 1];
+    let (mut saturated, mut square, mut count) = (0usize, 0.0, 0usize);
+    for signal in hidden {
+        for &z in &signal.output.to_vec() {
+            saturated += usize::from(z.tanh().abs() > 0.99);
+            square += f64::from(z).powi(2);
+            count += 1;
+        }
+    }
+    Ok(TanhRun {
+        lambda,
+        history,
+        saturated: saturated as f64 / count as f64,
+        z_rms: (square / count as f64).sqrt(),
         weight_norm: model.weight_norm(),
     })
 }

@@ -177,6 +177,39 @@ pub fn train(
     spec: &TrainSpec,
     progress: &Progress,
 ) -> Result<History> {
+    train_with_hooks(model, split, spec, progress, Hooks::default())
+}
+
+/// What a training run may do besides the plain loop.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// The training samples of epoch `e` (1, 2, ...), in place of `split.train`: data
+    /// augmentation draws fresh variants of the samples each epoch. The epoch's records still
+    /// evaluate on `split.train`, the samples as they are.
+    pub epoch_data: Option<&'a mut dyn FnMut(usize) -> Result<Dataset<f32>>>,
+    /// Called after each epoch's record, with the epoch number and the model (to measure
+    /// what the records do not: weights, batch-norm statistics).
+    pub after_epoch: Option<&'a mut dyn FnMut(usize, &mut Mlp) -> Result<()>>,
+}
+
+impl std::fmt::Debug for Hooks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("epoch_data", &self.epoch_data.is_some())
+            .field("after_epoch", &self.after_epoch.is_some())
+            .finish()
+    }
+}
+
+/// [`train`], with per-epoch data and a per-epoch observer. With `Hooks::default()` it is
+/// [`train`] exactly.
+pub fn train_with_hooks(
+    model: &mut Mlp,
+    split: &Split,
+    spec: &TrainSpec,
+    progress: &Progress,
+    mut hooks: Hooks<'_>,
+) -> Result<History> {
     let mut optimizer = Sgd::with_config(SgdConfig {
         learning_rate: spec.learning_rate,
         momentum: spec.momentum,
@@ -189,7 +222,12 @@ pub fn train(
         .epochs
         .push(record_epoch(model, split, spec.objective, 0, f64::NAN)?);
     for epoch in 1..=spec.epochs {
-        let batches = split.train.shuffled_batches(spec.batch_size, &mut order);
+        let augmented = match hooks.epoch_data.as_mut() {
+            Some(epoch_data) => Some(epoch_data(epoch)?),
+            None => None,
+        };
+        let samples = augmented.as_ref().unwrap_or(&split.train);
+        let batches = samples.shuffled_batches(spec.batch_size, &mut order);
         let batch_loss = run_epoch(model, batches, spec, &mut optimizer)?;
         let record = record_epoch(model, split, spec.objective, epoch, batch_loss)?;
         if !(batch_loss.is_finite() && record.train.loss.is_finite()) {
@@ -200,6 +238,9 @@ pub fn train(
         }
         progress.epoch(&record, spec.epochs);
         history.epochs.push(record);
+        if let Some(after_epoch) = hooks.after_epoch.as_mut() {
+            after_epoch(epoch, model)?;
+        }
     }
     Ok(history)
 }
@@ -278,9 +319,22 @@ pub fn loss<'t>(
 
 /// Evaluation-mode loss and accuracy of `model` on `data`, without recording gradients.
 pub fn evaluate(model: &mut Mlp, data: &Dataset<f32>, objective: Objective) -> Result<Evaluation> {
+    evaluate_in_mode(model, data, objective, Mode::Eval)
+}
+
+/// Loss and accuracy of `model` on `data` in `mode`, without recording gradients. In
+/// [`Mode::Train`] dropout draws its masks (those of the store's current step) and batch norm
+/// uses the batch's statistics (and updates its running ones): what evaluating without
+/// switching to evaluation mode would do.
+pub fn evaluate_in_mode(
+    model: &mut Mlp,
+    data: &Dataset<f32>,
+    objective: Objective,
+    mode: Mode,
+) -> Result<Evaluation> {
     let tape = Tape::new();
     tape.no_grad(|| {
-        let mut context = Context::new(&tape, &mut model.store, Mode::Eval);
+        let mut context = Context::new(&tape, &mut model.store, mode);
         let x = tape.constant(data.features().clone());
         let output = model.network.try_forward(&mut context, x)?;
         let loss = f64::from(loss(output, data, objective)?.value().item());
