@@ -72,7 +72,7 @@ fn main() -> nn::Result<()> {
     let flag = std::env::args().skip_while(|a| a != "--seed").nth(1);
     let text = flag.or(std::env::var("EXAMPLES_SEED").ok());
     let seed = text.map_or(1, |text| text.parse().expect("the seed is a whole number"));
-    println!("epoch  train loss  test loss  test accuracy  (seed {seed}; one # per 0.02 of loss)");
+    println!("epoch  train loss  test loss  test accuracy  (seed {seed}; # = 0.02 of test loss)");
     for line in run(seed, 20)? {
         let (epoch, train, test) = (line.epoch, line.train_loss, line.test_loss);
         let accuracy = 100.0 * line.test_accuracy;
