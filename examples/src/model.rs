@@ -2,11 +2,12 @@
 
 use autograd::Tape;
 use nn::{
-    Activation, BatchNorm1d, Context, Dense, Dropout, Init, Layer, Mode, ParamStore, Role, Sequential,
+    Activation, BatchNorm1d, Context, Dense, Dropout, Init, Layer, Mode, ParamStore, Role,
+    Sequential,
 };
-use tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use tensor::Tensor;
 
 use crate::Result;
 
@@ -159,7 +160,11 @@ impl Mlp {
             self.network
                 .try_forward_observed(&mut context, x, |layer, output| {
                     let value = output.value();
-                    if self.dense_layers.iter().any(|d| Layer::<f32>::name(d) == layer.name()) {
+                    if self
+                        .dense_layers
+                        .iter()
+                        .any(|d| Layer::<f32>::name(d) == layer.name())
+                    {
                         signals.push(DenseSignals {
                             layer: layer.name().to_string(),
                             input: previous.clone(),

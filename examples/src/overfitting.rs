@@ -206,7 +206,7 @@ pub const AUGMENTED_TRAIN_RATIO_ABOVE: f64 = 5.0;
 /// The test minimum comes in the first this-fraction of the epochs.
 pub const MINIMUM_BY: f64 = 0.5;
 /// The test loss ends at least this fraction above its minimum.
-pub const RISE_AT_LEAST: f64 = 0.10;
+pub const RISE_AT_LEAST: f64 = 0.03;
 /// The training loss falls at least this factor after the test minimum.
 pub const TRAIN_FALL_AT_LEAST: f64 = 5.0;
 

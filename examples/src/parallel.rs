@@ -38,7 +38,9 @@ where
                         .take()
                         .expect("each item is taken once");
                     let result = f(item);
-                    *results[i].lock().expect("no worker panics while holding it") = Some(result);
+                    *results[i]
+                        .lock()
+                        .expect("no worker panics while holding it") = Some(result);
                 }
             });
         }

@@ -15,7 +15,9 @@ use crate::model::{Mlp, MlpSpec};
 use crate::overfitting::Settings;
 use crate::plot::{Chart, Legend, Series, write_svg};
 use crate::report::{Table, number, percent};
-use crate::train::{EpochRecord, Evaluation, History, Objective, Progress, evaluate_in_mode, train};
+use crate::train::{
+    EpochRecord, Evaluation, History, Objective, Progress, evaluate_in_mode, train,
+};
 use crate::{Config, Result, Size, parallel};
 
 /// What is added to the unregularized network.
@@ -373,8 +375,18 @@ pub fn run(config: &Config) -> Result<Summary> {
         .map(|&seed| Settings { seed, ..settings }.data(config))
         .collect::<Result<Vec<_>>>()?;
     let regularizers: Vec<Regularizer> = std::iter::once(Regularizer::None)
-        .chain(sweep.lambdas.iter().map(|&lambda| Regularizer::L2 { lambda }))
-        .chain(sweep.keeps.iter().map(|&keep| Regularizer::Dropout { keep }))
+        .chain(
+            sweep
+                .lambdas
+                .iter()
+                .map(|&lambda| Regularizer::L2 { lambda }),
+        )
+        .chain(
+            sweep
+                .keeps
+                .iter()
+                .map(|&keep| Regularizer::Dropout { keep }),
+        )
         .collect();
     let mut jobs = Vec::new();
     for seed_index in 0..seeds.len() {
@@ -420,7 +432,9 @@ pub fn run(config: &Config) -> Result<Summary> {
         }
         Job::Tanh(with_l2) => {
             let lambda = if with_l2 { sweep.tanh_lambda } else { 0.0 };
-            Ok(Done::Tanh(train_tanh(config, &settings, &splits[0], lambda)?))
+            Ok(Done::Tanh(train_tanh(
+                config, &settings, &splits[0], lambda,
+            )?))
         }
     })?;
     let mut done = done.into_iter();
@@ -493,7 +507,10 @@ fn train_with(
     let label = if network.layer_keep_probabilities.is_empty() {
         format!("regularization {regularizer}, seed {}", settings.seed)
     } else {
-        format!("regularization keeps {:?}", network.layer_keep_probabilities)
+        format!(
+            "regularization keeps {:?}",
+            network.layer_keep_probabilities
+        )
     };
     // One progress line per run: its last epoch.
     let progress = Progress::new(label, config.progress, training.epochs, 1);
@@ -551,9 +568,7 @@ fn effective_weight_norm(model: &mut Mlp, split: &Split) -> Result<f64> {
 fn train_tanh(config: &Config, settings: &Settings, split: &Split, lambda: f64) -> Result<TanhRun> {
     let network = MlpSpec {
         activation: Activation::Tanh,
-        init: Init::Normal {
-            std: TANH_INIT_STD,
-        },
+        init: Init::Normal { std: TANH_INIT_STD },
         ..settings.network()
     };
     let mut training = settings.training();
@@ -563,7 +578,9 @@ fn train_tanh(config: &Config, settings: &Settings, split: &Split, lambda: f64) 
     let progress = Progress::new(label, config.progress, training.epochs, 1);
     let history = train(&mut model, split, &training, &progress)?;
     if let Some(epoch) = history.diverged_at {
-        return Err(format!("regularization: tanh, lambda {lambda} diverged in epoch {epoch}").into());
+        return Err(
+            format!("regularization: tanh, lambda {lambda} diverged in epoch {epoch}").into(),
+        );
     }
     let signals = model.dense_inputs_and_outputs(split.test.features(), Mode::Eval)?;
     let hidden = &signals[..signals.len() - 1];
