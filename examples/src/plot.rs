@@ -17,9 +17,10 @@
 //! and the sizes below (tick labels 18, titles 24 logical pixels) come out at 12.9 and 17.1
 //! pixels there.
 //!
-//! Plotters' SVG backend rounds every coordinate to an integer. To place curves on a quarter-pixel
-//! grid, everything is drawn four times (`SCALE`) larger than its logical size, and the root `<svg>`
-//! element is then given the logical `width` and `height` with a `viewBox` of the drawn size.
+//! Plotters' SVG backend rounds every coordinate to an integer. To place curves on a
+//! quarter-pixel grid, everything is drawn four times (`SCALE`) larger than its logical size,
+//! and the root `<svg>` element is then given the logical `width` and `height` with a `viewBox`
+//! of the drawn size.
 
 use std::ops::Range;
 use std::path::Path;
@@ -287,8 +288,9 @@ fn histogram_outline(densities: &[f64], range: (f64, f64)) -> Vec<(f64, f64)> {
 
 /// Where a chart's legend goes (chosen so that it does not hide the lines). If the legend box
 /// would cover a line or point in the corner asked for, the first corner where it covers none
-/// is used instead (the other one on the same side first); if every corner would, the one where
-/// it covers the least.
+/// is used instead (the other one on the same side first); if every corner would, the vertical
+/// axis is extended on the side asked for, as [`Chart::with_legend_room`] does (over a
+/// [`Chart::heatmap`], whose axes are fixed, the legend goes where it covers the least).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Legend {
     /// Top right corner.
@@ -918,7 +920,7 @@ fn log_ticks(
             .filter(|&(m, e)| (lo..=hi).contains(&mantissa_exponent(m, e)))
             .collect();
         let (ticks, labels) = make(marks);
-        if fits(&ticks, &labels) {
+        if ticks.len() <= MAX_TICKS && fits(&ticks, &labels) {
             return (ticks, labels);
         }
     }
@@ -1535,9 +1537,10 @@ mod tests {
         assert_eq!(
             root,
             format!(
-                r#"<svg width="560" height="400" viewBox="0 0 {} {}" xmlns="http://www.w3.org/2000/svg""#,
+                r#"<svg width="560" height="400" viewBox="0 0 {} {}" xmlns="{}""#,
                 560 * SCALE,
-                400 * SCALE
+                400 * SCALE,
+                "http://www.w3.org/2000/svg"
             )
         );
         assert_eq!(svg.matches("<svg").count(), 1);
