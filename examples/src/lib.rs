@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod batch_norm;
+pub mod boundary;
 pub mod claims;
 pub mod config;
 pub mod custom_layer;

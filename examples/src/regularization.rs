@@ -198,6 +198,8 @@ pub struct Summary {
     pub widths: WidthContrast,
     /// L2 in a tanh network set up to saturate.
     pub tanh: TanhContrast,
+    /// L2's decision boundary in two dimensions.
+    pub boundary: crate::boundary::Contrast,
     /// The plot files written.
     pub plots: Vec<PathBuf>,
 }
@@ -321,12 +323,22 @@ impl Summary {
                 TANH_Z_RATIO_BELOW,
                 Unit::Ratio,
             ),
+            Claim::below(
+                "boundary_simpler",
+                "In two dimensions, L2 gives a simpler decision boundary",
+                "boundary length, L2 / none",
+                self.boundary.boundary_ratio(),
+                BOUNDARY_RATIO_BELOW,
+                Unit::Ratio,
+            ),
         ]
     }
 }
 
 /// A regularizer that works removes more than this fraction of the unregularized gap.
 pub const GAP_RATIO_BELOW: f64 = 0.9;
+/// L2's boundary is shorter than this fraction of the unpenalized one.
+pub const BOUNDARY_RATIO_BELOW: f64 = 1.0;
 /// The test loss with the dropout masks on is above this multiple of the loss with them off.
 pub const MASKS_ON_RATIO_ABOVE: f64 = 1.0;
 /// The best dropout run's rms-scaled weight norm is below this fraction of the baseline's.
@@ -469,6 +481,7 @@ pub fn run(config: &Config) -> Result<Summary> {
         plain: tanh_runs.next().expect("two tanh runs"),
         l2: tanh_runs.next().expect("two tanh runs"),
     };
+    let boundary = crate::boundary::run(config, config.size, settings.seed)?;
     let first = at_seeds[0].clone();
     let mut summary = Summary {
         settings,
@@ -478,9 +491,14 @@ pub fn run(config: &Config) -> Result<Summary> {
         at_seeds,
         widths,
         tanh,
+        boundary,
         plots: Vec::new(),
     };
     summary.plots.push(plot(config, &summary)?);
+    summary.plots.push(plot_sweep(config, &summary)?);
+    summary
+        .plots
+        .push(crate::boundary::plot(config, &summary.boundary)?);
     Ok(summary)
 }
 
@@ -601,6 +619,101 @@ fn train_tanh(config: &Config, settings: &Settings, split: &Split, lambda: f64) 
     })
 }
 
+/// The median and the range over the band seeds of `metric` for each setting: (x, median,
+/// low, high).
+fn over_seeds(
+    summary: &Summary,
+    runs: impl Fn(&SeedSweep) -> Vec<&RunResult>,
+    x: impl Fn(&RunResult) -> f64,
+    metric: impl Fn(&RunResult) -> f64,
+) -> Vec<(f64, f64, f64, f64)> {
+    let first = runs(&summary.at_seeds[0]);
+    let mut points: Vec<(f64, f64, f64, f64)> = (0..first.len())
+        .map(|i| {
+            let mut values: Vec<f64> = summary
+                .at_seeds
+                .iter()
+                .map(|sweep| metric(runs(sweep)[i]))
+                .collect();
+            values.sort_by(f64::total_cmp);
+            let median = values[values.len() / 2];
+            (x(first[i]), median, values[0], values[values.len() - 1])
+        })
+        .collect();
+    // Left to right, so that the curve is drawn as one line.
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    points
+}
+
+/// The sweep as U-curves: test loss, gap and weight norm against lambda and against the keep
+/// probability, the median over the band seeds with their range shaded.
+fn plot_sweep(config: &Config, summary: &Summary) -> Result<PathBuf> {
+    let path = config.output_file("regularization_sweep.svg")?;
+    let seeds = summary.at_seeds.len();
+    let band_label = if seeds > 1 {
+        format!("range over {seeds} seeds")
+    } else {
+        String::new()
+    };
+    let lambda = |run: &RunResult| match run.regularizer {
+        Regularizer::L2 { lambda } => lambda,
+        _ => f64::NAN,
+    };
+    // keep 1 is no dropout: the baseline closes the curve on the right.
+    let keep = |run: &RunResult| match run.regularizer {
+        Regularizer::Dropout { keep } => keep,
+        _ => 1.0,
+    };
+    let metrics: [(&str, fn(&RunResult) -> f64); 3] = [
+        ("test loss", |r| r.last().test.loss),
+        ("gap (test - train loss)", RunResult::gap),
+        ("weight norm", |r| r.weight_norm),
+    ];
+    let mut charts = Vec::new();
+    for (name, metric) in metrics {
+        let l2 = over_seeds(summary, |s| s.l2.iter().collect(), lambda, metric);
+        let baseline = over_seeds(summary, |s| vec![&s.baseline], keep, metric)[0];
+        let lambdas = (l2[0].0, l2[l2.len() - 1].0);
+        let l2_chart = Chart::new(format!("L2: {name}"), "lambda (log scale)", name)
+            .log_x()
+            .with(Series::band(
+                band_label.clone(),
+                l2.iter().map(|p| (p.0, p.2, p.3)).collect(),
+                0,
+            ))
+            .with(Series::new("median", l2.iter().map(|p| (p.0, p.1)).collect(), 0).with_markers())
+            .with(Series::hline("none (lambda 0)", baseline.1, lambdas, 6));
+        let dropout = over_seeds(
+            summary,
+            |s| {
+                s.dropout
+                    .iter()
+                    .chain(std::iter::once(&s.baseline))
+                    .collect()
+            },
+            keep,
+            metric,
+        );
+        let dropout_chart = Chart::new(
+            format!("Dropout: {name}"),
+            "keep probability (1 = no dropout)",
+            name,
+        )
+        .with(Series::band(
+            band_label.clone(),
+            dropout.iter().map(|p| (p.0, p.2, p.3)).collect(),
+            1,
+        ))
+        .with(
+            Series::new("median", dropout.iter().map(|p| (p.0, p.1)).collect(), 1).with_markers(),
+        );
+        charts.push(l2_chart);
+        charts.push(dropout_chart);
+    }
+    crate::plot::write_svg_grid(&path, &charts, 2)?;
+    Ok(path)
+}
+
 fn plot(config: &Config, summary: &Summary) -> Result<PathBuf> {
     let path = config.output_file("regularization.svg")?;
     let runs = [&summary.baseline, summary.best_l2(), summary.best_dropout()];
@@ -677,6 +790,70 @@ impl fmt::Display for Summary {
                 self.baseline.last().test.loss
             )?;
         }
+        let dropout = self.best_dropout();
+        if let Some(on) = dropout.masks_on_test {
+            writeln!(
+                f,
+                "  Dropout off at test time: {} evaluated with its masks on scores test loss {:.4} (accuracy {}), off {:.4} ({}).",
+                dropout.regularizer,
+                on.loss,
+                percent(on.accuracy),
+                dropout.last().test.loss,
+                percent(dropout.last().test.accuracy)
+            )?;
+        }
+        writeln!(
+            f,
+            "  Dropout as an adaptive L2: weight norm {:.1} vs {:.1} unregularized ({:.2}x), but each weight scaled by the rms of its input {:.1} vs {:.1} ({:.2}x).",
+            dropout.weight_norm,
+            self.baseline.weight_norm,
+            dropout.weight_norm / self.baseline.weight_norm,
+            dropout.effective_weight_norm,
+            self.baseline.effective_weight_norm,
+            dropout.effective_weight_norm / self.baseline.effective_weight_norm
+        )?;
+        let w = &self.widths;
+        let widths: Vec<String> = w.widths.iter().map(ToString::to_string).collect();
+        writeln!(
+            f,
+            "  Dropout by width, a {} network: none gap {:.4} test loss {:.4}; uniform keep gap {:.4} test loss {:.4}; keep by width gap {:.4} test loss {:.4}.",
+            widths.join("-"),
+            w.none.gap(),
+            w.none.last().test.loss,
+            w.uniform.gap(),
+            w.uniform.last().test.loss,
+            w.by_width.gap(),
+            w.by_width.last().test.loss
+        )?;
+        let t = &self.tanh;
+        writeln!(
+            f,
+            "  L2 and tanh saturation (weights N(0, {}²) at the start): without L2 {} of the hidden units saturated, rms(z) {:.2}, weight norm {:.1}; with lambda={} {} saturated, rms(z) {:.2}, weight norm {:.1}.",
+            t.init_std,
+            percent(t.plain.saturated),
+            t.plain.z_rms,
+            t.plain.weight_norm,
+            t.l2.lambda,
+            percent(t.l2.saturated),
+            t.l2.z_rms,
+            t.l2.weight_norm
+        )?;
+        let b = &self.boundary;
+        let accuracy = |run: &crate::boundary::BoundaryRun| {
+            run.history
+                .last()
+                .map_or("-".to_string(), |r| percent(r.test.accuracy))
+        };
+        writeln!(
+            f,
+            "  Decision boundary on two features ({} training biopsies): on {:.1}% of the grid's cell edges without L2, {:.1}% with lambda={}; test accuracy {} vs {}.",
+            b.settings.train_count,
+            100.0 * b.plain.boundary_fraction,
+            100.0 * b.l2.boundary_fraction,
+            b.settings.lambda,
+            accuracy(&b.plain),
+            accuracy(&b.l2)
+        )?;
         write_claims(f, &self.claims())
     }
 }
