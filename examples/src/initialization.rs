@@ -943,16 +943,33 @@ fn first_step_statistics(
 fn plot(config: &Config, summary: &Summary) -> Result<Vec<PathBuf>> {
     let layers_path = config.output_file("initialization_layers.svg")?;
     let training_path = config.output_file("initialization_training.svg")?;
+    let backward_path = config.output_file("initialization_backward.svg")?;
+    let histograms_path = config.output_file("initialization_histograms.svg")?;
     let mut layer_charts = Vec::new();
     let mut training_charts = Vec::new();
+    let mut backward_charts = Vec::new();
+    let mut histogram_charts = Vec::new();
     for activation in [Activation::Tanh, Activation::Relu] {
         let name = activation_name(activation);
-        let std = Chart::new(
+        let mut std = Chart::new(
             format!("{name}: activation std per layer"),
             "hidden layer",
             "std of a[l] (log scale)",
         )
         .legend(Legend::LowerLeft);
+        // The prediction from layer 1 and the gain (with tanh's compression), dashed in each
+        // scheme's colour; one legend entry names them all.
+        for (color, scheme) in Scheme::ALL.into_iter().enumerate() {
+            let case = summary.case(activation, scheme);
+            let predicted = case
+                .predicted_std
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| ((i + 1) as f64, p))
+                .collect();
+            std = std.with(Series::new("", predicted, color).dashed());
+        }
+        std = std.with(Series::new("predicted (dashed)", Vec::new(), 6).dashed());
         // Same colours as the activation panel beside it, which carries the legend.
         let gradients = Chart::new(
             format!("{name}: weight-gradient norm per layer (colours as left)"),
@@ -965,11 +982,97 @@ fn plot(config: &Config, summary: &Summary) -> Result<Vec<PathBuf>> {
             s.gradient_norm
         }));
         training_charts.push(training_chart(summary, activation));
+        backward_charts.push(backward_chart(summary, activation));
+        for scheme in Scheme::ALL {
+            histogram_charts.push(histogram_chart(summary.case(activation, scheme)));
+        }
     }
     // Rows: tanh, ReLU; columns: activations, gradients.
     write_svg_grid(&layers_path, &layer_charts, 2)?;
     write_svg(&training_path, &training_charts)?;
-    Ok(vec![layers_path, training_path])
+    write_svg(&backward_path, &backward_charts)?;
+    // Rows: tanh's four schemes, then ReLU's.
+    write_svg_grid(&histograms_path, &histogram_charts, 2)?;
+    Ok(vec![
+        layers_path,
+        training_path,
+        backward_path,
+        histograms_path,
+    ])
+}
+
+/// The backward product W[l]ᵀ diag(f'(z[l-1])) of each layer, as the factor it multiplies
+/// the gradient's norm by, measured (solid, dots) and predicted (dashed), per scheme.
+fn backward_chart(summary: &Summary, activation: Activation) -> Chart {
+    let mut chart = Chart::new(
+        format!(
+            "{}: ||dL/dz[l-1]|| / ||dL/dz[l]|| per layer",
+            activation_name(activation)
+        ),
+        "hidden layer l",
+        "backward gain (log scale)",
+    )
+    .log_y()
+    .legend(Legend::LowerLeft);
+    for (color, scheme) in Scheme::ALL.into_iter().enumerate() {
+        let case = summary.case(activation, scheme);
+        let measured = case
+            .layers
+            .iter()
+            .filter_map(|s| s.backward_gain.map(|g| (s.layer as f64, g)))
+            .collect();
+        let predicted = case
+            .layers
+            .iter()
+            .filter_map(|s| s.predicted_backward_gain.map(|g| (s.layer as f64, g)))
+            .collect();
+        chart = chart
+            .with(Series::new(scheme.to_string(), measured, color).with_markers())
+            .with(Series::new("", predicted, color).dashed());
+    }
+    chart.with(Series::new("predicted (dashed)", Vec::new(), 6).dashed())
+}
+
+/// Histograms of the activations of layers 1, 4, 7 and 10 of one network at the first step.
+fn histogram_chart(case: &Case) -> Chart {
+    // tanh's outputs lie in (-1, 1); ReLU's are >= 0, and beyond 3 only for weights too large.
+    let range = match case.activation {
+        Activation::Relu => (0.0, 3.0),
+        _ => (-1.0, 1.0),
+    };
+    let shown = [1, 4, 7, 10];
+    let mut beyond = Vec::new();
+    let mut chart = Chart::new(
+        format!("{}: a[l] at the first step", case.label()),
+        "activation",
+        "density",
+    );
+    for (color, &layer) in shown.iter().enumerate() {
+        let Some(values) = case.activation_samples.get(layer - 1) else {
+            continue;
+        };
+        let outside = values
+            .iter()
+            .filter(|v| !(range.0..=range.1).contains(*v))
+            .count();
+        if 1000 * outside >= values.len() {
+            beyond.push(format!(
+                "{:.1}% of layer {layer}",
+                100.0 * outside as f64 / values.len().max(1) as f64
+            ));
+        }
+        chart = chart.with(Series::histogram(
+            format!("layer {layer}"),
+            values,
+            40,
+            range,
+            color,
+        ));
+    }
+    if !beyond.is_empty() {
+        chart.title = format!("{} (beyond the axis: {})", chart.title, beyond.join(", "));
+    }
+    chart
 }
 
 /// `chart` (log scale) with one line per scheme: `metric` of each hidden layer.

@@ -257,7 +257,10 @@ fn plot(config: &Config, history: &History, augmented: &History) -> Result<PathB
         (best.epoch as f64, best.test.loss),
         6,
     );
-    let loss = Chart::new("Cross-entropy per epoch", "epoch", "loss")
+    // Log scale: the training loss falls by decades while the test loss moves by tens of
+    // percent, and both must be readable on one axis.
+    let loss = Chart::new("Cross-entropy per epoch", "epoch", "loss (log scale)")
+        .log_y()
         .with(Series::new("train", history.points(|r| r.train.loss), 0).dashed())
         .with(Series::new("test", history.points(|r| r.test.loss), 1))
         .with(lowest.clone());

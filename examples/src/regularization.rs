@@ -284,7 +284,7 @@ impl Summary {
             Claim::below(
                 "dropout_plain_norm",
                 "more than the plain weight norm",
-                "weight norm / rms-scaled norm ratio",
+                "rms-scaled ratio / plain-norm ratio",
                 (dropout.effective_weight_norm / base.effective_weight_norm)
                     / (dropout.weight_norm / base.weight_norm),
                 1.0,
@@ -292,7 +292,15 @@ impl Summary {
             ),
             Claim::below(
                 "by_width_gap",
-                "Dropout by width (the widest layer drops the most) shrinks the gap of a 512-128-32 network",
+                format!(
+                    "Dropout by width (the widest layer drops the most) shrinks the gap of a {} network",
+                    self.widths
+                        .widths
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("-")
+                ),
                 "gap, by width / none",
                 self.widths.by_width.gap() / self.widths.none.gap(),
                 GAP_RATIO_BELOW,

@@ -151,6 +151,9 @@ pub struct Summary {
     pub raw: InputResult,
     /// The standardized features.
     pub standardized: InputResult,
+    /// The loss of predicting the training set's class frequencies for every sample, the
+    /// entropy -p ln p - (1 - p) ln(1 - p): the plateau of a network that learns nothing else.
+    pub class_prior_loss: f64,
     /// The plot files written.
     pub plots: Vec<PathBuf>,
 }
@@ -190,12 +193,16 @@ pub fn run(config: &Config) -> Result<Summary> {
         settings.seed,
     )?;
     let standardized_split = standardize(&raw_split)?;
+    let labels = raw_split.train.labels();
+    let p = labels.iter().filter(|&&l| l == 1).count() as f64 / labels.len() as f64;
+    let class_prior_loss = -(p * p.ln() + (1.0 - p) * (1.0 - p).ln());
     let raw = sweep(config, &settings, "raw", &raw_split)?;
     let standardized = sweep(config, &settings, "standardized", &standardized_split)?;
     let mut summary = Summary {
         settings,
         raw,
         standardized,
+        class_prior_loss,
         plots: Vec::new(),
     };
     summary.plots.push(plot(config, &summary)?);
@@ -228,6 +235,9 @@ fn sweep(
     Ok(InputResult { name, runs })
 }
 
+/// A final loss above this (or a diverged run) is drawn as "blew up", not as a point.
+const BLEW_UP: f64 = 1e3;
+
 fn plot(config: &Config, summary: &Summary) -> Result<PathBuf> {
     let path = config.output_file("standardization.svg")?;
     let inputs = [&summary.raw, &summary.standardized];
@@ -249,9 +259,10 @@ fn plot(config: &Config, summary: &Summary) -> Result<PathBuf> {
     .legend(Legend::UpperRight);
     let mut sweep = Chart::new(
         "Final training loss per learning rate",
-        "log10(learning rate)",
+        "learning rate (log scale)",
         "binary cross-entropy (log scale)",
     )
+    .log_x()
     .log_y()
     .legend(Legend::LowerLeft);
     for (color, input) in inputs.into_iter().enumerate() {
@@ -261,26 +272,46 @@ fn plot(config: &Config, summary: &Summary) -> Result<PathBuf> {
             best.history.points(|r| r.train.loss),
             color,
         ));
-        // Diverged runs have no final loss: they are left out of the line and named.
+        // Runs that diverged, or whose loss blew up past any useful scale, are left out of the
+        // line (they would squash the rest) and named in the legend.
+        let blew_up = |r: &Run| r.history.diverged_at.is_some() || r.final_loss() > BLEW_UP;
         let points = input
             .runs
             .iter()
-            .map(|r| (r.learning_rate.log10(), r.final_loss()))
+            .filter(|r| !blew_up(r))
+            .map(|r| (r.learning_rate, r.final_loss()))
             .collect();
         let diverged: Vec<String> = input
             .runs
             .iter()
-            .filter(|r| r.history.diverged_at.is_some())
+            .filter(|r| blew_up(r))
             .map(|r| format!("{:.0e}", r.learning_rate))
             .collect();
         let label = if diverged.is_empty() {
             input.name.to_string()
         } else {
-            format!("{} (diverged at {})", input.name, diverged.join(", "))
+            format!("{} (blew up at {})", input.name, diverged.join(", "))
         };
         sweep = sweep.with(Series::new(label, points, color).with_markers());
     }
-    curves = curves.with(threshold);
+    // Predicting the training set's class frequencies for every sample scores the entropy of
+    // the prior: the raw runs that learn nothing sit on this line.
+    let epochs = (0.0, summary.settings.epochs as f64);
+    let rates = summary
+        .settings
+        .learning_rates
+        .iter()
+        .fold((f64::INFINITY, 0.0_f64), |(lo, hi), &r| {
+            (lo.min(r), hi.max(r))
+        });
+    let plateau = format!("class prior only ({:.3})", summary.class_prior_loss);
+    curves = curves.with(threshold).with(Series::hline(
+        plateau.clone(),
+        summary.class_prior_loss,
+        epochs,
+        4,
+    ));
+    sweep = sweep.with(Series::hline(plateau, summary.class_prior_loss, rates, 4));
     write_svg(&path, &[curves, sweep])?;
     Ok(path)
 }
