@@ -67,11 +67,15 @@ pub(crate) fn run(seed: u64, epochs: usize) -> nn::Result<Vec<EpochLine>> {
     Ok(lines)
 }
 
-fn main() -> nn::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The seed of every random draw: `--seed N`, else the variable EXAMPLES_SEED, else 1.
     let flag = std::env::args().skip_while(|a| a != "--seed").nth(1);
-    let text = flag.or(std::env::var("EXAMPLES_SEED").ok());
-    let seed = text.map_or(1, |text| text.parse().expect("the seed is a whole number"));
+    let seed: u64 = match flag.or(std::env::var("EXAMPLES_SEED").ok()) {
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("the seed '{text}' is not a whole number"))?,
+        None => 1,
+    };
     println!("epoch  train loss  test loss  test accuracy  (seed {seed}; # = 0.02 of test loss)");
     for line in run(seed, 20)? {
         let (epoch, train, test) = (line.epoch, line.train_loss, line.test_loss);
