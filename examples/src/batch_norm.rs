@@ -1470,7 +1470,7 @@ fn plot(config: &Config, summary: &Summary) -> Result<PathBuf> {
             running_var,
             affine,
         ],
-        4,
+        2,
     )?;
     Ok(path)
 }
