@@ -259,7 +259,10 @@ impl Summary {
                 dropout.last().test.loss / base.last().test.loss,
                 1.0,
                 Unit::Ratio,
-            ),
+            )
+            // Held at 20 of 20 quick seeds but 3 of 5 at full size, where 300 epochs let even
+            // a dropout network memorise its 40 wrong labels: not a claim, an observation.
+            .observation(),
             // Inverted dropout scales the kept units by 1/p so that evaluation needs no
             // rescaling: the network with every unit on approximates the average of the
             // thinned networks, and a single mask is one noisy member of that average.
@@ -305,7 +308,11 @@ impl Summary {
                 self.widths.by_width.gap() / self.widths.none.gap(),
                 GAP_RATIO_BELOW,
                 Unit::Ratio,
-            ),
+            )
+            // 20 of 20 at the quick size (256-64-16, 150 epochs), 0 of 5 at full size
+            // (512-128-32, 300 epochs): the chapter's rule of thumb is not a mechanism, and
+            // this contrast does not bear it out at every size. Shown, counted, not asserted.
+            .observation(),
             Claim::below(
                 "by_width_vs_uniform",
                 "and ends with a lower test loss than one keep probability for all layers",

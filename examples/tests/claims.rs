@@ -117,11 +117,14 @@ fn overfitting_test_loss_turns_up_while_train_loss_falls() {
 /// The runs share data, initial weights and batch order; changing only the batch order moves
 /// the unregularized gap by about 1.5%, so removing a tenth of it (`*_gap` < 0.9x) is far
 /// outside chance. Measured: `l2_gap` 0.55x to 0.69x, `l2_test` 0.66x to 0.85x, `l2_norm`
-/// 0.47x to 0.48x, `dropout_gap` 0.42x to 0.78x, `dropout_test` 0.69x to 0.91x,
+/// 0.47x to 0.48x, `dropout_gap` 0.42x to 0.78x,
 /// `dropout_off_at_test` 1.79x to 2.27x, `dropout_adaptive_l2` 0.71x to 0.79x,
-/// `dropout_plain_norm` 0.74x to 0.81x, `by_width_gap` 0.38x to 0.82x, `tanh_l2_saturation`
+/// `dropout_plain_norm` 0.74x to 0.81x, `tanh_l2_saturation`
 /// 0.01x to 0.03x (< 0.5x), `tanh_l2_z` 0.34x to 0.35x (< 0.5x), `boundary_simpler` 0.37x to
-/// 0.91x (< 1x: the penalized network's boundary is shorter).
+/// 0.91x (< 1x: the penalized network's boundary is shorter). Observations, printed but not
+/// asserted: the best dropout's lower test loss (20 of 20 quick, 3 of 5 full) and dropout by
+/// width (gap shrunk 20 of 20 quick, 0 of 5 full; lower test loss than a uniform keep 18 of 20
+/// quick, 4 of 5 full).
 #[test]
 fn l2_and_dropout_shrink_the_train_test_gap() {
     check_claims(
@@ -131,11 +134,9 @@ fn l2_and_dropout_shrink_the_train_test_gap() {
             "l2_test",
             "l2_norm",
             "dropout_gap",
-            "dropout_test",
             "dropout_off_at_test",
             "dropout_adaptive_l2",
             "dropout_plain_norm",
-            "by_width_gap",
             "tanh_l2_saturation",
             "tanh_l2_z",
             "boundary_simpler",
