@@ -679,7 +679,8 @@ fn plot_sweep(config: &Config, summary: &Summary) -> Result<PathBuf> {
         Regularizer::Dropout { keep } => keep,
         _ => 1.0,
     };
-    let metrics: [(&str, fn(&RunResult) -> f64); 3] = [
+    type Metric = fn(&RunResult) -> f64;
+    let metrics: [(&str, Metric); 3] = [
         ("test loss", |r| r.last().test.loss),
         ("gap (test - train loss)", RunResult::gap),
         ("weight norm", |r| r.weight_norm),

@@ -180,16 +180,22 @@ pub fn train(
     train_with_hooks(model, split, spec, progress, Hooks::default())
 }
 
+/// The training set of an epoch, given its number (see [`Hooks::epoch_data`]).
+pub type EpochData<'a> = &'a mut dyn FnMut(usize) -> Result<Dataset<f32>>;
+
+/// An observer called after each epoch (see [`Hooks::after_epoch`]).
+pub type AfterEpoch<'a> = &'a mut dyn FnMut(usize, &mut Mlp) -> Result<()>;
+
 /// What a training run may do besides the plain loop.
 #[derive(Default)]
 pub struct Hooks<'a> {
     /// The training samples of epoch `e` (1, 2, ...), in place of `split.train`: data
     /// augmentation draws fresh variants of the samples each epoch. The epoch's records still
     /// evaluate on `split.train`, the samples as they are.
-    pub epoch_data: Option<&'a mut dyn FnMut(usize) -> Result<Dataset<f32>>>,
+    pub epoch_data: Option<EpochData<'a>>,
     /// Called after each epoch's record, with the epoch number and the model (to measure
     /// what the records do not: weights, batch-norm statistics).
-    pub after_epoch: Option<&'a mut dyn FnMut(usize, &mut Mlp) -> Result<()>>,
+    pub after_epoch: Option<AfterEpoch<'a>>,
 }
 
 impl std::fmt::Debug for Hooks<'_> {
