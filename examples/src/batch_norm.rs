@@ -61,13 +61,9 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use autograd::Tape;
-use nn::optim::{Optimizer, Sgd, SgdConfig};
 use nn::{Activation, BatchNorm1d, Context, Dataset, Init, Layer, Mode, ParamStore, Role};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use tensor::Tensor;
 
 use crate::claims::{Claim, Unit, write_claims};
@@ -76,8 +72,8 @@ use crate::model::{Mlp, MlpSpec};
 use crate::plot::{Chart, Legend, Series, write_svg_grid};
 use crate::report::{Table, epoch, epochs_to_show, number, percent, scientific};
 use crate::train::{
-    EpochRecord, Evaluation, History, Objective, Progress, TrainSpec, accuracy, loss, predict,
-    train,
+    EpochRecord, Evaluation, History, Hooks, Objective, Progress, TrainSpec, accuracy, loss,
+    predict, train, train_with_hooks,
 };
 use crate::{Config, Result, Size};
 
@@ -815,12 +811,10 @@ pub fn run(config: &Config) -> Result<Summary> {
     Ok(summary)
 }
 
-/// [`train`] with, after every epoch, the measurements [`train`] has no hook for: the
-/// batch-norm layers' gamma, beta and running statistics against the statistics of their
-/// inputs, and the test loss split by digit. The training is `train`'s, step for step (the
-/// same optimizer, batch order, steps and evaluation), so its history is bit for bit the one
-/// `train` gives (a test below checks it); one optimizer runs through all epochs, as its
-/// momentum must.
+/// [`train`], measuring after every epoch what its records do not: the batch-norm layers'
+/// gamma, beta and running statistics against the statistics of their inputs, and the test
+/// loss split by digit (through [`train_with_hooks`]'s `after_epoch`, so the training is
+/// `train`'s exactly; a test below checks it bit for bit).
 fn train_observed(
     model: &mut Mlp,
     split: &Split,
@@ -828,77 +822,18 @@ fn train_observed(
     depth: usize,
     progress: bool,
 ) -> Result<(History, Vec<EpochState>)> {
-    let mut optimizer = Sgd::with_config(SgdConfig {
-        learning_rate: spec.learning_rate,
-        momentum: spec.momentum,
-        ..SgdConfig::default()
-    })?;
-    let mut order = StdRng::seed_from_u64(spec.seed);
-    let started = Instant::now();
-    let every = spec.epochs.div_ceil(15).max(1);
-    let mut history = History::default();
-    let mut states = Vec::new();
-    let (record, state) = observe_epoch(model, split, spec, depth, 0, f64::NAN)?;
-    history.epochs.push(record);
-    states.push(state);
-    for epoch in 1..=spec.epochs {
-        let (mut loss_sum, mut count) = (0.0, 0);
-        for batch in split.train.shuffled_batches(spec.batch_size, &mut order) {
-            loss_sum += train_step(model, &batch, spec, &mut optimizer)?;
-            count += 1;
-        }
-        let batch_loss = loss_sum / count.max(1) as f64;
-        let (record, state) = observe_epoch(model, split, spec, depth, epoch, batch_loss)?;
-        if !(batch_loss.is_finite() && record.train.loss.is_finite()) {
-            // As `train`: the weights are NaN or infinite from here on.
-            history.diverged_at = Some(epoch);
-            break;
-        }
-        if progress && (epoch % every == 0 || epoch == spec.epochs) {
-            eprintln!(
-                "  {:<28} epoch {epoch:>4}/{:<4} train loss {:>8.4}  test loss {:>8.4} acc {:>6.2}%  running mean error {:.3}  {:>6.2} s",
-                "batch norm",
-                spec.epochs,
-                record.train.loss,
-                record.test.loss,
-                100.0 * record.test.accuracy,
-                state
-                    .layers
-                    .iter()
-                    .map(|l| l.mean_error)
-                    .fold(0.0, f64::max),
-                started.elapsed().as_secs_f64()
-            );
-        }
-        history.epochs.push(record);
-        states.push(state);
-    }
+    let mut states = vec![observe_epoch(model, split, spec, depth, 0, f64::NAN)?.1];
+    let progress = Progress::new("batch norm", progress, spec.epochs, 15);
+    let mut observe = |epoch: usize, model: &mut Mlp| -> Result<()> {
+        states.push(observe_epoch(model, split, spec, depth, epoch, f64::NAN)?.1);
+        Ok(())
+    };
+    let hooks = Hooks {
+        epoch_data: None,
+        after_epoch: Some(&mut observe),
+    };
+    let history = train_with_hooks(model, split, spec, &progress, hooks)?;
     Ok((history, states))
-}
-
-/// One mini-batch step, as `train`'s; returns the batch's data loss.
-fn train_step(
-    model: &mut Mlp,
-    batch: &Dataset<f32>,
-    spec: &TrainSpec,
-    optimizer: &mut dyn Optimizer<f32>,
-) -> Result<f64> {
-    let (gradients, data_loss) = {
-        let tape = Tape::new();
-        let mut context = Context::new(&tape, &mut model.store, Mode::Train);
-        let x = tape.constant(batch.features().clone());
-        let output = model.network.try_forward(&mut context, x)?;
-        let data_loss = loss(output, batch, spec.objective)?;
-        let total = if spec.l2 > 0.0 {
-            data_loss + nn::l2_penalty(&context, spec.l2)
-        } else {
-            data_loss
-        };
-        let gradients = context.gradients(&total.try_backward()?);
-        (gradients, f64::from(data_loss.value().item()))
-    }; // the tape is dropped here, so the optimizer updates the parameters in place
-    optimizer.step(&mut model.store, &gradients)?;
-    Ok(data_loss)
 }
 
 /// The record of `epoch` (evaluation-mode loss and accuracy on both sets, computed as
