@@ -277,12 +277,38 @@ mod tests {
         assert!(!rise(f64::NAN).held());
         let below = Claim::below("gap", "gap shrinks", "ratio", 0.7, 0.9, Unit::Ratio);
         assert!(below.held());
-        assert!(
-            !Claim {
-                value: 0.95,
-                ..below
+        let at = |value: f64| Claim {
+            value,
+            ..below.clone()
+        };
+        assert!(!at(0.95).held());
+        // A number equal to its bound does not clear it, on either side.
+        assert!(!at(0.9).held());
+    }
+
+    #[test]
+    fn claims_are_written_one_per_line_under_a_heading() {
+        struct Claims(Vec<Claim>);
+        impl fmt::Display for Claims {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_claims(f, &self.0)
             }
-            .held()
+        }
+        let text = Claims(vec![rise(0.2), rise(0.01)]).to_string();
+        assert_eq!(
+            text,
+            "  Claims (this seed):\n    [held] test loss rises (rise +20%, needs > +5%)\n    \
+             [FAILED] test loss rises (rise +1%, needs > +5%)\n"
+        );
+        assert_eq!(Claims(Vec::new()).to_string(), "");
+    }
+
+    #[test]
+    fn a_range_of_one_value_is_printed_once() {
+        let tallies = tally(&[1, 2], &[vec![rise(0.2)], vec![rise(0.2)]]);
+        assert_eq!(
+            tallies[0].to_string(),
+            "held in 2 of 2: test loss rises (rise +20%, needs > +5%)"
         );
     }
 

@@ -10,15 +10,19 @@
 //! | module | chapter section | claim shown |
 //! |---|---|---|
 //! | [`overfitting`] | 1 | a big network trained long on little data: train loss falls, test loss turns up |
-//! | [`regularization`] | 2, 3 | L2 and dropout shrink the gap between train and test loss |
+//! | [`regularization`] | 2, 3 | L2 and dropout shrink the gap between train and test loss (with [`boundary`]: L2's decision boundary in two dimensions) |
 //! | [`initialization`] | 4 | too small / too large weights make activations and gradients vanish or explode; Xavier and He keep them steady |
 //! | [`standardization`] | 5 | standardized inputs learn in fewer epochs than raw ones |
 //! | [`batch_norm`] | 6 | batch normalization makes a deep network learn in fewer epochs |
 //! | [`custom_layer`] | — | a new layer from tape ops, and a custom op with its own backward rule, both gradient-checked |
 //!
-//! The shared pieces are written once: [`data`] (loading and splitting), [`model`] (an MLP
-//! builder), [`train`] (the training loop and evaluation), [`plot`] (line charts) and
-//! [`report`] (tables).
+//! The shared pieces are written once: [`data`] (loading, splitting, augmentation), [`model`]
+//! (an MLP builder), [`train`] (the training loop and evaluation), [`plot`] (charts),
+//! [`report`] (tables), [`claims`] (each example's claims, counted over seeds) and
+//! [`parallel`] (independent runs on all cores).
+//!
+//! Every example is seeded by [`Config::seed`] (`--seed N` or `EXAMPLES_SEED` on the command
+//! line), and `worked-examples --seeds K` counts each claim over K seeds.
 #![forbid(unsafe_code)]
 
 pub mod batch_norm;
