@@ -25,7 +25,7 @@ Runs the worked examples of the chapter (all of them when no NAME is given) and 
 SVG plots to DIR (default: out/ at the repository root).
 
   NAME       overfitting | regularization | initialization | standardization | batch_norm | custom_layer
-  --quick    smaller networks and fewer epochs (a few seconds instead of about 25)
+  --quick    smaller networks and fewer epochs (about 5 s instead of about a minute)
   --seed N   reseed everything random (split, label noise, weights, dropout masks, batch
              order) from N; without it, the environment variable EXAMPLES_SEED, else each
              example's own default seed
