@@ -205,6 +205,9 @@ mod tests {
         let two: Vec<f32> = image.iter().chain(&image).copied().collect();
         let shifted = shift_images(&two, 3, &[(0, 0), (1, -1)]);
         assert_eq!(&shifted[..9], &image[..]);
-        assert_eq!(&shifted[9..], &[0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 5.0, 6.0, 0.0]);
+        assert_eq!(
+            &shifted[9..],
+            &[0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 5.0, 6.0, 0.0]
+        );
     }
 }
