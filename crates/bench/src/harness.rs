@@ -21,7 +21,7 @@ impl Args {
     /// before the first matrix product.
     pub fn parse() -> Args {
         let mut threads = 0;
-        let mut only = "W1,W2,W2c,W3,W4,W5,W5t,W6,W7".to_string();
+        let mut only = "W1,W1b16,W2,W2c,W3,W4,W5,W5t,W6,W7".to_string();
         let mut tiny = false;
         let mut reps = None;
         let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -111,7 +111,7 @@ fn rerun_with_threads(threads: usize) -> ! {
 
 fn usage(message: &str) -> ! {
     eprintln!(
-        "bench: {message}\nusage: bench --threads N [--only W1,W2,W2c,W3,W4,W5,W5t,W6,W7] [--tiny] [--reps N]"
+        "bench: {message}\nusage: bench --threads N [--only W1,W1b16,W2,W2c,W3,W4,W5,W5t,W6,W7] [--tiny] [--reps N]"
     );
     std::process::exit(2)
 }
@@ -175,4 +175,54 @@ pub fn memory_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// W1's matrix products per step: forward (784x512, 512x512, 512x10 at batch 128) and, per
+/// layer, the weight gradient and (except the first layer) the input gradient.
+const W1_MATMUL_GFLOP: f64 = {
+    let (batch, sizes) = (128.0, [784.0, 512.0, 512.0, 10.0]);
+    let mut flop = 0.0;
+    let mut layer = 0;
+    while layer < 3 {
+        let products = if layer == 0 { 2.0 } else { 3.0 };
+        flop += products * 2.0 * batch * sizes[layer] * sizes[layer + 1];
+        layer += 1;
+    }
+    flop / 1e9
+};
+
+/// The medians a run collected, for the ratios that need no peer.
+#[derive(Default)]
+pub struct Medians {
+    /// W1, ms per step.
+    pub w1_ms: Option<f64>,
+    /// W2, ms per step.
+    pub w2_ms: Option<f64>,
+    /// W5, GFLOP/s.
+    pub w5_gflops: Option<f64>,
+}
+
+impl Medians {
+    /// Prints the peer-free ratios of the targets (one JSON line, id "ratios") when the run
+    /// had the workloads they need: W2 / W1, and W1 / its matmul floor (W1's matrix-product
+    /// work at this run's W5 rate).
+    pub fn report(&self, threads: usize, tiny: bool) {
+        let mut fields = Vec::new();
+        if let (Some(w1), Some(w2)) = (self.w1_ms, self.w2_ms) {
+            fields.push(format!("\"w2_over_w1\": {:.3}", w2 / w1));
+        }
+        if let (Some(w1), Some(rate), false) = (self.w1_ms, self.w5_gflops, tiny) {
+            let floor_ms = W1_MATMUL_GFLOP / rate * 1e3;
+            fields.push(format!(
+                "\"w1_matmul_floor_ms\": {floor_ms:.3}, \"w1_over_floor\": {:.3}",
+                w1 / floor_ms
+            ));
+        }
+        if !fields.is_empty() {
+            println!(
+                "{{\"peer\": \"ours\", \"id\": \"ratios\", \"threads\": {threads}, {}}}",
+                fields.join(", ")
+            );
+        }
+    }
 }

@@ -17,21 +17,32 @@ mod workloads;
 
 fn main() {
     let args = harness::Args::parse();
+    let mut medians = harness::Medians::default();
     for id in &args.only {
         match id.as_str() {
-            "W1" => workloads::mlp(&args, workloads::Mlp::w1()),
-            "W2" => workloads::mlp(&args, workloads::Mlp::w2()),
-            "W2c" => workloads::mlp(&args, workloads::Mlp::w2c()),
-            "W3" => workloads::mlp(&args, workloads::Mlp::w3()),
+            "W1" => medians.w1_ms = Some(workloads::mlp(&args, workloads::Mlp::w1())),
+            "W1b16" => {
+                workloads::mlp(&args, workloads::Mlp::w1_batch16());
+            }
+            "W2" => medians.w2_ms = Some(workloads::mlp(&args, workloads::Mlp::w2())),
+            "W2c" => {
+                workloads::mlp(&args, workloads::Mlp::w2c());
+            }
+            "W3" => {
+                workloads::mlp(&args, workloads::Mlp::w3());
+            }
             "W4" => workloads::op_chain(&args),
-            "W5" => workloads::matmul(&args, false),
-            "W5t" => workloads::matmul(&args, true),
+            "W5" => medians.w5_gflops = Some(workloads::matmul(&args, false)),
+            "W5t" => {
+                workloads::matmul(&args, true);
+            }
             "W6" => workloads::deep_chain(&args),
             "W7" => workloads::per_sample(&args),
             other => {
-                eprintln!("unknown workload {other}; known: W1 W2 W2c W3 W4 W5 W5t W6 W7");
+                eprintln!("unknown workload {other}; known: W1 W1b16 W2 W2c W3 W4 W5 W5t W6 W7");
                 std::process::exit(2);
             }
         }
     }
+    medians.report(args.threads, args.tiny);
 }

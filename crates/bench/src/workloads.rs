@@ -60,6 +60,15 @@ impl Mlp {
         }
     }
 
+    /// W1 at batch 16 (the small-batch figure: per-op bookkeeping shows).
+    pub fn w1_batch16() -> Mlp {
+        Mlp {
+            id: "W1b16",
+            batch: 16,
+            ..Mlp::w1()
+        }
+    }
+
     /// MLP 64-64-64-10, batch 16, SGD lr 0.01.
     pub fn w3() -> Mlp {
         Mlp {
@@ -123,10 +132,10 @@ fn build(spec: &Mlp, sizes: &[usize], store: &mut ParamStore<f32>) -> Sequential
     model
 }
 
-/// W1, W2, W3: one full training step per repetition. Reports the process's peak resident
+/// W1, W2, W3: one full training step per repetition; returns the median in milliseconds. Reports the process's peak resident
 /// memory at the end and its resident memory at the start (run one workload per process, with
 /// `--only`, to read a workload's own peak).
-pub fn mlp(args: &Args, spec: Mlp) {
+pub fn mlp(args: &Args, spec: Mlp) -> f64 {
     let (_, startup_rss) = memory_kib();
     let sizes = if args.tiny {
         vec![8, 6, 6, 3]
@@ -205,6 +214,7 @@ pub fn mlp(args: &Args, spec: Mlp) {
     } else {
         report(spec.id, args.threads, &samples, 1e6, "ms/step", &extra);
     }
+    median(&samples) / 1e6
 }
 
 /// W4: 1000 rounds of y = tanh(y * 1.01 + 0.1) on 16 elements, then backward.
@@ -233,8 +243,8 @@ pub fn op_chain(args: &Args) {
 }
 
 /// W5 and W5t: a 1024 x 1024 product through `Tensor::matmul`, the left operand a transposed
-/// view for W5t (no copy).
-pub fn matmul(args: &Args, transposed: bool) {
+/// view for W5t (no copy); returns the median rate in GFLOP/s.
+pub fn matmul(args: &Args, transposed: bool) -> f64 {
     let n = args.size(1024, 32);
     let mut rng = StdRng::seed_from_u64(1234);
     let a = Tensor::<f32>::random_normal([n, n], 0.0, 1.0, &mut rng).expect("valid parameters");
@@ -260,6 +270,7 @@ pub fn matmul(args: &Args, transposed: bool) {
         median(&samples) / 1e6,
         samples.len()
     );
+    flop / median(&samples)
 }
 
 /// W6: a 100,000-deep chain y = y * 1.0001 + 0.0001 on one element, then backward, on the main

@@ -1,7 +1,7 @@
 //! Inverted dropout (chapter section 3).
 
 use autograd::Var;
-use rand::rngs::StdRng;
+use chacha20::ChaCha8Rng;
 use rand::{Rng, RngExt, SeedableRng};
 use tensor::{Float, Shape, Tensor, TensorError};
 
@@ -89,25 +89,51 @@ impl Dropout {
 
     /// The mask of training step `step` for an input of `shape`: each entry `1 / keep` with
     /// probability `keep`, else 0.
+    ///
+    /// A fixed function of (the layer's seed, `step`, `shape`), the same on every machine and
+    /// for any number of threads: ChaCha8 (`chacha20::ChaCha8Rng`, a counter-based generator)
+    /// keyed by the seed, on stream `step`, gives 32-bit words, and unit i (in row-major order)
+    /// reads the `k`-bit field i of that word sequence, `k` = [`Dropout::bits_per_unit`]. The unit
+    /// is kept when its field is below `keep * 2^k`. Where `keep` is a multiple of `2^-k` for a
+    /// `k` of 16 or less (0.5 is one bit, 0.75 two, 0.625 four) that is exactly probability
+    /// `keep`, and one word serves `32 / k` units; otherwise `k` is 32 and the threshold is
+    /// `keep * 2^32` rounded, within `2^-33` of `keep`. No floating-point uniforms are drawn.
     pub fn mask<T: Float>(&self, shape: &Shape, step: u64) -> Tensor<T> {
-        let mut rng = StdRng::seed_from_u64(mix(self.seed, step));
-        let scale = T::from_f64(1.0 / self.keep);
-        Tensor::from_fn(shape, |_| {
-            if rng.random::<f64>() < self.keep {
-                scale
-            } else {
-                T::ZERO
+        let units = shape.numel();
+        let bits = Dropout::bits_per_unit(self.keep);
+        let threshold = keep_threshold(self.keep, bits);
+        let mut generator = ChaCha8Rng::seed_from_u64(self.seed);
+        generator.set_stream(step);
+        let units_per_word = 32 / bits as usize;
+        let mut words = vec![0_u32; units.div_ceil(units_per_word)];
+        generator.fill(&mut words[..]);
+        let field_mask = u64::MAX >> (64 - bits);
+        let (scale, zero) = (T::from_f64(1.0 / self.keep), T::ZERO);
+        let mut values = vec![zero; units];
+        for (chunk, &word) in values.chunks_mut(units_per_word).zip(&words) {
+            let word = u64::from(word);
+            for (field, value) in chunk.iter_mut().enumerate() {
+                let draw = (word >> (field as u32 * bits)) & field_mask;
+                *value = if draw < threshold { scale } else { zero };
             }
-        })
+        }
+        Tensor::from_vec(values, shape.clone()).expect("one value per unit")
+    }
+
+    /// Random bits each unit's draw takes (1, 2, 4, 8, 16 or 32): the fewest, a power of two,
+    /// for which `keep * 2^bits` is a whole number, else 32.
+    pub fn bits_per_unit(keep: f64) -> u32 {
+        [1, 2, 4, 8, 16]
+            .into_iter()
+            .find(|&bits| (keep * f64::from(1_u32 << bits)).fract() == 0.0)
+            .unwrap_or(32)
     }
 }
 
-/// SplitMix64's finaliser over the seed and step: nearby steps give unrelated streams.
-fn mix(seed: u64, step: u64) -> u64 {
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// A unit is kept when its `bits`-bit draw is below this: `keep * 2^bits`, exact for the
+/// dyadic probabilities `bits_per_unit` picks fewer than 32 bits for, rounded otherwise.
+fn keep_threshold(keep: f64, bits: u32) -> u64 {
+    (keep * (1_u64 << bits) as f64).round() as u64
 }
 
 impl<T: Float> Layer<T> for Dropout {
@@ -360,42 +386,123 @@ mod tests {
         assert_eq!(tape.len(), recorded);
     }
 
-    #[test]
-    fn a_unit_is_kept_only_when_its_draw_is_below_keep() {
-        // Draws are multiples of 2^-53 in [0, 1): keeping a unit when `draw < keep` keeps it
-        // with probability exactly `keep`, so a draw equal to `keep` drops its unit.
-        let (seed, step) = (21, 5);
-        let first_draw: f64 = StdRng::seed_from_u64(mix(seed, step)).random();
-        assert!(first_draw > 0.0);
-        let with_keep = |keep: f64| Dropout {
+    /// The stream's first `count` 32-bit words for a layer seed and step, drawn the documented
+    /// way (ChaCha8 keyed by the seed, on stream `step`), one `next_u32` at a time.
+    fn stream_words(seed: u64, step: u64, count: usize) -> Vec<u32> {
+        let mut generator = ChaCha8Rng::seed_from_u64(seed);
+        generator.set_stream(step);
+        (0..count).map(|_| generator.next_u32()).collect()
+    }
+
+    fn with_keep(keep: f64, seed: u64) -> Dropout {
+        Dropout {
             name: "dropout".to_string(),
             keep,
             seed,
-        };
-        let shape = Shape::from([3]);
-        let at_the_draw: Tensor<f64> = with_keep(first_draw).mask(&shape, step);
-        assert_eq!(at_the_draw.to_vec()[0], 0.0);
-        let just_above = f64::from_bits(first_draw.to_bits() + 1);
-        let kept: Tensor<f64> = with_keep(just_above).mask(&shape, step);
-        assert_eq!(kept.to_vec()[0], 1.0 / just_above);
+        }
     }
 
     #[test]
-    fn step_seeds_are_splitmix64_outputs() {
-        // The published outputs of SplitMix64 (Vigna's splitmix64.c): seeded with 0, its
-        // k-th output finalises k * gamma, which is mix(0, k).
-        assert_eq!(mix(0, 1), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(mix(0, 2), 0x6E78_9E6A_A1B9_65F4);
-        assert_eq!(mix(0, 3), 0x06C4_5D18_8009_454F);
-        // Seeded with 1234567, its first output finalises 1234567 + gamma. The seed and the
-        // step are combined by xor: (1234567 + gamma) xor gamma = 1519241.
-        let gamma: u64 = 0x9E37_79B9_7F4A_7C15;
-        assert_eq!(1_234_567_u64.wrapping_add(gamma) ^ gamma, 1_519_241);
-        assert_eq!(mix(1_519_241, 1), 6_457_827_717_110_365_317);
-        assert_eq!(
-            mix(1_234_567_u64.wrapping_add(2_u64.wrapping_mul(gamma)), 0),
-            3_203_168_211_198_807_973
-        );
+    fn a_unit_is_kept_only_when_its_field_of_the_stream_is_below_the_threshold() {
+        let (seed, step) = (21, 5);
+        let words = stream_words(seed, step, 40);
+        // keep 0.5: one bit per unit, 32 units per word; 33 units reach into the second word.
+        let mask: Tensor<f64> = with_keep(0.5, seed).mask(&Shape::from([33]), step);
+        for (unit, &m) in mask.to_vec().iter().enumerate() {
+            let bit = (words[unit / 32] >> (unit % 32)) & 1;
+            assert_eq!(m, if bit == 0 { 2.0 } else { 0.0 }, "unit {unit}");
+        }
+        // keep 0.75: two bits per unit, kept when the field is 0, 1 or 2.
+        let mask: Tensor<f64> = with_keep(0.75, seed).mask(&Shape::from([3, 7]), step);
+        for (unit, &m) in mask.to_vec().iter().enumerate() {
+            let field = (words[unit / 16] >> (2 * (unit % 16))) & 3;
+            assert_eq!(m, if field < 3 { 1.0 / 0.75 } else { 0.0 }, "unit {unit}");
+        }
+        // keep 0.3 is not dyadic: a whole word per unit against round(0.3 * 2^32).
+        let threshold = (0.3 * 4_294_967_296.0_f64).round() as u64;
+        let mask: Tensor<f64> = with_keep(0.3, seed).mask(&Shape::from([40]), step);
+        for (unit, &m) in mask.to_vec().iter().enumerate() {
+            let kept = u64::from(words[unit]) < threshold;
+            assert_eq!(m, if kept { 1.0 / 0.3 } else { 0.0 }, "unit {unit}");
+        }
+    }
+
+    #[test]
+    fn each_unit_takes_the_fewest_bits_that_make_its_probability_exact() {
+        assert_eq!(Dropout::bits_per_unit(0.5), 1);
+        assert_eq!(Dropout::bits_per_unit(0.25), 2);
+        assert_eq!(Dropout::bits_per_unit(0.75), 2);
+        assert_eq!(Dropout::bits_per_unit(0.625), 4); // 5/8: three bits, rounded up to four
+        assert_eq!(Dropout::bits_per_unit(0.1875), 4); // 3/16
+        assert_eq!(Dropout::bits_per_unit(1.0 / 256.0), 8);
+        assert_eq!(Dropout::bits_per_unit(1.0 / 512.0), 16);
+        assert_eq!(Dropout::bits_per_unit(1.0 / 65536.0), 16);
+        assert_eq!(Dropout::bits_per_unit(1.0 / 131_072.0), 32);
+        assert_eq!(Dropout::bits_per_unit(0.3), 32);
+        assert_eq!(Dropout::bits_per_unit(0.9), 32);
+        assert_eq!(Dropout::bits_per_unit(1.0), 1);
+        // The dyadic thresholds are exact: keep * 2^bits of the 2^bits equally likely fields.
+        assert_eq!(keep_threshold(0.75, 2), 3);
+        assert_eq!(keep_threshold(0.625, 4), 10);
+        assert_eq!(keep_threshold(1.0, 1), 2); // every field (0 or 1) is below 2
+        assert_eq!(keep_threshold(0.9, 32), 3_865_470_566);
+    }
+
+    #[test]
+    fn masks_keep_the_right_share_and_neighbouring_units_are_independent() {
+        // Over n units the kept share's standard deviation is sqrt(keep (1 - keep) / n); the
+        // share of neighbouring pairs both kept is keep^2, with standard deviation at most
+        // sqrt(keep^2 (1 - keep^2) / (n / 2)) over the n / 2 disjoint pairs. Five of each. A
+        // field read twice, or fields overlapping, would put the pairs' share at keep, not
+        // keep^2.
+        let n = 200_000;
+        for (keep, seed) in [
+            (0.5, 1),
+            (0.75, 2),
+            (0.625, 3),
+            (0.3, 4),
+            (0.9, 5),
+            (0.0625, 6),
+        ] {
+            let mask: Tensor<f64> = with_keep(keep, seed).mask(&Shape::from([n]), 9);
+            let kept: Vec<bool> = mask.to_vec().iter().map(|&m| m > 0.0).collect();
+            let share = kept.iter().filter(|&&k| k).count() as f64 / n as f64;
+            let bound = 5.0 * (keep * (1.0 - keep) / n as f64).sqrt();
+            assert!((share - keep).abs() < bound, "keep {keep}: share {share}");
+            let pairs = n / 2;
+            let both = kept.chunks(2).filter(|pair| pair[0] && pair[1]).count() as f64;
+            let both = both / pairs as f64;
+            let bound = 5.0 * (keep * keep * (1.0 - keep * keep) / pairs as f64).sqrt();
+            assert!(
+                (both - keep * keep).abs() < bound,
+                "keep {keep}: both kept {both}"
+            );
+        }
+    }
+
+    #[test]
+    fn different_steps_and_seeds_give_unrelated_masks() {
+        // Agreement of two independent keep-0.5 masks over n units is 1/2 +- 5 sqrt(1 / 4n).
+        let n = 4096;
+        let shape = Shape::from([n]);
+        let agreement = |a: &Tensor<f64>, b: &Tensor<f64>| {
+            let same = a
+                .to_vec()
+                .iter()
+                .zip(b.to_vec())
+                .filter(|(x, y)| **x == *y)
+                .count();
+            same as f64 / n as f64
+        };
+        let bound = 5.0 * (0.25 / n as f64).sqrt();
+        let layer = with_keep(0.5, 77);
+        for (a, b) in [
+            (layer.mask(&shape, 0), layer.mask(&shape, 1)),
+            (layer.mask(&shape, 1), layer.mask(&shape, 2)),
+            (layer.mask(&shape, 3), with_keep(0.5, 78).mask(&shape, 3)),
+        ] {
+            assert!((agreement(&a, &b) - 0.5).abs() < bound);
+        }
     }
 
     #[test]

@@ -109,6 +109,169 @@ fn reduce_kernel<T: Float>(
     })
 }
 
+/// Independent partial sums a long sum keeps (see [`sum_kernel`]).
+const SUM_LANES: usize = 16;
+
+/// Sums shorter than this are accumulated sequentially; longer ones in [`SUM_LANES`] lanes.
+const LANE_SUM_MIN: usize = 2 * SUM_LANES;
+
+/// Lane buffers the reduction-major sum may allocate (elements); above, it runs output-major.
+const LANE_BUFFER_MAX: usize = 1 << 20;
+
+/// Adds lane `l + width / 2` into lane `l`, halving the width until one lane is left: the
+/// fixed tree every long sum ends with.
+#[inline]
+fn combine_lanes<T: Float>(mut lanes: [T; SUM_LANES]) -> T {
+    let mut width = SUM_LANES;
+    while width > 1 {
+        width /= 2;
+        for lane in 0..width {
+            lanes[lane] += lanes[lane + width];
+        }
+    }
+    lanes[0]
+}
+
+/// Sums the axes in `mask`. The order of the additions is a function of the logical shape only
+/// (so a strided view sums to the same bits as its contiguous copy): with n reduced elements
+/// per output, in row-major logical order, a sum of fewer than [`LANE_SUM_MIN`] adds them one
+/// after the other from 0; a longer one adds element i into lane `i % 16` for the first
+/// `16 * (n / 16)` elements, combines the 16 lanes by a fixed halving tree, and then adds the
+/// last `n % 16` elements one after the other. Independent lanes let the loop vectorise (a
+/// sequential sum waits on every addition), and the error bound of each lane is that of a sum
+/// 16 times shorter.
+fn sum_kernel<T: Float>(source: &Tensor<T>, mask: u64, keepdim: bool) -> Tensor<T> {
+    let shape = source.shape();
+    let count: usize = (0..shape.rank())
+        .filter(|axis| mask & (1 << axis) != 0)
+        .map(|axis| shape.dims()[axis])
+        .product();
+    if count < LANE_SUM_MIN {
+        return reduce_kernel(source, mask, keepdim, T::ZERO, |a, b| a + b);
+    }
+    let (mut kept_dims, mut kept_strides, mut reduced_dims, mut reduced_strides) =
+        (Dims::new(), Dims::new(), Dims::new(), Dims::new());
+    for (axis, (&d, &s)) in shape.dims().iter().zip(source.strides()).enumerate() {
+        if mask & (1 << axis) == 0 {
+            kept_dims.push(d);
+            kept_strides.push(s);
+        } else {
+            reduced_dims.push(d);
+            reduced_strides.push(s);
+        }
+    }
+    let out_shape = shape.reduced(mask, keepdim);
+    let kept_rows = rows_of(&kept_dims, &kept_strides);
+    let reduced_rows = rows_of(&reduced_dims, &reduced_strides);
+    let data = source.storage();
+    let base = source.layout().offset();
+    let full = count - count % SUM_LANES;
+    let outputs: usize = kept_dims.iter().product();
+    let outputs_contiguous = kept_rows
+        .first()
+        .is_some_and(|&(_, len, stride)| stride == 1 && len > 1);
+    let reduction_contiguous = reduced_rows
+        .first()
+        .is_some_and(|&(_, _, stride)| stride == 1);
+    Tensor::from_overwrite(out_shape, |out| {
+        if outputs_contiguous
+            && !reduction_contiguous
+            && SUM_LANES.saturating_mul(outputs) <= LANE_BUFFER_MAX
+        {
+            // Reduction-major: one pass over the inputs per reduced position, vectorised across
+            // contiguous outputs; lane l of output j lives at lanes[l * outputs + j].
+            let mut lanes = vec![T::ZERO; SUM_LANES * outputs];
+            let mut index = 0;
+            for &(r_start, r_len, r_stride) in &reduced_rows {
+                for i in 0..r_len {
+                    let position = base + r_start + i * r_stride;
+                    if index == full {
+                        for (j, o) in out.iter_mut().enumerate() {
+                            *o = combine_lanes(std::array::from_fn(|l| lanes[l * outputs + j]));
+                        }
+                    }
+                    let target: &mut [T] = if index < full {
+                        let lane = index % SUM_LANES;
+                        &mut lanes[lane * outputs..(lane + 1) * outputs]
+                    } else {
+                        out
+                    };
+                    let mut next = 0;
+                    for &(o_start, o_len, o_stride) in &kept_rows {
+                        let row = &mut target[next..next + o_len];
+                        let start = position + o_start;
+                        if o_stride == 1 {
+                            for (o, &x) in row.iter_mut().zip(&data[start..start + o_len]) {
+                                *o += x;
+                            }
+                        } else {
+                            for (j, o) in row.iter_mut().enumerate() {
+                                *o += data[start + j * o_stride];
+                            }
+                        }
+                        next += o_len;
+                    }
+                    index += 1;
+                }
+            }
+            if index == full {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = combine_lanes(std::array::from_fn(|l| lanes[l * outputs + j]));
+                }
+            }
+        } else {
+            // Output-major: each output accumulates its reduced elements in one go.
+            let mut next = 0;
+            for &(o_start, o_len, o_stride) in &kept_rows {
+                for j in 0..o_len {
+                    let position = base + o_start + j * o_stride;
+                    out[next] = if let [(r_start, _, 1)] = reduced_rows[..] {
+                        lane_sum(&data[position + r_start..position + r_start + count])
+                    } else {
+                        let mut lanes = [T::ZERO; SUM_LANES];
+                        let mut total = T::ZERO;
+                        let mut index = 0;
+                        for &(r_start, r_len, r_stride) in &reduced_rows {
+                            for i in 0..r_len {
+                                let x = data[position + r_start + i * r_stride];
+                                if index < full {
+                                    lanes[index % SUM_LANES] += x;
+                                } else {
+                                    if index == full {
+                                        total = combine_lanes(lanes);
+                                    }
+                                    total += x;
+                                }
+                                index += 1;
+                            }
+                        }
+                        if full == count {
+                            combine_lanes(lanes)
+                        } else {
+                            total
+                        }
+                    };
+                    next += 1;
+                }
+            }
+        }
+    })
+}
+
+/// [`sum_kernel`]'s order over one contiguous run of at least [`LANE_SUM_MIN`] elements.
+fn lane_sum<T: Float>(values: &[T]) -> T {
+    let mut lanes = [T::ZERO; SUM_LANES];
+    let chunks = values.chunks_exact(SUM_LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += x;
+        }
+    }
+    rest.iter()
+        .fold(combine_lanes(lanes), |total, &x| total + x)
+}
+
 /// Checks the axes of a reduction and, for reductions without an identity, that no reduced
 /// axis is empty while outputs exist.
 fn reduction_mask<T: Float>(
@@ -174,7 +337,7 @@ impl<T: Float> Tensor<T> {
     /// Fallible [`sum`](Tensor::sum).
     pub fn try_sum(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
         let mask = reduction_mask(self, "sum", axes, false)?;
-        Ok(reduce_kernel(self, mask, keepdim, T::ZERO, |a, b| a + b))
+        Ok(sum_kernel(self, mask, keepdim))
     }
 
     /// Sum of all elements, as a rank-0 tensor.
@@ -390,7 +553,7 @@ impl<T: Float> Tensor<T> {
         let axes = self.shape().sum_to_axes("sum_to", &target)?;
         let mask = self.shape().axis_mask("sum_to", &axes)?;
         crate::storage::check_allocation::<T>("sum_to", target.checked_numel("sum_to")?)?;
-        Ok(reduce_kernel(self, mask, true, T::ZERO, |a, b| a + b).reshape(target))
+        Ok(sum_kernel(self, mask, true).reshape(target))
     }
 }
 
@@ -400,6 +563,133 @@ mod tests {
 
     fn grid() -> Tensor<f64> {
         Tensor::from_vec((0..24).map(f64::from).collect(), [2, 3, 4]).unwrap()
+    }
+
+    /// The documented order of a sum over n values, written out independently of the kernels:
+    /// under 32 values one after the other; else lanes i % 16 for the first 16 * (n / 16),
+    /// the halving tree, then the rest one after the other.
+    fn documented_sum(values: &[f32]) -> f32 {
+        if values.len() < 32 {
+            return values.iter().fold(0.0, |a, &x| a + x);
+        }
+        let full = values.len() / 16 * 16;
+        let mut lanes = [0.0_f32; 16];
+        for (i, &x) in values[..full].iter().enumerate() {
+            lanes[i % 16] += x;
+        }
+        for width in [8, 4, 2, 1] {
+            for lane in 0..width {
+                lanes[lane] += lanes[lane + width];
+            }
+        }
+        values[full..].iter().fold(lanes[0], |a, &x| a + x)
+    }
+
+    /// Values whose sum depends on the order of the additions (1e8 swallows a 1 in f32).
+    fn order_sensitive(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| match i % 7 {
+                0 => 1e8,
+                3 => -1e8,
+                _ => 1.0 + i as f32 * 0.001,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_sums_add_in_sixteen_lanes_then_a_fixed_tree_then_the_rest() {
+        for n in [5, 31, 32, 33, 47, 48, 100, 1000, 4097] {
+            let values = order_sensitive(n);
+            let t = Tensor::from_vec(values.clone(), [n]).unwrap();
+            let expected = documented_sum(&values);
+            assert_eq!(t.sum_all().item().to_bits(), expected.to_bits(), "n = {n}");
+            // The same sum, reached through a strided view (every other element of a wider
+            // buffer) and as one row of a sum over the last axis.
+            let spaced: Vec<f32> = values.iter().flat_map(|&x| [x, 7.0]).collect();
+            let view = Tensor::from_vec(spaced, [n, 2]).unwrap().narrow(1, 0, 1);
+            assert_eq!(
+                view.sum_all().item().to_bits(),
+                expected.to_bits(),
+                "n = {n}"
+            );
+            let rows = Tensor::from_vec([values.clone(), values.clone()].concat(), [2, n]).unwrap();
+            let per_row = rows.sum(&[1], false).to_vec();
+            assert!(
+                per_row.iter().all(|r| r.to_bits() == expected.to_bits()),
+                "n = {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sum_is_the_same_bits_in_either_loop_nesting() {
+        // Summing axis 0 of a row-major [n, 5] runs reduction-major (outputs contiguous);
+        // summing axis 1 of its transpose's contiguous copy runs output-major over contiguous
+        // runs. Both must follow the one documented order, for short and long sums, with and
+        // without a remainder.
+        for n in [3, 31, 32, 40, 64, 101] {
+            let values = order_sensitive(n * 5);
+            let x = Tensor::from_vec(values, [n, 5]).unwrap();
+            let reduction_major = x.sum(&[0], false).to_vec();
+            let output_major = x.t().contiguous().sum(&[1], false).to_vec();
+            let through_view = x.t().sum(&[1], false).to_vec();
+            for column in 0..5 {
+                let own: Vec<f32> = (0..n).map(|r| x.get(&[r, column])).collect();
+                let expected = documented_sum(&own).to_bits();
+                assert_eq!(
+                    reduction_major[column].to_bits(),
+                    expected,
+                    "n {n} col {column}"
+                );
+                assert_eq!(
+                    output_major[column].to_bits(),
+                    expected,
+                    "n {n} col {column}"
+                );
+                assert_eq!(
+                    through_view[column].to_bits(),
+                    expected,
+                    "n {n} col {column}"
+                );
+            }
+            // sum_to (the reverse of broadcasting) is the same sum.
+            let to = x.sum_to([1, 5]).to_vec();
+            assert_eq!(to, reduction_major);
+        }
+        // Several reduced axes: [4, 9, 5] over axes 0 and 1 is 36 values per output, in
+        // row-major order of (axis 0, axis 1), whatever the layout.
+        let x = Tensor::from_vec(order_sensitive(180), [4, 9, 5]).unwrap();
+        let sums = x.sum(&[0, 1], false).to_vec();
+        let permuted = x
+            .permute(&[2, 0, 1])
+            .contiguous()
+            .sum(&[1, 2], false)
+            .to_vec();
+        for column in 0..5 {
+            let own: Vec<f32> = (0..36).map(|i| x.get(&[i / 9, i % 9, column])).collect();
+            assert_eq!(sums[column].to_bits(), documented_sum(&own).to_bits());
+            assert_eq!(permuted[column].to_bits(), documented_sum(&own).to_bits());
+        }
+    }
+
+    #[test]
+    fn lanes_make_a_long_f32_sum_more_accurate() {
+        // 2^20 copies of 0.1: one running f32 sum stalls once its ulp outgrows 0.1 (it ends
+        // near 1.0e5 off by hundreds); sixteen lanes each sum 2^16 copies, whose error is
+        // about 16 times smaller.
+        let n = 1 << 20;
+        let sequential = (0..n).fold(0.0_f32, |a, _| a + 0.1);
+        let lanes = Tensor::from_vec(vec![0.1_f32; n], [n])
+            .unwrap()
+            .sum_all()
+            .item();
+        let exact = n as f64 * f64::from(0.1_f32);
+        let lane_error = (f64::from(lanes) - exact).abs();
+        let sequential_error = (f64::from(sequential) - exact).abs();
+        assert!(
+            lane_error * 8.0 < sequential_error,
+            "{lane_error} vs {sequential_error}"
+        );
     }
 
     #[test]
