@@ -37,6 +37,16 @@ pub enum Regularizer {
     },
 }
 
+impl Regularizer {
+    /// The keep probability of a dropout run, 1 for the others (nothing is dropped).
+    pub fn keep_or_one(&self) -> f64 {
+        match *self {
+            Regularizer::Dropout { keep } => keep,
+            _ => 1.0,
+        }
+    }
+}
+
 impl fmt::Display for Regularizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -215,10 +225,19 @@ impl Summary {
         best(&self.dropout)
     }
 
+    /// The dropout run with the smallest keep probability.
+    pub fn strongest_dropout(&self) -> &RunResult {
+        self.dropout
+            .iter()
+            .min_by(|a, b| (a.regularizer.keep_or_one()).total_cmp(&b.regularizer.keep_or_one()))
+            .expect("a non-empty sweep")
+    }
+
     /// What this example claims, checked on this run.
     pub fn claims(&self) -> Vec<Claim> {
         let base = &self.baseline;
         let (l2, dropout) = (self.best_l2(), self.best_dropout());
+        let strongest = self.strongest_dropout();
         vec![
             Claim::below(
                 "l2_gap",
@@ -244,17 +263,34 @@ impl Summary {
                 GAP_RATIO_BELOW,
                 Unit::Ratio,
             ),
-            Claim::below(
-                "dropout_gap",
-                "The best keep probability shrinks the train-test gap",
-                "gap, best dropout / none",
-                dropout.gap() / base.gap(),
-                GAP_RATIO_BELOW,
+            // Strong dropout keeps the network from fitting its training set (each step trains
+            // a random thinned network): its training loss stays far above the unregularized
+            // one's at every seed (measured 30x and more; 5x is the bound). That it also ends
+            // with a smaller train-test gap held at 20 of 20 quick seeds but 4 of 5 at full
+            // size (at seed 5 the gap ended 1.11x none's), so the gap is an observation.
+            Claim::above(
+                "dropout_memorises_less",
+                format!(
+                    "Strong dropout (keep {}) keeps the network from memorising its training set: its training loss stays far higher",
+                    strongest.regularizer.keep_or_one()
+                ),
+                "final train loss, strongest dropout / none",
+                strongest.last().train.loss / base.last().train.loss,
+                DROPOUT_TRAIN_RATIO_ABOVE,
                 Unit::Ratio,
             ),
             Claim::below(
+                "dropout_gap",
+                "and so ends with a smaller train-test gap",
+                "gap, strongest dropout / none",
+                strongest.gap() / base.gap(),
+                GAP_RATIO_BELOW,
+                Unit::Ratio,
+            )
+            .observation(),
+            Claim::below(
                 "dropout_test",
-                "and lowers the test loss",
+                "The best keep probability (lowest final test loss) ends below the unregularized test loss",
                 "test loss, best dropout / none",
                 dropout.last().test.loss / base.last().test.loss,
                 1.0,
@@ -309,7 +345,7 @@ impl Summary {
                 GAP_RATIO_BELOW,
                 Unit::Ratio,
             )
-            // 20 of 20 at the quick size (256-64-16, 150 epochs), 0 of 5 at full size
+            // 19 of 20 at the quick size (256-64-16, 150 epochs), 2 of 5 at full size
             // (512-128-32, 300 epochs): the chapter's rule of thumb is not a mechanism, and
             // this contrast does not bear it out at every size. Shown, counted, not asserted.
             .observation(),
@@ -349,6 +385,9 @@ impl Summary {
         ]
     }
 }
+
+/// Strong dropout's final training loss over the unregularized one's is above this.
+pub const DROPOUT_TRAIN_RATIO_ABOVE: f64 = 5.0;
 
 /// A regularizer that works removes more than this fraction of the unregularized gap.
 pub const GAP_RATIO_BELOW: f64 = 0.9;
