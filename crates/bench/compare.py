@@ -176,9 +176,10 @@ def main():
         f"{s} {peak:.0f} MiB" for s, peak in peaks if peak is not None))
     memory = [(s, value(s, "W6", 1, "above_startup_mib"), value(s, "W6", 1, "vmhwm_kib") or value(s, "W6", 1, "ru_maxrss_kib"))
               for s in ["ours"] + peers]
-    print("\nW6 memory (1 thread): " + "; ".join(
-        f"{s}: peak {hwm / 1024:.0f} MiB" + (f", {above:.1f} MiB above start-up" if above is not None else "")
-        for s, above, hwm in memory if hwm))
+    if any(hwm for _, _, hwm in memory):
+        print("\nW6 memory (1 thread): " + "; ".join(
+            f"{s}: peak {hwm / 1024:.0f} MiB" + (f", {above:.1f} MiB above start-up" if above is not None else "")
+            for s, above, hwm in memory if hwm))
 
 
 if __name__ == "__main__":
