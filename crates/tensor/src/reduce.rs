@@ -197,17 +197,12 @@ fn sum_kernel<T: Float>(source: &Tensor<T>, mask: u64, keepdim: bool) -> Tensor<
                         out
                     };
                     let mut next = 0;
-                    for &(o_start, o_len, o_stride) in &kept_rows {
+                    // Every row of a walk has the innermost stride, 1 here (outputs_contiguous).
+                    for &(o_start, o_len, _) in &kept_rows {
                         let row = &mut target[next..next + o_len];
                         let start = position + o_start;
-                        if o_stride == 1 {
-                            for (o, &x) in row.iter_mut().zip(&data[start..start + o_len]) {
-                                *o += x;
-                            }
-                        } else {
-                            for (j, o) in row.iter_mut().enumerate() {
-                                *o += data[start + j * o_stride];
-                            }
+                        for (o, &x) in row.iter_mut().zip(&data[start..start + o_len]) {
+                            *o += x;
                         }
                         next += o_len;
                     }
@@ -655,6 +650,43 @@ mod tests {
             // sum_to (the reverse of broadcasting) is the same sum.
             let to = x.sum_to([1, 5]).to_vec();
             assert_eq!(to, reduction_major);
+        }
+        // Views that start inside their buffer, whose kept rows start at different places:
+        // [n, 3, 4] cut from [n + 2, 3, 6], summed over axis 0 (reduction-major, three kept
+        // rows per reduced position) and over axes 0 and 1 (output-major, strided).
+        for n in [20, 40, 47] {
+            let big = Tensor::from_vec(order_sensitive((n + 2) * 18), [n + 2, 3, 6]).unwrap();
+            let view = big.narrow(0, 1, n).narrow(2, 1, 4);
+            let over_rows = view.sum(&[0], false).to_vec();
+            let over_two = view.sum(&[0, 1], false).to_vec();
+            for (j, k) in (0..3).flat_map(|j| (0..4).map(move |k| (j, k))) {
+                let own: Vec<f32> = (0..n).map(|r| view.get(&[r, j, k])).collect();
+                assert_eq!(
+                    over_rows[j * 4 + k].to_bits(),
+                    documented_sum(&own).to_bits()
+                );
+            }
+            for k in 0..4 {
+                let own: Vec<f32> = (0..n * 3).map(|i| view.get(&[i / 3, i % 3, k])).collect();
+                assert_eq!(over_two[k].to_bits(), documented_sum(&own).to_bits());
+            }
+        }
+        // Output-major over views that start inside their buffer: rows of 40 cut from rows of
+        // 50 (one contiguous reduced run per output), and [3, 12] blocks cut from [3, 14] (three
+        // reduced runs per output).
+        let big = Tensor::from_vec(order_sensitive(150), [3, 50]).unwrap();
+        let view = big.narrow(1, 5, 40);
+        for (row, sum) in view.sum(&[1], false).to_vec().iter().enumerate() {
+            let own: Vec<f32> = (0..40).map(|c| view.get(&[row, c])).collect();
+            assert_eq!(sum.to_bits(), documented_sum(&own).to_bits());
+        }
+        let big = Tensor::from_vec(order_sensitive(2 * 3 * 14), [2, 3, 14]).unwrap();
+        let view = big.narrow(2, 1, 12);
+        for (block, sum) in view.sum(&[1, 2], false).to_vec().iter().enumerate() {
+            let own: Vec<f32> = (0..36)
+                .map(|i| view.get(&[block, i / 12, i % 12]))
+                .collect();
+            assert_eq!(sum.to_bits(), documented_sum(&own).to_bits());
         }
         // Several reduced axes: [4, 9, 5] over axes 0 and 1 is 36 values per output, in
         // row-major order of (axis 0, axis 1), whatever the layout.
