@@ -220,8 +220,9 @@ fn sum_kernel<T: Float>(source: &Tensor<T>, mask: u64, keepdim: bool) -> Tensor<
             for &(o_start, o_len, o_stride) in &kept_rows {
                 for j in 0..o_len {
                     let position = base + o_start + j * o_stride;
-                    out[next] = if let [(r_start, _, 1)] = reduced_rows[..] {
-                        lane_sum(&data[position + r_start..position + r_start + count])
+                    // One contiguous reduced run (a single row of a walk starts at 0).
+                    out[next] = if let [(_, _, 1)] = reduced_rows[..] {
+                        lane_sum(&data[position..position + count])
                     } else {
                         let mut lanes = [T::ZERO; SUM_LANES];
                         let mut total = T::ZERO;
@@ -652,11 +653,12 @@ mod tests {
             assert_eq!(to, reduction_major);
         }
         // Views that start inside their buffer, whose kept rows start at different places:
-        // [n, 3, 4] cut from [n + 2, 3, 6], summed over axis 0 (reduction-major, three kept
-        // rows per reduced position) and over axes 0 and 1 (output-major, strided).
+        // [n, 3, 4] cut from [n + 2, 4, 6], summed over axis 0 (three kept rows per reduced
+        // position) and over axes 0 and 1 (axes that do not merge: n reduced rows of 3, each
+        // starting elsewhere), both reduction-major.
         for n in [20, 40, 47] {
-            let big = Tensor::from_vec(order_sensitive((n + 2) * 18), [n + 2, 3, 6]).unwrap();
-            let view = big.narrow(0, 1, n).narrow(2, 1, 4);
+            let big = Tensor::from_vec(order_sensitive((n + 2) * 24), [n + 2, 4, 6]).unwrap();
+            let view = big.narrow(0, 1, n).narrow(1, 0, 3).narrow(2, 1, 4);
             let over_rows = view.sum(&[0], false).to_vec();
             let over_two = view.sum(&[0, 1], false).to_vec();
             for (j, k) in (0..3).flat_map(|j| (0..4).map(move |k| (j, k))) {
@@ -666,9 +668,9 @@ mod tests {
                     documented_sum(&own).to_bits()
                 );
             }
-            for k in 0..4 {
+            for (k, sum) in over_two.iter().enumerate() {
                 let own: Vec<f32> = (0..n * 3).map(|i| view.get(&[i / 3, i % 3, k])).collect();
-                assert_eq!(over_two[k].to_bits(), documented_sum(&own).to_bits());
+                assert_eq!(sum.to_bits(), documented_sum(&own).to_bits());
             }
         }
         // Output-major over views that start inside their buffer: rows of 40 cut from rows of
@@ -678,6 +680,14 @@ mod tests {
         let view = big.narrow(1, 5, 40);
         for (row, sum) in view.sum(&[1], false).to_vec().iter().enumerate() {
             let own: Vec<f32> = (0..40).map(|c| view.get(&[row, c])).collect();
+            assert_eq!(sum.to_bits(), documented_sum(&own).to_bits());
+        }
+        // Kept axes that do not merge (two kept rows, the second starting at 160).
+        let big = Tensor::from_vec(order_sensitive(2 * 4 * 40), [2, 4, 40]).unwrap();
+        let view = big.narrow(1, 0, 3).narrow(2, 2, 36);
+        let sums = view.sum(&[2], false).to_vec();
+        for (i, sum) in sums.iter().enumerate() {
+            let own: Vec<f32> = (0..36).map(|c| view.get(&[i / 3, i % 3, c])).collect();
             assert_eq!(sum.to_bits(), documented_sum(&own).to_bits());
         }
         let big = Tensor::from_vec(order_sensitive(2 * 3 * 14), [2, 3, 14]).unwrap();
