@@ -294,15 +294,17 @@ fn check_sum_to<T: Float>(from: &[usize], to: &[usize], seed: u64) -> Result<(),
     let x = tensor::<T>(&values(seed, numel(to), Values::WithSpecials), to);
     let xs = x.to_vec();
     let lead = to.len() - from.len();
-    let mut expected = vec![T::ZERO; numel(from)];
+    // Each output's elements in row-major order of `to`, summed in the documented order.
+    let mut groups = vec![Vec::new(); numel(from)];
     for index in multi_indices(to) {
         let target: Vec<usize> = from
             .iter()
             .enumerate()
             .map(|(axis, &d)| if d == 1 { 0 } else { index[lead + axis] })
             .collect();
-        expected[flat(from, &target)] += xs[flat(to, &index)];
+        groups[flat(from, &target)].push(xs[flat(to, &index)]);
     }
+    let expected: Vec<T> = groups.iter().map(|g| documented_sum(g)).collect();
     check_exact("sum_to", &x.sum_to(from), from, &expected)?;
     // Summing a broadcast back multiplies by the number of copies (exact for these integers).
     let small: Vec<f64> = (0..numel(from)).map(|i| (i % 7) as f64 - 3.0).collect();
