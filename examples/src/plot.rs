@@ -1947,14 +1947,16 @@ mod tests {
         );
     }
 
-    /// Writes a demonstration of every kind of panel (`cargo test -p examples --lib plot --
-    /// --ignored`), to look at: `$PLOT_DEMO` or `plot_demo.svg` in the temporary directory.
+    /// Draws every kind of panel into one figure and checks that each panel made it into the
+    /// file. To look at it: `PLOT_DEMO=/tmp/demo.svg cargo test -p examples --lib plot::tests::demo`
+    /// (otherwise it goes to a per-process file in the temporary directory).
     #[test]
-    #[ignore = "writes a file to look at"]
     fn demo() {
         let path = std::env::var_os("PLOT_DEMO")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("plot_demo.svg"));
+            .unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("plot_demo_{}.svg", std::process::id()))
+            });
         let epochs: Vec<f64> = (0..=50).map(f64::from).collect();
         let band: Vec<(f64, f64, f64)> = epochs
             .iter()
@@ -2091,11 +2093,29 @@ mod tests {
                 .collect(),
             3,
         ));
-        write_svg(
-            &path,
-            &[bands, sweep, histograms, heatmap, fractional, wide],
-        )
-        .unwrap();
-        eprintln!("wrote {}", path.display());
+        let charts = [bands, sweep, histograms, heatmap, fractional, wide];
+        let titles: Vec<String> = charts.iter().map(|c| c.title.clone()).collect();
+        write_svg(&path, &charts).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("<svg"), "not an SVG file");
+        for title in &titles {
+            assert!(
+                svg.contains(title.as_str()),
+                "panel {title:?} missing from the figure"
+            );
+        }
+        // Every histogram layer, the scatter classes and the band are drawn with their labels.
+        for label in [
+            "layer 1",
+            "layer 10",
+            "class 0",
+            "class 1",
+            "range over seeds",
+        ] {
+            assert!(svg.contains(label), "label {label:?} missing");
+        }
+        if std::env::var_os("PLOT_DEMO").is_none() {
+            std::fs::remove_file(&path).unwrap();
+        }
     }
 }

@@ -160,7 +160,8 @@ fn layer_gain(activation: Activation, fan_in: usize, std: f64) -> f64 {
 }
 
 /// E[f(Z)] for Z ~ N(0, 1), by the midpoint rule on [-10, 10] (error far below 1e-9 for the
-/// bounded functions used here).
+/// bounded functions used here). The example has the same function; this copy is on purpose,
+/// so that the predictions this test checks against owe nothing to the example's code.
 fn gaussian_expectation(f: impl Fn(f64) -> f64) -> f64 {
     let steps = 20_000;
     let h = 20.0 / steps as f64;

@@ -23,6 +23,36 @@ fn rows_of(dims: &[usize], strides: &[usize]) -> SmallVec<[Row; 4]> {
     rows
 }
 
+/// The walks of a reduction: the rows of the kept axes (one output each element) and of the
+/// reduced axes (the elements each output combines), and how many outputs there are.
+struct ReductionWalk {
+    kept_rows: SmallVec<[Row; 4]>,
+    reduced_rows: SmallVec<[Row; 4]>,
+    outputs: usize,
+}
+
+impl ReductionWalk {
+    fn new<T: Float>(source: &Tensor<T>, mask: u64) -> Self {
+        let (mut kept_dims, mut kept_strides, mut reduced_dims, mut reduced_strides) =
+            (Dims::new(), Dims::new(), Dims::new(), Dims::new());
+        let dims = source.shape().dims();
+        for (axis, (&d, &s)) in dims.iter().zip(source.strides()).enumerate() {
+            if mask & (1 << axis) == 0 {
+                kept_dims.push(d);
+                kept_strides.push(s);
+            } else {
+                reduced_dims.push(d);
+                reduced_strides.push(s);
+            }
+        }
+        ReductionWalk {
+            kept_rows: rows_of(&kept_dims, &kept_strides),
+            reduced_rows: rows_of(&reduced_dims, &reduced_strides),
+            outputs: kept_dims.iter().product(),
+        }
+    }
+}
+
 /// Reduces the axes in `mask` with `combine`, starting every output at `init`.
 fn reduce_kernel<T: Float>(
     source: &Tensor<T>,
@@ -32,20 +62,12 @@ fn reduce_kernel<T: Float>(
     combine: impl Fn(T, T) -> T,
 ) -> Tensor<T> {
     let shape = source.shape();
-    let (mut kept_dims, mut kept_strides, mut reduced_dims, mut reduced_strides) =
-        (Dims::new(), Dims::new(), Dims::new(), Dims::new());
-    for (axis, (&d, &s)) in shape.dims().iter().zip(source.strides()).enumerate() {
-        if mask & (1 << axis) == 0 {
-            kept_dims.push(d);
-            kept_strides.push(s);
-        } else {
-            reduced_dims.push(d);
-            reduced_strides.push(s);
-        }
-    }
     let out_shape = shape.reduced(mask, keepdim);
-    let kept_rows = rows_of(&kept_dims, &kept_strides);
-    let reduced_rows = rows_of(&reduced_dims, &reduced_strides);
+    let ReductionWalk {
+        kept_rows,
+        reduced_rows,
+        ..
+    } = ReductionWalk::new(source, mask);
     let data = source.storage();
     let base = source.layout().offset();
     let outputs_contiguous = kept_rows
@@ -149,24 +171,15 @@ fn sum_kernel<T: Float>(source: &Tensor<T>, mask: u64, keepdim: bool) -> Tensor<
     if count < LANE_SUM_MIN {
         return reduce_kernel(source, mask, keepdim, T::ZERO, |a, b| a + b);
     }
-    let (mut kept_dims, mut kept_strides, mut reduced_dims, mut reduced_strides) =
-        (Dims::new(), Dims::new(), Dims::new(), Dims::new());
-    for (axis, (&d, &s)) in shape.dims().iter().zip(source.strides()).enumerate() {
-        if mask & (1 << axis) == 0 {
-            kept_dims.push(d);
-            kept_strides.push(s);
-        } else {
-            reduced_dims.push(d);
-            reduced_strides.push(s);
-        }
-    }
     let out_shape = shape.reduced(mask, keepdim);
-    let kept_rows = rows_of(&kept_dims, &kept_strides);
-    let reduced_rows = rows_of(&reduced_dims, &reduced_strides);
+    let ReductionWalk {
+        kept_rows,
+        reduced_rows,
+        outputs,
+    } = ReductionWalk::new(source, mask);
     let data = source.storage();
     let base = source.layout().offset();
     let full = count - count % SUM_LANES;
-    let outputs: usize = kept_dims.iter().product();
     let outputs_contiguous = kept_rows
         .first()
         .is_some_and(|&(_, len, stride)| stride == 1 && len > 1);
